@@ -1,0 +1,18 @@
+// addon.cc — module init only. Each concept registers its own functions.
+#include <napi.h>
+
+#include "native.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  memseal::InitConstants(env, exports);
+  memseal::InitMemfd(env, exports);
+  memseal::InitMapping(env, exports);
+  memseal::InitChannel(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(memseal, Init)

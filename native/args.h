@@ -1,0 +1,61 @@
+// args.h — cheap re-checks of argument types in native code. The TypeScript
+// layer validates first and throws Node-style errors; these checks only stop a
+// direct caller of the private binding from reaching a syscall with garbage.
+// They throw a JavaScript TypeError (never a C++ exception, never abort).
+#pragma once
+
+#include <napi.h>
+#include <cstdint>
+
+namespace memseal {
+
+inline bool ArgError(const Napi::CallbackInfo& info, const char* what) {
+  Napi::TypeError::New(info.Env(), what).ThrowAsJavaScriptException();
+  return false;
+}
+
+// A JS number holding an integer in the int64 range.
+inline bool ArgInt64(const Napi::CallbackInfo& info, size_t i, int64_t* out) {
+  *out = 0;
+  if (info.Length() <= i || !info[i].IsNumber()) return ArgError(info, "expected an integer argument");
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= -9007199254740991.0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    return ArgError(info, "expected a safe integer argument");
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+inline bool ArgInt32(const Napi::CallbackInfo& info, size_t i, int32_t* out) {
+  *out = 0;
+  int64_t v = 0;
+  if (!ArgInt64(info, i, &v)) return false;
+  if (v < INT32_MIN || v > INT32_MAX) return ArgError(info, "expected a 32-bit integer argument");
+  *out = static_cast<int32_t>(v);
+  return true;
+}
+
+inline bool ArgUint32(const Napi::CallbackInfo& info, size_t i, uint32_t* out) {
+  *out = 0;
+  int64_t v = 0;
+  if (!ArgInt64(info, i, &v)) return false;
+  if (v < 0 || v > UINT32_MAX) return ArgError(info, "expected an unsigned 32-bit integer argument");
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+inline bool ArgFd(const Napi::CallbackInfo& info, size_t i, int* out) {
+  *out = -1;
+  int32_t v = 0;
+  if (!ArgInt32(info, i, &v)) return false;
+  if (v < 0) return ArgError(info, "expected a file descriptor");
+  *out = v;
+  return true;
+}
+
+// Result of a syscall: the value, or -errno.
+inline Napi::Value Result(Napi::Env env, int64_t r) {
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
+}  // namespace memseal

@@ -1,0 +1,234 @@
+// mapping.cc — mmap(2), munmap(2), mprotect(2), madvise(2), msync(2), mlock(2),
+// munlock(2) and mseal(2) over one owned region.
+//
+// Ownership: a region is reachable from JavaScript through a type-tagged
+// External handle and through the external ArrayBuffers created over it (the
+// whole region, or windows of it where the region is larger than this Node's
+// ArrayBuffer limit). Each of those holds one reference; the pages are unmapped
+// when the last one is garbage-collected (or at environment teardown, when Node
+// runs the remaining finalizers), so a forgotten mapping does not leak and a
+// view that outlives its Mapping object never points at freed memory. An
+// explicit munmap detaches every ArrayBuffer first, so a stale view reads as
+// length 0 instead of touching freed memory.
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "args.h"
+#include "kernel.h"
+#include "native.h"
+
+namespace memseal {
+namespace {
+
+const napi_type_tag kRegionTag = {0x6d656d7365616c00ULL, 0x726567696f6e0001ULL};
+
+struct Region {
+  void* addr;
+  size_t len;
+  int refs;        // the handle and every ArrayBuffer over the pages
+  bool unmapped;
+  bool sealed;     // mseal'd: the kernel refuses munmap until exit
+  std::vector<napi_ref> buffers;  // weak: lets munmap detach them
+};
+
+void DropPages(Napi::Env env, Region* r) {
+  if (r->unmapped) return;
+  if (!r->sealed) munmap(r->addr, r->len);
+  r->unmapped = true;
+  int64_t ignored;
+  napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);
+}
+
+void Release(Napi::Env env, Region* r) {
+  if (--r->refs > 0) return;
+  DropPages(env, r);
+  for (napi_ref ref : r->buffers) napi_delete_reference(env, ref);
+  delete r;
+}
+
+// An external ArrayBuffer over [offset, offset + length) of the region, or
+// nullptr with a pending exception.
+napi_value NewBuffer(napi_env env, Region* r, size_t offset, size_t length) {
+  napi_value ab;
+  napi_status st = napi_create_external_arraybuffer(
+      env, static_cast<char*>(r->addr) + offset, length,
+      [](napi_env e, void*, void* hint) { Release(Napi::Env(e), static_cast<Region*>(hint)); }, r, &ab);
+  if (st != napi_ok) return nullptr;
+  r->refs++;
+  napi_ref ref;
+  if (napi_create_reference(env, ab, 0, &ref) == napi_ok) r->buffers.push_back(ref);
+  return ab;
+}
+
+Region* GetRegion(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsExternal() ||
+      !info[i].As<Napi::Object>().CheckTypeTag(&kRegionTag)) {
+    ArgError(info, "expected a mapping handle");
+    return nullptr;
+  }
+  return info[i].As<Napi::External<Region>>().Data();
+}
+
+Napi::Value Errno(Napi::Env env, int r) { return Result(env, r < 0 ? -errno : r); }
+
+// mmap(length, prot, flags, fd, offset, whole) -> [handle, address, ArrayBuffer | null] | -errno
+// `whole` asks for an ArrayBuffer over the entire region; the caller leaves it
+// false where the length exceeds this Node's ArrayBuffer limit.
+Napi::Value Mmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t len, offset;
+  int32_t prot, flags, fd;
+  if (!ArgInt64(info, 0, &len) || !ArgInt32(info, 1, &prot) || !ArgInt32(info, 2, &flags) ||
+      !ArgInt32(info, 3, &fd) || !ArgInt64(info, 4, &offset)) {
+    return env.Undefined();
+  }
+  bool whole = info.Length() > 5 && info[5].ToBoolean().Value();
+  if (len <= 0) return Result(env, -EINVAL);  // what mmap(2) says of length 0
+  void* addr = mmap(nullptr, static_cast<size_t>(len), prot, flags, fd, static_cast<off_t>(offset));
+  if (addr == MAP_FAILED) return Result(env, -errno);
+
+  Region* r = new Region{addr, static_cast<size_t>(len), 1, false, false, {}};
+  int64_t ignored;
+  napi_adjust_external_memory(env, len, &ignored);
+  Napi::External<Region> handle = Napi::External<Region>::New(env, r, [](Napi::Env e, Region* reg) { Release(e, reg); });
+  handle.TypeTag(&kRegionTag);
+
+  Napi::Value buffer = env.Null();
+  if (whole) {
+    napi_value ab = NewBuffer(env, r, 0, r->len);
+    if (ab == nullptr) return env.Undefined();  // exception pending; the handle's finalizer unmaps
+    buffer = Napi::Value(env, ab);
+  }
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, handle);
+  out.Set(1u, Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(addr))));
+  out.Set(2u, buffer);
+  return out;
+}
+
+// munmap(handle) -> 0 | -errno. Detaches every ArrayBuffer before the pages go.
+Napi::Value Munmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* r = GetRegion(info, 0);
+  if (r == nullptr) return env.Undefined();
+  if (r->unmapped) return Result(env, 0);
+  if (r->sealed) return Result(env, -EPERM);  // what the kernel answers; views stay valid
+  for (napi_ref ref : r->buffers) {
+    napi_value ab;
+    if (napi_get_reference_value(env, ref, &ab) == napi_ok && ab != nullptr) Napi::ArrayBuffer(env, ab).Detach();
+  }
+  if (munmap(r->addr, r->len) < 0) return Result(env, -errno);
+  r->unmapped = true;
+  int64_t ignored;
+  napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);
+  return Result(env, 0);
+}
+
+#define REGION_OR_RETURN(i)                                  \
+  Region* r = GetRegion(info, i);                            \
+  if (r == nullptr) return info.Env().Undefined();           \
+  if (r->unmapped) return Result(info.Env(), -EINVAL)
+
+// mprotect(handle, prot) -> 0 | -errno
+Napi::Value Mprotect(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  int32_t prot;
+  if (!ArgInt32(info, 1, &prot)) return info.Env().Undefined();
+  return Errno(info.Env(), mprotect(r->addr, r->len, prot));
+}
+
+// madvise(handle, advice, offset, length) -> 0 | -errno
+Napi::Value Madvise(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  int32_t advice;
+  int64_t off, len;
+  if (!ArgInt32(info, 1, &advice) || !ArgInt64(info, 2, &off) || !ArgInt64(info, 3, &len)) {
+    return info.Env().Undefined();
+  }
+  if (off < 0 || len < 0 || static_cast<uint64_t>(off) + static_cast<uint64_t>(len) > r->len) {
+    return Result(info.Env(), -EINVAL);
+  }
+  return Errno(info.Env(), madvise(static_cast<char*>(r->addr) + off, static_cast<size_t>(len), advice));
+}
+
+// msync(handle, flags) -> 0 | -errno
+Napi::Value Msync(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  int32_t flags;
+  if (!ArgInt32(info, 1, &flags)) return info.Env().Undefined();
+  return Errno(info.Env(), msync(r->addr, r->len, flags));
+}
+
+Napi::Value Mlock(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  return Errno(info.Env(), mlock(r->addr, r->len));
+}
+
+Napi::Value Munlock(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  return Errno(info.Env(), munlock(r->addr, r->len));
+}
+
+long RawMseal(void* addr, size_t len, unsigned long flags) {
+#ifdef SYS_mseal
+  return syscall(SYS_mseal, addr, len, flags);
+#else
+  (void)addr; (void)len; (void)flags;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// mseal(handle) -> 0 | -errno. Seals the whole region for the life of the process.
+Napi::Value Mseal(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  if (RawMseal(r->addr, r->len, 0) < 0) return Result(info.Env(), -errno);
+  r->sealed = true;
+  return Result(info.Env(), 0);
+}
+
+// msealProbe() -> -errno of mseal(NULL, 0, 1): EINVAL where the syscall exists
+// (flags must be 0), ENOSYS where it does not. Touches no memory.
+Napi::Value MsealProbe(const Napi::CallbackInfo& info) {
+  long r = RawMseal(nullptr, 0, 1);
+  return Result(info.Env(), r < 0 ? -errno : r);
+}
+
+// view(handle, offset, length) -> ArrayBuffer over a window of the region.
+Napi::Value View(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  int64_t off, len;
+  if (!ArgInt64(info, 1, &off) || !ArgInt64(info, 2, &len)) return info.Env().Undefined();
+  if (off < 0 || len < 0 || static_cast<uint64_t>(off) + static_cast<uint64_t>(len) > r->len) {
+    return Result(info.Env(), -EINVAL);
+  }
+  napi_value ab = NewBuffer(info.Env(), r, static_cast<size_t>(off), static_cast<size_t>(len));
+  if (ab == nullptr) return info.Env().Undefined();
+  return Napi::Value(info.Env(), ab);
+}
+
+Napi::Value PageSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
+}
+
+}  // namespace
+
+void InitMapping(Napi::Env env, Napi::Object exports) {
+  exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
+  exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
+  exports.Set("mprotect", Napi::Function::New(env, Mprotect, "mprotect"));
+  exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
+  exports.Set("msync", Napi::Function::New(env, Msync, "msync"));
+  exports.Set("mlock", Napi::Function::New(env, Mlock, "mlock"));
+  exports.Set("munlock", Napi::Function::New(env, Munlock, "munlock"));
+  exports.Set("mseal", Napi::Function::New(env, Mseal, "mseal"));
+  exports.Set("msealProbe", Napi::Function::New(env, MsealProbe, "msealProbe"));
+  exports.Set("view", Napi::Function::New(env, View, "view"));
+  exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
+}
+
+}  // namespace memseal

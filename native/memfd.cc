@@ -1,0 +1,120 @@
+// memfd.cc — memfd_create(2), memfd_secret(2), fcntl(2) F_ADD_SEALS/F_GET_SEALS,
+// fstat(2) and errno names. Thin, 1:1 calls returning the result or -errno.
+#include <errno.h>
+#include <ctype.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <string>
+
+#include "args.h"
+#include "kernel.h"
+#include "native.h"
+
+namespace memseal {
+namespace {
+
+// memfdCreate(name: string, flags: number) -> fd | -errno
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) return (ArgError(info, "name must be a string"), info.Env().Undefined());
+  uint32_t flags;
+  if (!ArgUint32(info, 1, &flags)) return info.Env().Undefined();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (name.find('\0') != std::string::npos) return (ArgError(info, "name must not contain NUL"), info.Env().Undefined());
+  int fd = memfd_create(name.c_str(), flags);
+  return Result(info.Env(), fd < 0 ? -errno : fd);
+}
+
+// memfdSecret(flags: number) -> fd | -errno
+Napi::Value MemfdSecret(const Napi::CallbackInfo& info) {
+  uint32_t flags;
+  if (!ArgUint32(info, 0, &flags)) return info.Env().Undefined();
+#ifdef SYS_memfd_secret
+  long fd = syscall(SYS_memfd_secret, flags);
+  return Result(info.Env(), fd < 0 ? -errno : fd);
+#else
+  return Result(info.Env(), -ENOSYS);
+#endif
+}
+
+// addSeals(fd, seals) -> 0 | -errno
+Napi::Value AddSeals(const Napi::CallbackInfo& info) {
+  int fd;
+  uint32_t seals;
+  if (!ArgFd(info, 0, &fd) || !ArgUint32(info, 1, &seals)) return info.Env().Undefined();
+  int r = fcntl(fd, F_ADD_SEALS, static_cast<int>(seals));
+  return Result(info.Env(), r < 0 ? -errno : r);
+}
+
+// getSeals(fd) -> seals | -errno
+Napi::Value GetSeals(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int r = fcntl(fd, F_GET_SEALS);
+  return Result(info.Env(), r < 0 ? -errno : r);
+}
+
+// fstat(fd) -> [size, mode] | -errno. Used by verification and inspection.
+Napi::Value Fstat(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  struct stat st;
+  if (fstat(fd, &st) < 0) return Result(info.Env(), -errno);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(st.st_size)));
+  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(st.st_mode)));
+  return out;
+}
+
+// ftruncate(fd, length) -> 0 | -errno (64-bit length).
+Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
+  int fd;
+  int64_t len;
+  if (!ArgFd(info, 0, &fd) || !ArgInt64(info, 1, &len)) return info.Env().Undefined();
+  int r = ftruncate(fd, static_cast<off_t>(len));
+  return Result(info.Env(), r < 0 ? -errno : r);
+}
+
+// close(fd) -> 0 | -errno
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int r = close(fd);
+  return Result(info.Env(), r < 0 ? -errno : r);
+}
+
+// errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);
+// errorMessage(-errno) -> 'operation not permitted' (strerror(3), lower-cased
+// as in Node's messages: 'EBUSY: device or resource busy, fcntl(F_ADD_SEALS)').
+Napi::Value ErrorName(const Napi::CallbackInfo& info) {
+  int32_t e;
+  if (!ArgInt32(info, 0, &e)) return info.Env().Undefined();
+  return Napi::String::New(info.Env(), uv_err_name(e));
+}
+
+Napi::Value ErrorMessage(const Napi::CallbackInfo& info) {
+  int32_t e;
+  if (!ArgInt32(info, 0, &e)) return info.Env().Undefined();
+  char buf[128];
+  std::string msg = strerror_r(-e, buf, sizeof buf);  // GNU strerror_r returns the text
+  if (!msg.empty()) msg[0] = static_cast<char>(tolower(static_cast<unsigned char>(msg[0])));
+  return Napi::String::New(info.Env(), msg);
+}
+
+}  // namespace
+
+void InitMemfd(Napi::Env env, Napi::Object exports) {
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+  exports.Set("memfdSecret", Napi::Function::New(env, MemfdSecret, "memfdSecret"));
+  exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
+  exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
+  exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
+  exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("errorName", Napi::Function::New(env, ErrorName, "errorName"));
+  exports.Set("errorMessage", Napi::Function::New(env, ErrorMessage, "errorMessage"));
+}
+
+}  // namespace memseal

@@ -1,0 +1,92 @@
+// Errors shaped like Node's own: system errors with code/errno/syscall, argument
+// errors with ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE, and MemsealError for
+// conditions the library itself detects.
+import { inspect } from 'node:util';
+import { native } from './binding';
+
+/** A failed system call, shaped like Node's own system errors. */
+export interface SystemError extends Error {
+  /** e.g. 'EPERM' */
+  code: string;
+  /** negative errno, as in Node: -1 for EPERM */
+  errno: number;
+  /** the system call, e.g. 'fcntl' */
+  syscall: string;
+  /** a known cause, when there is one */
+  hint?: string;
+}
+
+/**
+ * Builds a system error from a negative errno: message
+ * `EPERM: operation not permitted, fcntl(F_ADD_SEALS)`.
+ * @param syscall the system call name ('fcntl')
+ * @param detail what it was called with ('F_ADD_SEALS'), shown in the message
+ */
+export function systemError(negErrno: number, syscall: string, detail?: string, hint?: string): SystemError {
+  const code = native.errorName(negErrno);
+  const where = detail === undefined ? syscall : `${syscall}(${detail})`;
+  const err = new Error(`${code}: ${native.errorMessage(negErrno)}, ${where}`) as SystemError;
+  err.code = code;
+  err.errno = negErrno;
+  err.syscall = syscall;
+  if (hint !== undefined) err.hint = hint;
+  return err;
+}
+
+/** The library's own error codes. */
+export type MemsealErrorCode =
+  | 'ERR_MEMSEAL_NOT_SEALED'
+  | 'ERR_MEMSEAL_NOT_MEMFD'
+  | 'ERR_MEMSEAL_SIZE'
+  | 'ERR_MEMSEAL_UNSUPPORTED'
+  | 'ERR_MEMSEAL_CLOSED'
+  | 'ERR_MEMSEAL_SEALED'
+  | 'ERR_MEMSEAL_CTRUNC';
+
+/** A condition memseal detects itself (policy, state), not a failed syscall. */
+export class MemsealError extends Error {
+  readonly code: MemsealErrorCode;
+  hint?: string;
+  constructor(code: MemsealErrorCode, message: string, options?: { hint?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MemsealError';
+    this.code = code;
+    if (options?.hint !== undefined) this.hint = options.hint;
+  }
+}
+
+/** Node's ERR_INVALID_ARG_TYPE. */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`);
+  (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
+  return err;
+}
+
+/** Node's ERR_OUT_OF_RANGE. */
+export function outOfRange(name: string, range: string, actual: unknown): RangeError {
+  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(actual)}`);
+  (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
+  return err;
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
+  if (typeof value === 'object') {
+    const ctor = (value as object).constructor?.name;
+    return ctor ? `an instance of ${ctor}` : inspect(value, { depth: -1 });
+  }
+  const shown = inspect(value, { colors: false }).slice(0, 28);
+  return typeof value === 'number' || typeof value === 'bigint' ? shown : `type ${typeof value} (${shown})`;
+}
+
+/**
+ * Returns `r` when it is a result (>= 0); throws the system error for -errno.
+ * `hint` is consulted only on failure, so it may do extra work.
+ */
+export function check(r: number, syscall: string, detail?: string, hint?: (negErrno: number) => string | undefined): number {
+  if (r >= 0) return r;
+  const err = systemError(r, syscall, detail, hint?.(r));
+  Error.captureStackTrace(err, check);
+  throw err;
+}

@@ -1,0 +1,101 @@
+// Kernel feature detection, probed once at load by real calls that leave
+// nothing behind: every probe fd is closed and every probe mapping unmapped.
+import { readFileSync } from 'node:fs';
+import { constants as osConstants, release } from 'node:os';
+import { native } from './binding';
+import { constants as C } from './constants';
+
+/** What the running kernel supports, probed once when memseal loads. */
+export interface Features {
+  /** memfd_create(2) works (Linux 3.17). */
+  readonly memfd: boolean;
+  /** F_ADD_SEALS / F_GET_SEALS on a memfd (Linux 3.17). */
+  readonly sealing: boolean;
+  /** F_SEAL_FUTURE_WRITE (Linux 5.1). */
+  readonly futureWrite: boolean;
+  /** F_SEAL_EXEC (Linux 6.3). */
+  readonly sealExec: boolean;
+  /** MFD_NOEXEC_SEAL / MFD_EXEC (Linux 6.3). */
+  readonly noexecSeal: boolean;
+  /** memfd_create accepts MFD_HUGETLB (Linux 4.14); huge pages may still need reserving. */
+  readonly hugetlb: boolean;
+  /** mseal(2) (Linux 6.10, 64-bit). */
+  readonly mseal: boolean;
+  /** memfd_secret(2) is available and enabled (Linux 5.14; on by default since 6.5). */
+  readonly memfdSecret: boolean;
+  /** MADV_POPULATE_READ / MADV_POPULATE_WRITE (Linux 5.14). */
+  readonly madvisePopulate: boolean;
+  /** uname -r */
+  readonly kernelRelease: string;
+  /** /proc/sys/vm/memfd_noexec (Linux 6.3), or null where the sysctl does not exist. */
+  readonly memfdNoexecSysctl: 0 | 1 | 2 | null;
+}
+
+/** Runs `use(fd)` on a fresh memfd and closes it; false if memfd_create fails. */
+function withMemfd(flags: number, use: (fd: number) => boolean): boolean {
+  const fd = native.memfdCreate('memseal-probe', flags);
+  if (fd < 0) return false;
+  try {
+    return use(fd);
+  } finally {
+    native.close(fd);
+  }
+}
+
+function probeSeal(seal: number): boolean {
+  return withMemfd(C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING, (fd) => native.addSeals(fd, seal) === 0);
+}
+
+function probeMadvisePopulate(): boolean {
+  const page = native.pageSize();
+  const r = native.mmap(page, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE | C.MAP_ANONYMOUS, -1, 0, false);
+  if (typeof r === 'number') return false;
+  try {
+    return native.madvise(r[0], C.MADV_POPULATE_READ, 0, page) === 0;
+  } finally {
+    native.munmap(r[0]);
+  }
+}
+
+function probeMemfdSecret(): boolean {
+  const fd = native.memfdSecret(C.O_CLOEXEC);
+  if (fd < 0) return false;
+  native.close(fd);
+  return true;
+}
+
+function readNoexecSysctl(): 0 | 1 | 2 | null {
+  try {
+    const v = Number.parseInt(readFileSync('/proc/sys/vm/memfd_noexec', 'utf8'), 10);
+    return v === 0 || v === 1 || v === 2 ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+const osErrno = osConstants.errno;
+
+function probe(): Features {
+  const memfd = withMemfd(C.MFD_CLOEXEC, () => true);
+  const sealing = withMemfd(C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING, (fd) => native.getSeals(fd) >= 0);
+  return Object.freeze({
+    memfd,
+    sealing,
+    futureWrite: sealing && probeSeal(C.F_SEAL_FUTURE_WRITE),
+    sealExec: sealing && probeSeal(C.F_SEAL_EXEC),
+    noexecSeal: withMemfd(C.MFD_CLOEXEC | C.MFD_NOEXEC_SEAL, () => true),
+    hugetlb: withMemfd(C.MFD_CLOEXEC | C.MFD_HUGETLB, () => true),
+    // mseal(NULL, 0, 1): EINVAL (flags must be 0) where the syscall exists, ENOSYS where not.
+    mseal: native.msealProbe() === -osErrno.EINVAL,
+    memfdSecret: probeMemfdSecret(),
+    madvisePopulate: probeMadvisePopulate(),
+    kernelRelease: release(),
+    memfdNoexecSysctl: readNoexecSysctl(),
+  });
+}
+
+/**
+ * Kernel features, probed once at load. Tests and the high-level API consult
+ * these instead of comparing kernel versions: distributions backport.
+ */
+export const features: Features = probe();

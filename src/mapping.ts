@@ -1,0 +1,217 @@
+// mmap(2) and the operations on one mapping: munmap(2), mprotect(2),
+// madvise(2), msync(2), mlock(2)/munlock(2) and mseal(2).
+import { constants as bufferConstants } from 'node:buffer';
+import { constants as osConstants } from 'node:os';
+import { native, type RegionHandle } from './binding';
+import { constants as C } from './constants';
+import { check, invalidArgType, MemsealError, systemError } from './errors';
+import { validateFd, validateInt32, validateInteger, validateLength } from './validate';
+
+const E = osConstants.errno;
+const MAX_ARRAY_BUFFER = bufferConstants.MAX_LENGTH;
+const SEALED_HINT = 'the mapping is mseal\'d: it cannot be changed or unmapped until the process exits';
+const construct = Symbol('Mapping.construct');
+
+/**
+ * One mapped region, owned. Its pages are reachable through `buffer` (an
+ * external ArrayBuffer: zero copies) and `bytes()`. `unmap()` detaches every
+ * view before munmap, so a stale view has length 0 instead of pointing at
+ * freed memory. A forgotten mapping is unmapped when it and all its views are
+ * garbage-collected; that is a safety net, not the plan: call `unmap()` or use
+ * `using`.
+ */
+export class Mapping {
+  /** Bytes mapped. */
+  readonly length: number;
+  /** Start address (for diagnostics and /proc/self/maps). */
+  readonly address: bigint;
+  /** MAP_* flags it was created with. */
+  readonly flags: number;
+  #prot: number;
+  #handle: RegionHandle;
+  #buffer: ArrayBuffer | null;
+  #closed = false;
+  #sealed = false;
+
+  /** @internal use {@link mmap} */
+  constructor(token: symbol, handle: RegionHandle, address: bigint, buffer: ArrayBuffer | null,
+    length: number, prot: number, flags: number) {
+    if (token !== construct) throw new TypeError('Illegal constructor: use mmap()');
+    this.#handle = handle;
+    this.address = address;
+    this.#buffer = buffer;
+    this.length = length;
+    this.#prot = prot;
+    this.flags = flags;
+  }
+
+  /** Current protection (PROT_*), as last set by mmap or {@link protect}. */
+  get prot(): number { return this.#prot; }
+  /** mseal'd: can never be unmapped or re-protected; `unmap()` throws EPERM. */
+  get sealed(): boolean { return this.#sealed; }
+  /** Unmapped. */
+  get closed(): boolean { return this.#closed; }
+
+  /**
+   * The whole region as an ArrayBuffer, zero-copy; detached (byteLength 0)
+   * once unmapped. Touching a page the protection forbids kills the process
+   * (SIGSEGV), as it would in C.
+   * @throws RangeError (ERR_OUT_OF_RANGE) if the region is larger than this
+   *   Node's ArrayBuffer limit (4 GiB on Node 20); use `bytes(offset, length)`.
+   */
+  get buffer(): ArrayBuffer {
+    if (this.#buffer === null) {
+      if (this.#closed) return new ArrayBuffer(0);
+      const err = new RangeError(`this mapping (${this.length} bytes) is larger than an ArrayBuffer may be in this ` +
+        `Node.js (${MAX_ARRAY_BUFFER} bytes); use mapping.bytes(offset, length) for windows of it`);
+      (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
+      throw err;
+    }
+    return this.#buffer;
+  }
+
+  /** A Buffer view of `[offset, offset + length)` of the region, zero-copy. */
+  bytes(offset = 0, length?: number): Buffer {
+    this.#assertOpen('bytes');
+    validateInteger(offset, 'offset', 0, this.length);
+    const len = length ?? this.length - offset;
+    validateInteger(len, 'length', 0, this.length - offset);
+    if (this.#buffer !== null) return Buffer.from(this.#buffer, offset, len);
+    const ab = native.view(this.#handle, offset, len);
+    if (typeof ab === 'number') throw systemError(ab, 'mmap', 'view');
+    return Buffer.from(ab);
+  }
+
+  /**
+   * Changes the protection of the whole region: mprotect(2).
+   * @throws EPERM on an mseal'd mapping, EACCES (e.g. PROT_WRITE on a
+   *   MAP_SHARED mapping of a file opened read-only or write-sealed)
+   */
+  protect(prot: number): void {
+    this.#assertOpen('protect');
+    validateInt32(prot, 'prot');
+    check(native.mprotect(this.#handle, prot), 'mprotect', undefined, (e) => this.#sealedHint(e));
+    this.#prot = prot;
+  }
+
+  /**
+   * Gives the kernel advice about a range: madvise(2). MADV_POPULATE_* need
+   * Linux 5.14, MADV_WIPEONFORK 4.14.
+   */
+  advise(advice: number, offset = 0, length?: number): void {
+    this.#assertOpen('advise');
+    validateInt32(advice, 'advice');
+    validateInteger(offset, 'offset', 0, this.length);
+    const len = length ?? this.length - offset;
+    validateInteger(len, 'length', 0, this.length - offset);
+    check(native.madvise(this.#handle, advice, offset, len), 'madvise', undefined, (e) => this.#sealedHint(e));
+  }
+
+  /** Flushes a shared file mapping: msync(2), MS_SYNC by default. */
+  sync(flags: number = C.MS_SYNC): void {
+    this.#assertOpen('sync');
+    validateInt32(flags, 'flags');
+    check(native.msync(this.#handle, flags), 'msync');
+  }
+
+  /** Locks the pages in RAM: mlock(2). Counts against RLIMIT_MEMLOCK. */
+  lock(): void {
+    this.#assertOpen('lock');
+    check(native.mlock(this.#handle), 'mlock', undefined, memlockHint);
+  }
+
+  /** munlock(2). */
+  unlock(): void {
+    this.#assertOpen('unlock');
+    check(native.munlock(this.#handle), 'munlock');
+  }
+
+  /**
+   * Seals the mapping: mseal(2), Linux 6.10, 64-bit only. From then on the
+   * kernel refuses munmap, mprotect, mremap and destructive madvise on it
+   * (EPERM) for the life of the process; the memory is never freed.
+   * @throws ENOSYS on older kernels (hint names the version)
+   */
+  seal(): void {
+    this.#assertOpen('seal');
+    if (this.#sealed) return;
+    check(native.mseal(this.#handle), 'mseal', undefined, msealHint);
+    this.#sealed = true;
+  }
+
+  /**
+   * Detaches every view, then munmap(2). Safe to call twice.
+   * @throws EPERM on an mseal'd mapping; its views stay valid (still mapped)
+   */
+  unmap(): void {
+    if (this.#closed) return;
+    if (this.#sealed) {
+      const err = systemError(-E.EPERM, 'munmap', undefined, SEALED_HINT);
+      Error.captureStackTrace(err, this.unmap);
+      throw err;
+    }
+    check(native.munmap(this.#handle), 'munmap');
+    this.#closed = true;
+  }
+
+  /** Same as {@link unmap}. */
+  close(): void { this.unmap(); }
+
+  /** `using m = mmap(...)` unmaps at scope exit; a sealed mapping is left alone. */
+  [Symbol.dispose](): void {
+    if (!this.#sealed) this.unmap();
+  }
+
+  #assertOpen(op: string): void {
+    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', `Mapping.${op}(): the mapping has been unmapped`);
+  }
+
+  #sealedHint(e: number): string | undefined {
+    return e === -E.EPERM && this.#sealed ? SEALED_HINT : undefined;
+  }
+}
+
+/** Hint for mlock-family failures: RLIMIT_MEMLOCK. */
+export function memlockHint(e: number): string | undefined {
+  if (e !== -E.EAGAIN && e !== -E.ENOMEM && e !== -E.EPERM) return undefined;
+  return 'locked memory is limited by RLIMIT_MEMLOCK (ulimit -l); raise it or lock less';
+}
+
+function msealHint(e: number): string | undefined {
+  if (e === -E.ENOSYS) return 'needs Linux ≥ 6.10 (mseal), on a 64-bit architecture';
+  if (e === -E.EPERM) return 'mseal is not permitted here (e.g. a 32-bit process)';
+  return undefined;
+}
+
+/**
+ * Maps memory: mmap(2). With `fd` -1 (default) the mapping is anonymous
+ * (MAP_ANONYMOUS is added). Lengths and offsets are full 64-bit.
+ * @param prot PROT_* bits
+ * @param flags MAP_SHARED or MAP_PRIVATE, plus MAP_POPULATE, MAP_NORESERVE, …
+ * @throws EPERM (PROT_WRITE + MAP_SHARED on a write-sealed memfd), EACCES,
+ *   EINVAL (length 0, bad flags), ENOMEM, EBADF
+ */
+export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0): Mapping {
+  validateLength(length, 'length');
+  validateInt32(prot, 'prot');
+  validateInt32(flags, 'flags');
+  if (fd !== -1) validateFd(fd);
+  validateLength(offset, 'offset');
+  const mapFlags = fd === -1 ? flags | C.MAP_ANONYMOUS : flags;
+  const r = native.mmap(length, prot, mapFlags, fd, offset, length <= MAX_ARRAY_BUFFER);
+  if (typeof r === 'number') {
+    check(r, 'mmap', undefined, (e) => (e === -E.EPERM && fd !== -1
+      ? 'the file is write-sealed (F_SEAL_WRITE / F_SEAL_FUTURE_WRITE): map it read-only, or MAP_PRIVATE'
+      : undefined));
+  }
+  const [handle, address, buffer] = r as Exclude<typeof r, number>;
+  return new Mapping(construct, handle, address, buffer, length, prot, mapFlags);
+}
+
+/**
+ * Seals a whole mapping: mseal(2), Linux 6.10. Same as `mapping.seal()`.
+ */
+export function mseal(mapping: Mapping): void {
+  if (!(mapping instanceof Mapping)) throw invalidArgType('mapping', 'an instance of Mapping', mapping);
+  mapping.seal();
+}

@@ -1,0 +1,54 @@
+// Shared test helpers: resource counts from /proc and child-process runners.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** Open descriptors of this process (/proc/self/fd, less the one readdir uses). */
+export function countFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Lines of /proc/self/maps: one per VMA. */
+export function countMappings(): number {
+  return readFileSync('/proc/self/maps', 'utf8').trimEnd().split('\n').length;
+}
+
+/** The /proc/self/maps line of the VMA containing `address`, if any. */
+export function mapsLineFor(address: bigint): string | undefined {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').find((line) => {
+    const [range] = line.split(' ');
+    if (!range) return false;
+    const [lo, hi] = range.split('-').map((h) => BigInt(`0x${h}`));
+    return lo !== undefined && hi !== undefined && address >= lo && address < hi;
+  });
+}
+
+export const FIXTURES = path.join(__dirname, 'fixtures');
+
+/** Runs `node test/fixtures/<name> ...args` to completion. */
+export function runFixture(name: string, args: string[] = [], options: { env?: NodeJS.ProcessEnv; timeout?: number } = {}):
+  SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [path.join(FIXTURES, name), ...args], {
+    encoding: 'utf8',
+    env: options.env ?? process.env,
+    timeout: options.timeout ?? 20000,
+  });
+}
+
+/** Lets finalizers run: gc() (mocha runs under --expose-gc), then a few turns of the loop. */
+export async function collectGarbage(rounds = 4): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('tests must run with --expose-gc');
+  for (let i = 0; i < rounds; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Prints why a kernel-dependent test is skipped, then skips it. */
+export function skipUnless(ctx: Mocha.Context, condition: boolean, why: string): void {
+  if (!condition) {
+    console.log(`      (skipped: ${why})`);
+    ctx.skip();
+  }
+}
