@@ -75,9 +75,8 @@ Region* GetRegion(const Napi::CallbackInfo& info, size_t i) {
 
 Napi::Value Errno(Napi::Env env, int r) { return Result(env, r < 0 ? -errno : r); }
 
-// mmap(length, prot, flags, fd, offset, whole) -> [handle, address, ArrayBuffer | null] | -errno
-// `whole` asks for an ArrayBuffer over the entire region; the caller leaves it
-// false where the length exceeds this Node's ArrayBuffer limit.
+// mmap(length, prot, flags, fd, offset) -> [handle, address] | -errno. The
+// ArrayBuffers over the pages are made on demand by view().
 Napi::Value Mmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t len, offset;
@@ -86,7 +85,6 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
       !ArgInt32(info, 3, &fd) || !ArgInt64(info, 4, &offset)) {
     return env.Undefined();
   }
-  bool whole = info.Length() > 5 && info[5].ToBoolean().Value();
   if (len <= 0) return Result(env, -EINVAL);  // what mmap(2) says of length 0
   void* addr = mmap(nullptr, static_cast<size_t>(len), prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Result(env, -errno);
@@ -97,16 +95,9 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   Napi::External<Region> handle = Napi::External<Region>::New(env, r, [](Napi::Env e, Region* reg) { Release(e, reg); });
   handle.TypeTag(&kRegionTag);
 
-  Napi::Value buffer = env.Null();
-  if (whole) {
-    napi_value ab = NewBuffer(env, r, 0, r->len);
-    if (ab == nullptr) return env.Undefined();  // exception pending; the handle's finalizer unmaps
-    buffer = Napi::Value(env, ab);
-  }
-  Napi::Array out = Napi::Array::New(env, 3);
+  Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, handle);
   out.Set(1u, Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(addr))));
-  out.Set(2u, buffer);
   return out;
 }
 

@@ -24,8 +24,8 @@ export interface NativeBinding {
   errorName(negErrno: number): string;
   errorMessage(negErrno: number): string;
   // mapping.cc
-  mmap(length: number, prot: number, flags: number, fd: number, offset: number, whole: boolean):
-    [RegionHandle, bigint, ArrayBuffer | null] | number;
+  /** [handle, address] or -errno */
+  mmap(length: number, prot: number, flags: number, fd: number, offset: number): [RegionHandle, bigint] | number;
   munmap(handle: RegionHandle): number;
   mprotect(handle: RegionHandle, prot: number): number;
   madvise(handle: RegionHandle, advice: number, offset: number, length: number): number;
@@ -34,6 +34,7 @@ export interface NativeBinding {
   munlock(handle: RegionHandle): number;
   mseal(handle: RegionHandle): number;
   msealProbe(): number;
+  /** An external ArrayBuffer over [offset, offset + length) of the region, or -errno */
   view(handle: RegionHandle, offset: number, length: number): ArrayBuffer | number;
   pageSize(): number;
 }

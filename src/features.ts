@@ -48,7 +48,7 @@ function probeSeal(seal: number): boolean {
 
 function probeMadvisePopulate(): boolean {
   const page = native.pageSize();
-  const r = native.mmap(page, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE | C.MAP_ANONYMOUS, -1, 0, false);
+  const r = native.mmap(page, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE | C.MAP_ANONYMOUS, -1, 0);
   if (typeof r === 'number') return false;
   try {
     return native.madvise(r[0], C.MADV_POPULATE_READ, 0, page) === 0;

@@ -29,17 +29,15 @@ export class Mapping {
   readonly flags: number;
   #prot: number;
   #handle: RegionHandle;
-  #buffer: ArrayBuffer | null;
+  #buffer: ArrayBuffer | null = null; // created on first use: many mappings are never touched from JS
   #closed = false;
   #sealed = false;
 
   /** @internal use {@link mmap} */
-  constructor(token: symbol, handle: RegionHandle, address: bigint, buffer: ArrayBuffer | null,
-    length: number, prot: number, flags: number) {
+  constructor(token: symbol, handle: RegionHandle, address: bigint, length: number, prot: number, flags: number) {
     if (token !== construct) throw new TypeError('Illegal constructor: use mmap()');
     this.#handle = handle;
     this.address = address;
-    this.#buffer = buffer;
     this.length = length;
     this.#prot = prot;
     this.flags = flags;
@@ -62,6 +60,7 @@ export class Mapping {
   get buffer(): ArrayBuffer {
     if (this.#buffer === null) {
       if (this.#closed) return new ArrayBuffer(0);
+      if (this.length <= MAX_ARRAY_BUFFER) return (this.#buffer = this.#window(0, this.length));
       const err = new RangeError(`this mapping (${this.length} bytes) is larger than an ArrayBuffer may be in this ` +
         `Node.js (${MAX_ARRAY_BUFFER} bytes); use mapping.bytes(offset, length) for windows of it`);
       (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
@@ -76,10 +75,15 @@ export class Mapping {
     validateInteger(offset, 'offset', 0, this.length);
     const len = length ?? this.length - offset;
     validateInteger(len, 'length', 0, this.length - offset);
-    if (this.#buffer !== null) return Buffer.from(this.#buffer, offset, len);
-    const ab = native.view(this.#handle, offset, len);
+    if (this.length <= MAX_ARRAY_BUFFER) return Buffer.from(this.buffer, offset, len);
+    return Buffer.from(this.#window(offset, len));
+  }
+
+  /** A new external ArrayBuffer over part of the region (it keeps the pages mapped while alive). */
+  #window(offset: number, length: number): ArrayBuffer {
+    const ab = native.view(this.#handle, offset, length);
     if (typeof ab === 'number') throw systemError(ab, 'mmap', 'view');
-    return Buffer.from(ab);
+    return ab;
   }
 
   /**
@@ -198,14 +202,14 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
   if (fd !== -1) validateFd(fd);
   validateLength(offset, 'offset');
   const mapFlags = fd === -1 ? flags | C.MAP_ANONYMOUS : flags;
-  const r = native.mmap(length, prot, mapFlags, fd, offset, length <= MAX_ARRAY_BUFFER);
+  const r = native.mmap(length, prot, mapFlags, fd, offset);
   if (typeof r === 'number') {
     check(r, 'mmap', undefined, (e) => (e === -E.EPERM && fd !== -1
       ? 'the file is write-sealed (F_SEAL_WRITE / F_SEAL_FUTURE_WRITE): map it read-only, or MAP_PRIVATE'
       : undefined));
   }
-  const [handle, address, buffer] = r as Exclude<typeof r, number>;
-  return new Mapping(construct, handle, address, buffer, length, prot, mapFlags);
+  const [handle, address] = r as Exclude<typeof r, number>;
+  return new Mapping(construct, handle, address, length, prot, mapFlags);
 }
 
 /**

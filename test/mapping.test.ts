@@ -154,17 +154,6 @@ describe('Mapping#unmap()', () => {
       assert.throws(op, { name: 'MemsealError', code: 'ERR_MEMSEAL_CLOSED' });
     }
   });
-
-  it('reports the mapping size to V8 as external memory, and takes it back', () => {
-    const len = 64 * 2 ** 20;
-    const before = process.memoryUsage().external;
-    const m = mmap(len, RW, C.MAP_PRIVATE | C.MAP_NORESERVE);
-    const during = process.memoryUsage().external;
-    m.unmap();
-    const after = process.memoryUsage().external;
-    assert.ok(during - before >= len, `external grew by ${during - before}`);
-    assert.ok(during - after >= len, `external shrank by ${during - after}`);
-  });
 });
 
 describe('Mapping lifetime under GC', () => {
