@@ -7,3 +7,5 @@ export { MemsealError } from './errors';
 export type { MemsealErrorCode, SystemError } from './errors';
 export { memfdCreate, memfdSecret, addSeals, getSeals, MEMFD_NAME_MAX } from './memfd';
 export { mmap, mseal, Mapping } from './mapping';
+export { SealedBuffer, verifySeals, DEFAULT_REQUIRED_SEALS, DEFAULT_SEALS } from './sealed';
+export type { SealedBufferOptions, SealedBufferView, VerifyOptions, VerifyResult } from './sealed';

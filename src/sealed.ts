@@ -1,0 +1,333 @@
+// SealedBuffer: an immutable byte range in a sealed memfd that another
+// process can map and trust without copying, and verifySeals(), the check a
+// receiver runs before it maps anything a peer sent.
+import { closeSync, readSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { native } from './binding';
+import { constants as C, Seal, sealNames } from './constants';
+import { check, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { features } from './features';
+import { type Mapping, mmap } from './mapping';
+import { memfdCreate } from './memfd';
+import { validateFd, validateFlags, validateFunction, validateLength, validateObject, validateString } from './validate';
+
+const E = osConstants.errno;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
+export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
+/** The seals SealedBuffer puts on what it creates. */
+export const DEFAULT_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL;
+
+/** What a receiver demands of a descriptor before it maps it. */
+export interface VerifyOptions {
+  /** Seals that must all be present (a superset is fine). Default SHRINK | GROW | WRITE. */
+  require?: number;
+  /** Seals that must be absent. Default 0. */
+  forbid?: number;
+  /** Smallest acceptable size in bytes. */
+  minSize?: number;
+  /** Largest acceptable size in bytes: bounds what a peer can make you map. */
+  maxSize?: number;
+  /** The only acceptable size. */
+  exactSize?: number;
+}
+
+/** The verdict of {@link verifySeals}. */
+export interface VerifyResult {
+  ok: boolean;
+  /** The file's seals (0 if it is not a memfd). */
+  seals: number;
+  /** Its size in bytes (as seen after the seals were read). */
+  size: number;
+  /** Required seals that are absent. */
+  missing: number;
+  /** Why it was rejected; absent when ok. */
+  reason?: string;
+  /** The MemsealError code a rejection maps to; absent when ok. */
+  code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE'>;
+}
+
+interface Policy {
+  require: number;
+  forbid: number;
+  minSize: number;
+  maxSize: number;
+}
+
+function policy(options: VerifyOptions | undefined): Policy {
+  if (options === undefined) return { require: DEFAULT_REQUIRED_SEALS, forbid: 0, minSize: 0, maxSize: Number.MAX_SAFE_INTEGER };
+  validateObject(options, 'options');
+  const { require = DEFAULT_REQUIRED_SEALS, forbid = 0, minSize, maxSize, exactSize } = options;
+  validateFlags(require, 'options.require');
+  validateFlags(forbid, 'options.forbid');
+  let lo = 0;
+  let hi = Number.MAX_SAFE_INTEGER;
+  if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); lo = minSize; }
+  if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); hi = maxSize; }
+  if (exactSize !== undefined) {
+    validateLength(exactSize, 'options.exactSize');
+    lo = Math.max(lo, exactSize);
+    hi = Math.min(hi, exactSize);
+  }
+  return { require, forbid, minSize: lo, maxSize: hi };
+}
+
+function describeSeals(mask: number): string {
+  return mask === 0 ? 'none' : sealNames(mask).join(', ');
+}
+
+function verify(fd: number, p: Policy): VerifyResult {
+  // Seals first, then the size: seals only accumulate, so once SHRINK and GROW
+  // are seen the size read afterwards is final.
+  const seals = native.getSeals(fd);
+  if (seals < 0) {
+    if (seals !== -E.EINVAL) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
+    const st = native.fstat(fd);
+    const kind = typeof st === 'number' ? 'an unknown kind of file' : fileKind(st[1]);
+    return { ok: false, seals: 0, size: 0, missing: p.require, code: 'ERR_MEMSEAL_NOT_MEMFD',
+      reason: `the descriptor is ${kind}, not a memfd: it cannot be sealed` };
+  }
+  const st = native.fstat(fd);
+  if (typeof st === 'number') throw systemError(st, 'fstat');
+  const [size, mode] = st;
+  if ((mode & S_IFMT) !== S_IFREG) {
+    return { ok: false, seals, size, missing: 0, code: 'ERR_MEMSEAL_NOT_MEMFD',
+      reason: `the descriptor is ${fileKind(mode)}, not a memfd` };
+  }
+  const missing = p.require & ~seals;
+  if (missing !== 0) {
+    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_NOT_SEALED',
+      reason: `missing seals: ${describeSeals(missing)} (has: ${describeSeals(seals)})` };
+  }
+  const forbidden = seals & p.forbid;
+  if (forbidden !== 0) {
+    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_NOT_SEALED',
+      reason: `forbidden seals present: ${describeSeals(forbidden)}` };
+  }
+  if (size < p.minSize || size > p.maxSize) {
+    const bound = p.minSize === p.maxSize ? `exactly ${p.minSize}` : `${p.minSize}..${p.maxSize}`;
+    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE',
+      reason: `size ${size} bytes is outside the accepted range (${bound} bytes)` };
+  }
+  return { ok: true, seals, size, missing: 0 };
+}
+
+function fileKind(mode: number): string {
+  switch (mode & S_IFMT) {
+    case 0o010000: return 'a pipe';
+    case 0o140000: return 'a socket';
+    case 0o020000: return 'a character device';
+    case 0o060000: return 'a block device';
+    case 0o040000: return 'a directory';
+    case S_IFREG: return 'a regular file';
+    default: return 'an unknown kind of file';
+  }
+}
+
+/**
+ * Checks a descriptor a peer handed over before anything is mapped: that it is
+ * a memfd (F_GET_SEALS works), that its seals include `require` (a superset is
+ * fine: newer kernels add bits), exclude `forbid`, and that its size is within
+ * bounds. A policy failure is returned, never thrown; the descriptor is left
+ * open. Without F_SEAL_SHRINK a peer could truncate the file under your
+ * mapping and every access past the new end would raise SIGBUS.
+ * @throws EBADF for a closed descriptor; TypeError/RangeError for bad options
+ */
+export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
+  validateFd(fd);
+  return verify(fd, policy(options));
+}
+
+/** Options for {@link SealedBuffer.from} and {@link SealedBuffer.create}. */
+export interface SealedBufferOptions {
+  /** The memfd's name, shown in /proc/<pid>/fd and `memseal inspect`. Default 'memseal'. */
+  name?: string;
+  /** The seals to add once filled. Default SHRINK | GROW | WRITE | SEAL. */
+  seals?: number;
+}
+
+/** How a SealedBuffer's bytes reach JS. */
+export type SealedBufferView = 'private' | 'copy';
+
+const construct = Symbol('SealedBuffer.construct');
+const fdRegistry = new FinalizationRegistry<number>((fd) => { native.close(fd); });
+
+/** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
+function createMemfd(name: string): number {
+  const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING;
+  if (features.noexecSeal) {
+    const fd = native.memfdCreate(name, base | C.MFD_NOEXEC_SEAL);
+    if (fd >= 0) return fd;
+    if (fd !== -E.EINVAL) return check(fd, 'memfd_create');
+  }
+  return memfdCreate(name, base);
+}
+
+/**
+ * An immutable byte range another process can trust: a memfd sealed against
+ * shrinking, growing and writing. Send its `fd` (see `channel.sendBuffer`);
+ * the receiver runs {@link SealedBuffer.open}, which verifies before mapping.
+ * `bytes` is a private copy-on-write mapping: reading it costs no copy, and
+ * writing to it changes only this process's view, never the file.
+ */
+export class SealedBuffer {
+  /** The memfd this buffer owns (close-on-exec). */
+  readonly fd: number;
+  /** Size in bytes. */
+  readonly size: number;
+  /** The file's seals (F_GET_SEALS) when it was created or verified. */
+  readonly seals: number;
+  #mapping: Mapping | null = null;
+  #bytes: Buffer | null = null;
+  #view: SealedBufferView | null = null;
+  #closed = false;
+
+  /** @internal use from(), create() or open() */
+  constructor(token: symbol, fd: number, size: number, seals: number) {
+    if (token !== construct) throw new TypeError('Illegal constructor: use SealedBuffer.from(), create() or open()');
+    this.fd = fd;
+    this.size = size;
+    this.seals = seals;
+    fdRegistry.register(this, fd, this);
+  }
+
+  /**
+   * Copies `data` into a new sealed memfd. Strings are encoded as UTF-8.
+   * For large payloads prefer {@link create}, which lets you write in place.
+   */
+  static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
+    let src: Buffer;
+    if (typeof data === 'string') src = Buffer.from(data, 'utf8');
+    else if (data instanceof ArrayBuffer) src = Buffer.from(data);
+    else if (ArrayBuffer.isView(data)) src = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    else {
+      const err = new TypeError('The "data" argument must be a string, an ArrayBuffer or an ArrayBufferView. ' +
+        `Received ${data === null ? 'null' : typeof data}`);
+      (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
+      throw err;
+    }
+    return SealedBuffer.create(src.length, (bytes) => { src.copy(bytes); }, options);
+  }
+
+  /**
+   * Creates a sealed buffer of `size` bytes, letting `fill` write straight into
+   * the shared pages (no intermediate copy). The writable mapping is unmapped
+   * before sealing, and the `bytes` view passed to `fill` is detached then:
+   * do not keep it.
+   */
+  static create(size: number, fill: (bytes: Buffer) => void, options?: SealedBufferOptions): SealedBuffer {
+    validateLength(size, 'size');
+    validateFunction(fill, 'fill');
+    let name = 'memseal';
+    let seals = DEFAULT_SEALS;
+    if (options !== undefined) {
+      validateObject(options, 'options');
+      if (options.name !== undefined) { validateString(options.name, 'options.name'); name = options.name; }
+      if (options.seals !== undefined) { validateFlags(options.seals, 'options.seals'); seals = options.seals; }
+    }
+    const fd = createMemfd(name);
+    try {
+      if (size > 0) {
+        check(native.ftruncate(fd, size), 'ftruncate');
+        const m = mmap(size, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | C.MAP_POPULATE, fd);
+        try {
+          fill(m.bytes());
+        } finally {
+          m.unmap(); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
+        }
+      } else {
+        fill(Buffer.alloc(0));
+      }
+      check(native.addSeals(fd, seals), 'fcntl', 'F_ADD_SEALS');
+      return new SealedBuffer(construct, fd, size, native.getSeals(fd));
+    } catch (err) {
+      native.close(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * Adopts a descriptor (typically received from a peer): verifies it with
+   * {@link verifySeals} and only then makes it a SealedBuffer. Takes ownership
+   * of `fd` in every case: a rejected descriptor is closed.
+   * @throws MemsealError ERR_MEMSEAL_NOT_MEMFD, ERR_MEMSEAL_NOT_SEALED (the message names the missing
+   *   seals), ERR_MEMSEAL_SIZE; EBADF if `fd` is not open
+   */
+  static open(fd: number, options?: VerifyOptions): SealedBuffer {
+    validateFd(fd);
+    let result: VerifyResult;
+    try {
+      result = verify(fd, policy(options));
+    } catch (err) {
+      native.close(fd);
+      throw err;
+    }
+    if (!result.ok) {
+      native.close(fd);
+      throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `SealedBuffer.open(): ${result.reason}`, {
+        hint: result.code === 'ERR_MEMSEAL_NOT_SEALED'
+          ? 'the sender must add the seals before sending (SealedBuffer.from/create do)'
+          : undefined,
+      });
+    }
+    return new SealedBuffer(construct, fd, result.size, result.seals);
+  }
+
+  /**
+   * The contents, zero-copy: a private copy-on-write mapping made on first
+   * access. Writes change only this process's view, never the file. If the
+   * kernel refuses such a mapping, the bytes are read into memory instead
+   * (`view` says which).
+   */
+  get bytes(): Buffer {
+    if (this.#bytes !== null) return this.#bytes;
+    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SealedBuffer.bytes: the buffer is closed');
+    if (this.size === 0) {
+      this.#view = 'private';
+      return (this.#bytes = Buffer.alloc(0));
+    }
+    try {
+      this.#mapping = mmap(this.size, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE, this.fd);
+      this.#bytes = this.#mapping.bytes();
+      this.#view = 'private';
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'EPERM' && code !== 'EACCES' && code !== 'EINVAL') throw err;
+      this.#bytes = this.#readAll();
+      this.#view = 'copy';
+    }
+    return this.#bytes;
+  }
+
+  /** 'private' (copy-on-write mapping) or 'copy' (the kernel refused the mapping); null until `bytes` is used. */
+  get view(): SealedBufferView | null { return this.#view; }
+
+  /** Closed: the fd is closed and the view detached. */
+  get closed(): boolean { return this.#closed; }
+
+  #readAll(): Buffer {
+    const out = Buffer.allocUnsafe(this.size);
+    let done = 0;
+    while (done < this.size) {
+      const n = readSync(this.fd, out, done, this.size - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return out.subarray(0, done);
+  }
+
+  /** Unmaps the view (views of it become length 0) and closes the fd. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    fdRegistry.unregister(this);
+    this.#mapping?.unmap();
+    this.#mapping = null;
+    this.#bytes = null;
+    closeSync(this.fd);
+  }
+
+  [Symbol.dispose](): void { this.close(); }
+}
