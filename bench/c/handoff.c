@@ -1,0 +1,135 @@
+// The C floor for a sealed-buffer handoff, for side-by-side comparison with
+// bench/handoff.js. Parent: memfd_create + ftruncate + mmap(MAP_SHARED|
+// MAP_POPULATE) + memcpy + munmap + F_ADD_SEALS, then sendmsg(SCM_RIGHTS) to a
+// forked child, which checks F_GET_SEALS and fstat, maps MAP_PRIVATE,
+// checksums one byte per page and replies with the sum.
+// Usage: handoff <bytes> <iterations>   prints JSON {min,median,max} in ms.
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int cmp(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
+static uint64_t checksum(const uint8_t* p, size_t n) {
+  uint64_t s = 0;
+  for (size_t i = 0; i < n; i += 4096) s += p[i];
+  return n ? s + p[n - 1] : 0;
+}
+
+static int recv_fd(int sock) {
+  char byte;
+  char ctl[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl;
+  msg.msg_controllen = sizeof ctl;
+  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0) return -1;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+static int send_fd(int sock, int fd) {
+  char byte = 0;
+  char ctl[CMSG_SPACE(sizeof(int))];
+  memset(ctl, 0, sizeof ctl);
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl;
+  msg.msg_controllen = sizeof ctl;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static void child(int sock) {
+  for (;;) {
+    int fd = recv_fd(sock);
+    if (fd < 0) _exit(0);
+    int seals = fcntl(fd, F_GET_SEALS);
+    struct stat st;
+    uint64_t sum = UINT64_MAX;
+    int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+    if (seals >= 0 && (seals & need) == need && fstat(fd, &st) == 0) {
+      size_t n = (size_t)st.st_size;
+      void* p = n ? mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+      if (p != MAP_FAILED) {
+        sum = checksum(p, n);
+        if (n) munmap(p, n);
+      }
+    }
+    close(fd);
+    if (send(sock, &sum, sizeof sum, MSG_NOSIGNAL) != sizeof sum) _exit(1);
+  }
+}
+
+int main(int argc, char** argv) {
+  size_t size = argc > 1 ? strtoull(argv[1], NULL, 10) : 1 << 20;
+  int iters = argc > 2 ? atoi(argv[2]) : 10;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return 1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(sv[0]);
+    child(sv[1]);
+  }
+  close(sv[1]);
+  uint8_t* src = malloc(size ? size : 1);
+  for (size_t i = 0; i < size; i++) src[i] = (uint8_t)(i * 31 + 7);
+  uint64_t want = checksum(src, size);
+  double* t = calloc(iters, sizeof *t);
+  for (int it = -2; it < iters; it++) {  // two warm-up rounds
+    double a = now_ms();
+    int fd = memfd_create("bench", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+    if (fd < 0) fd = memfd_create("bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, (off_t)size) < 0) return 1;
+    if (size) {
+      void* p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+      if (p == MAP_FAILED) return 1;
+      memcpy(p, src, size);
+      munmap(p, size);
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) return 1;
+    if (send_fd(sv[0], fd) < 0) return 1;
+    close(fd);
+    uint64_t sum;
+    if (recv(sv[0], &sum, sizeof sum, 0) != sizeof sum || sum != want) return 2;
+    if (it >= 0) t[it] = now_ms() - a;
+  }
+  close(sv[0]);
+  waitpid(pid, NULL, 0);
+  qsort(t, iters, sizeof *t, cmp);
+  printf("{\"min\":%.4f,\"median\":%.4f,\"max\":%.4f}\n", t[0], t[iters / 2], t[iters - 1]);
+  return 0;
+}

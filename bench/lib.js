@@ -1,0 +1,129 @@
+// Shared helpers for the benchmarks: statistics, machine description, memory
+// readings from /proc, the C floor programs, and the report writers.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const C_DIR = path.join(__dirname, 'c');
+const BIN_DIR = path.join(C_DIR, 'bin');
+
+/** Compiles bench/c/<name>.c with the system's cc; returns the binary's path. */
+function buildC(name) {
+  fs.mkdirSync(BIN_DIR, { recursive: true });
+  const bin = path.join(BIN_DIR, name);
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', bin, path.join(C_DIR, `${name}.c`)], { stdio: 'inherit' });
+  return bin;
+}
+
+/** Runs a C floor program and parses the JSON line it prints. */
+function runC(bin, args, { pin } = {}) {
+  const cmd = pin === undefined ? bin : 'taskset';
+  const argv = pin === undefined ? args.map(String) : ['-c', String(pin), bin, ...args.map(String)];
+  return JSON.parse(execFileSync(cmd, argv, { encoding: 'utf8' }));
+}
+
+function stats(samples) {
+  const xs = samples.slice().sort((a, b) => a - b);
+  return { min: xs[0], median: xs[Math.floor(xs.length / 2)], max: xs[xs.length - 1], runs: xs.length };
+}
+
+/** Times `fn` (async) `n` times after `warmup` untimed runs; milliseconds. */
+async function measure(fn, n, warmup = 2) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const t = [];
+  for (let i = 0; i < n; i++) {
+    const a = process.hrtime.bigint();
+    await fn();
+    t.push(Number(process.hrtime.bigint() - a) / 1e6);
+  }
+  return stats(t);
+}
+
+/** Proportional set size of a process in bytes (smaps_rollup): shared pages are split among their users. */
+function pss(pid) {
+  const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cores: cpus.length,
+    cpu: cpus[0] ? cpus[0].model : 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    date: new Date().toISOString().slice(0, 10),
+  };
+}
+
+/** Fills `buf` with a fixed pattern (the same in every method). */
+function pattern(buf) {
+  for (let i = 0; i < Math.min(buf.length, 4096); i++) buf[i] = (i * 31 + 7) & 0xff;
+  for (let off = 4096; off < buf.length; off *= 2) buf.copyWithin(off, 0, Math.min(off, buf.length - off));
+  return buf;
+}
+
+/** The receiver's proof of reading: the sum of one byte per page and the last byte. */
+function checksum(bytes) {
+  let s = 0;
+  for (let i = 0; i < bytes.length; i += 4096) s += bytes[i];
+  return bytes.length ? s + bytes[bytes.length - 1] : 0;
+}
+
+function fmtSize(n) {
+  if (n >= 2 ** 20) return `${n / 2 ** 20} MiB`;
+  if (n >= 2 ** 10) return `${n / 2 ** 10} KiB`;
+  return `${n} B`;
+}
+
+function fmtMs(x) {
+  if (x >= 100) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  if (x >= 1) return x.toFixed(2);
+  return x.toFixed(3);
+}
+
+/**
+ * A log-log line chart of handoff time by size, as a standalone SVG.
+ * series: [{ name, color, points: [[size, ms], ...] }]
+ */
+function handoffSvg(series, title) {
+  const W = 760, H = 440, L = 70, R = 200, T = 40, B = 60;
+  const all = series.flatMap((s) => s.points);
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  const lx0 = Math.floor(Math.log10(Math.min(...xs))), lx1 = Math.ceil(Math.log10(Math.max(...xs)));
+  const ly0 = Math.floor(Math.log10(Math.min(...ys))), ly1 = Math.ceil(Math.log10(Math.max(...ys)));
+  const X = (v) => L + ((Math.log10(v) - lx0) / (lx1 - lx0)) * (W - L - R);
+  const Y = (v) => H - B - ((Math.log10(v) - ly0) / (ly1 - ly0)) * (H - T - B);
+  const out = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<text x="${L}" y="22" font-size="15" font-weight="bold">${title}</text>`);
+  for (let e = ly0; e <= ly1; e++) {
+    const y = Y(10 ** e).toFixed(1);
+    out.push(`<line x1="${L}" x2="${W - R}" y1="${y}" y2="${y}" stroke="#ddd"/>`);
+    out.push(`<text x="${L - 8}" y="${y}" text-anchor="end" dominant-baseline="middle">${10 ** e >= 1 ? 10 ** e : (10 ** e).toFixed(-e)} ms</text>`);
+  }
+  const ticks = [...new Set(xs)].sort((a, b) => a - b);
+  for (const t of ticks) {
+    const x = X(t).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${T}" y2="${H - B}" stroke="#eee"/>`);
+    out.push(`<text x="${x}" y="${H - B + 18}" text-anchor="middle">${fmtSize(t)}</text>`);
+  }
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 15}" text-anchor="middle">payload size (log scale); time from "sender holds the bytes" to "receiver verified and checksummed them"</text>`);
+  series.forEach((s, i) => {
+    const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(' ');
+    out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ' stroke-dasharray="6 4"' : ''}/>`);
+    for (const p of s.points) out.push(`<circle cx="${X(p[0]).toFixed(1)}" cy="${Y(p[1]).toFixed(1)}" r="3" fill="${s.color}"/>`);
+    const ly = T + 10 + i * 22;
+    out.push(`<line x1="${W - R + 15}" x2="${W - R + 40}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2.5"${s.dash ? ' stroke-dasharray="6 4"' : ''}/>`);
+    out.push(`<text x="${W - R + 46}" y="${ly}" dominant-baseline="middle">${s.name}</text>`);
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+module.exports = { buildC, runC, stats, measure, pss, machine, pattern, checksum, fmtSize, fmtMs, handoffSvg };

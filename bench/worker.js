@@ -1,0 +1,91 @@
+// The receiving side of the benchmarks. Mode (argv[2]):
+//   memseal  receive SealedBuffers over Channel.fromParent(), reply with the checksum
+//   ipc      receive Buffers (advanced serialization) or base64 JSON via process.on('message')
+//   net      connect to the Unix stream socket argv[3]; frames: u64 length + bytes
+//   echo     Channel ping-pong: send every received fd straight back
+//   drain    Channel pipelining: close every received fd; answer once at the end marker
+// With argv includes --hold, a receiver keeps what it received until told to release it (fan-out RSS).
+'use strict';
+const net = require('node:net');
+const { checksum } = require('./lib');
+
+const mode = process.argv[2];
+const hold = process.argv.includes('--hold');
+let held = null;
+
+if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
+  const { Channel } = require('..');
+  const channel = Channel.fromParent();
+  if (mode === 'memseal') {
+    (async () => {
+      for (;;) {
+        let got;
+        try {
+          got = await channel.receiveBuffer({ maxSize: 2 ** 31 });
+        } catch (err) {
+          if (channel.closed) return;
+          throw err;
+        }
+        const { buffer, meta } = got;
+        if (meta.toString() === 'release') { buffer.close(); if (held) held.close(); held = null; continue; }
+        const sum = checksum(buffer.bytes);
+        if (hold) held = buffer; else buffer.close();
+        await channel.send(String(sum));
+      }
+    })().catch((err) => { console.error(err); process.exit(1); });
+  } else if (mode === 'echo') {
+    channel.on('message', (msg) => {
+      const fd = msg.fds[0];
+      channel.send('.', [fd]).then(() => require('node:fs').closeSync(fd));
+    });
+  } else {
+    let n = 0;
+    channel.on('message', (msg) => {
+      for (const fd of msg.fds) require('node:fs').closeSync(fd);
+      if (msg.fds.length) n++;
+      else channel.send(String(n));
+    });
+  }
+  channel.on('close', () => process.exit(0));
+} else if (mode === 'ipc') {
+  process.on('message', (m) => {
+    if (m === 'release') { held = null; return; }
+    const bytes = typeof m === 'object' && m !== null && typeof m.b64 === 'string' ? Buffer.from(m.b64, 'base64') : m;
+    const sum = checksum(bytes);
+    if (hold) held = bytes;
+    process.send(String(sum));
+  });
+  process.on('disconnect', () => process.exit(0));
+} else if (mode === 'net') {
+  const sock = net.connect(process.argv[3]);
+  let chunks = [];
+  let have = 0;
+  let want = -1;
+  sock.on('data', (chunk) => {
+    chunks.push(chunk);
+    have += chunk.length;
+    for (;;) {
+      if (want < 0) {
+        if (have < 8) return;
+        const head = Buffer.concat(chunks);
+        want = Number(head.readBigUInt64LE(0));
+        chunks = [head.subarray(8)];
+        have -= 8;
+      }
+      if (have < want) return;
+      const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, have);
+      const frame = all.subarray(0, want);
+      const rest = all.subarray(want);
+      const sum = Buffer.alloc(8);
+      sum.writeBigUInt64LE(BigInt(checksum(frame)));
+      sock.write(sum);
+      chunks = rest.length ? [rest] : [];
+      have = rest.length;
+      want = -1;
+    }
+  });
+  sock.on('close', () => process.exit(0));
+} else {
+  console.error(`unknown mode ${mode}`);
+  process.exit(2);
+}
