@@ -332,13 +332,19 @@ export class Channel extends EventEmitter {
     return this.#waiters.length > 0 || this.listenerCount('message') > 0;
   }
 
-  #update(): void {
+  /**
+   * Arms the watcher for what is wanted. READABLE is disarmed lazily (only
+   * when `strict`, i.e. a readable event found nobody wanting messages): in
+   * request/response use that saves an epoll_ctl pair per receive().
+   */
+  #update(strict = false): void {
     if (this.#closed || this.#handle === null) return;
     if (this.#recvq.length > 0 && this.listenerCount('message') > 0) {
       // messages read before the peer hung up, for listeners added later
       while (this.#recvq.length > 0 && !this.#closed) this.#deliver(this.#recvq.shift()!);
     }
-    const events = K.UV_DISCONNECT | (this.#wantRead() ? K.UV_READABLE : 0) | (this.#sendq.length > 0 ? K.UV_WRITABLE : 0);
+    let events = K.UV_DISCONNECT | (this.#wantRead() ? K.UV_READABLE : 0) | (this.#sendq.length > 0 ? K.UV_WRITABLE : 0);
+    if (!strict) events |= this.#events & K.UV_READABLE;
     if (events === this.#events) return;
     this.#events = events;
     const r = native.pollStart(this.#handle, events);
@@ -369,7 +375,8 @@ export class Channel extends EventEmitter {
     }
     const nfds = recvInfo[0]!;
     const flags = recvInfo[1]!;
-    const fds = nfds === 0 ? [] : Array.from(fdBuf.subarray(0, nfds));
+    const fds: number[] = [];
+    for (let i = 0; i < nfds; i++) fds.push(fdBuf[i]!);
     if ((flags & K.MSG_CTRUNC) !== 0) {
       for (const fd of fds) closeQuietly(fd);
       return new MemsealError('ERR_MEMSEAL_CTRUNC',
@@ -382,7 +389,9 @@ export class Channel extends EventEmitter {
         `a message of ${r} bytes exceeds Channel.MAX_PAYLOAD (${MAX_PAYLOAD}): dropped, its descriptors closed`);
     }
     if (r === 0 && nfds === 0) return EOF;
-    return new Message(Buffer.from(scratch.subarray(0, r)), fds);
+    const data = Buffer.allocUnsafe(r);
+    scratch.copy(data, 0, 0, r);
+    return new Message(data, fds);
   }
 
   #deliver(m: Message | Error): void {
@@ -399,6 +408,10 @@ export class Channel extends EventEmitter {
   }
 
   #readSome(): void {
+    if (!this.#wantRead()) {
+      this.#update(true);  // readable, but nobody wants messages: leave them in the kernel
+      return;
+    }
     // bounded so one busy channel cannot starve the rest of the loop; the poll is level-triggered
     for (let i = 0; i < 64 && !this.#closed && this.#wantRead(); i++) {
       const m = this.#recv();
@@ -758,7 +771,8 @@ function dupAll(fds: Int32Array): Int32Array {
     const r = native.dupCloexec(fds[i]!);
     if (r < 0) {
       closeAll(out.subarray(0, i));
-      throw systemError(r, 'fcntl', 'F_DUPFD_CLOEXEC', r === -E.EBADF ? `fds[${i}] (${fds[i]}) is not open` : undefined);
+      throw systemError(r, 'fcntl', 'F_DUPFD_CLOEXEC', r === -E.EBADF ? `fds[${i}] (${fds[i]}) is not open`
+        : r === -E.EMFILE ? 'each queued descriptor is held as a duplicate until sent: await send() (or bound the sends in flight)' : undefined);
     }
     out[i] = r;
   }
