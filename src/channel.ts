@@ -338,11 +338,9 @@ export class Channel extends EventEmitter {
    * request/response use that saves an epoll_ctl pair per receive().
    */
   #update(strict = false): void {
+    // messages read before the peer hung up, for listeners added later
+    while (this.#recvq.length > 0 && this.listenerCount('message') > 0) this.#deliver(this.#recvq.shift()!);
     if (this.#closed || this.#handle === null) return;
-    if (this.#recvq.length > 0 && this.listenerCount('message') > 0) {
-      // messages read before the peer hung up, for listeners added later
-      while (this.#recvq.length > 0 && !this.#closed) this.#deliver(this.#recvq.shift()!);
-    }
     let events = K.UV_DISCONNECT | (this.#wantRead() ? K.UV_READABLE : 0) | (this.#sendq.length > 0 ? K.UV_WRITABLE : 0);
     if (!strict) events |= this.#events & K.UV_READABLE;
     if (events === this.#events) return;

@@ -270,6 +270,15 @@ describe('Channel', () => {
       await assert.rejects(b.receive(), code('ERR_MEMSEAL_CLOSED'));
     });
 
+    it("hands messages read at hang-up to a 'message' listener added later", async () => {
+      const [a, b] = pair();
+      await a.send('early');
+      a.close();
+      await once(b, 'close');
+      const [m] = (await once(b, 'message')) as [Message];
+      assert.equal(m.data.toString(), 'early');
+    });
+
     it('close() closes received descriptors nobody took', async () => {
       const [a, b] = pair();
       const before = countFds();
