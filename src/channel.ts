@@ -26,6 +26,9 @@ export const CHANNEL_FD_ENV = 'MEMSEAL_CHANNEL_FD';
 const scratch = Buffer.allocUnsafe(MAX_PAYLOAD);
 const recvInfo = new Int32Array(2);
 const EOF = Symbol('eof');
+// ECONNRESET: the peer went while our messages sat unread in its queue. The kernel reports it
+// once (sock_error clears it) before the messages the peer sent, so reading goes on after it.
+const RESET = Symbol('reset');
 
 /** Credentials of the process at the other end, from SO_PEERCRED (taken when it connected). */
 export interface PeerCredentials {
@@ -261,9 +264,10 @@ export class Channel extends EventEmitter {
       const m = this.#recv();
       if (m instanceof Message) return Promise.resolve(m);
       if (m instanceof Error) return Promise.reject(m);
-      if (m === EOF) {
-        this.#shut(false);
-        return Promise.reject(closedError('receive'));
+      if (m === EOF || m === RESET) {
+        const p = new Promise<Message>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+        this.#hangup();
+        return p;
       }
     }
     return new Promise<Message>((resolve, reject) => {
@@ -362,13 +366,13 @@ export class Channel extends EventEmitter {
     if ((events & K.UV_DISCONNECT) !== 0 && !this.#closed) this.#hangup();
   }
 
-  /** One recvmsg: a message, an error about a bad message, null (nothing yet) or EOF. */
-  #recv(): Message | Error | null | typeof EOF {
+  /** One recvmsg: a message, an error about a bad message, null (nothing yet), EOF or RESET. */
+  #recv(): Message | Error | null | typeof EOF | typeof RESET {
     const fdBuf = this.#fdBuf;
     const r = native.recvmsg(this.#fd, scratch, fdBuf, recvInfo);
     if (r < 0) {
       if (r === -E.EAGAIN) return null;
-      if (r === -E.ECONNRESET) return EOF;
+      if (r === -E.ECONNRESET) return RESET;
       return systemError(r, 'recvmsg');
     }
     const nfds = recvInfo[0]!;
@@ -414,7 +418,7 @@ export class Channel extends EventEmitter {
     for (let i = 0; i < 64 && !this.#closed && this.#wantRead(); i++) {
       const m = this.#recv();
       if (m === null) return;
-      if (m === EOF) {
+      if (m === EOF || m === RESET) {
         this.#hangup();
         return;
       }
@@ -438,10 +442,11 @@ export class Channel extends EventEmitter {
 
   /** The peer hung up: take in what it sent before it went, then close our end. */
   #hangup(): void {
-    for (;;) {
+    for (let resets = 0; ;) {
       if (this.#closed) return;
       const m = this.#recv();
-      if (m === null || m === EOF) break;
+      if (m === RESET && ++resets < 3) continue;
+      if (m === null || m === EOF || m === RESET) break;
       if (m instanceof Error && !(m instanceof MemsealError)) break;  // the socket itself failed
       this.#deliver(m);
     }

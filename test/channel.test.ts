@@ -255,6 +255,17 @@ describe('Channel', () => {
       assert.equal(a.closed, true);
     });
 
+    it('still delivers what a peer sent before it went with our messages unread (ECONNRESET first)', async () => {
+      const [a, b] = pair();
+      await a.send('unread by b');
+      await b.send('for a');
+      b.close();
+      const m = await a.receive();
+      assert.equal(m.data.toString(), 'for a');
+      await assert.rejects(a.receive(), code('ERR_MEMSEAL_CLOSED'));
+      assert.equal(a.closed, true);
+    });
+
     it('still delivers what the peer sent before it hung up', async () => {
       const [a, b] = pair();
       const fd = fdLater(memfdWith('last words'));
