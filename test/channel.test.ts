@@ -4,13 +4,14 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import {
   Channel, ChannelServer, connect, listen, MAX_FDS, MAX_PAYLOAD, memfdCreate, Message, socketPair, spawnWithChannel,
 } from '../src';
 import { native } from '../src/binding';
-import { countFds, FIXTURES, runFixture } from './helpers';
+import { collectGarbage, countFds, FIXTURES, runFixture } from './helpers';
 
 const PEER = path.join(FIXTURES, 'channel-peer.js');
 
@@ -535,6 +536,40 @@ describe('Channel', () => {
       const [err] = await once(child, 'error');
       assert.equal((err as { code: string }).code, 'ENOENT');
       if (!channel.closed) await once(channel, 'close');
+    });
+  });
+
+  describe('lifetime', () => {
+    it('closed channels are collected without trouble', async () => {
+      for (let i = 0; i < 200; i++) {
+        const [a, b] = socketPair();
+        a.close();
+        b.close();
+      }
+      await collectGarbage();
+    });
+
+    it('a terminated worker closes every channel it left open (environment cleanup)', async () => {
+      const before = countFds();
+      const worker = new Worker(path.join(FIXTURES, 'channel-worker.js'));
+      await once(worker, 'message');
+      assert.ok(countFds() >= before + 3, 'the worker holds a pair and a listener');
+      await worker.terminate();
+      await tick();
+      assert.equal(countFds(), before);
+    });
+
+    it('the private binding throws TypeError for malformed arguments, never crashes', () => {
+      const r = native.socketpair();
+      assert.ok(Array.isArray(r));
+      fdsToClose.push(r[0], r[1]);
+      assert.throws(() => native.sendmsg(r[0], 'text' as never, new Int32Array(0)), TypeError);
+      assert.throws(() => native.sendmsg(r[0], Buffer.from('x'), [1, 2] as never), TypeError);
+      assert.throws(() => native.recvmsg(r[0], Buffer.alloc(1), new Int32Array(1), new Int32Array(1)), TypeError);
+      assert.throws(() => native.pollStart({} as never, 1), TypeError);
+      assert.throws(() => native.bind(-1, Buffer.from('x')), TypeError);
+      assert.equal(native.bind(r[0], Buffer.alloc(200)), -os.constants.errno.ENAMETOOLONG);
+      assert.equal(native.sendmsg(r[0], Buffer.from('x'), new Int32Array(254)), -os.constants.errno.EINVAL);
     });
   });
 
