@@ -278,11 +278,11 @@ Napi::Value SetNonblockCloexec(const Napi::CallbackInfo& info) {
   return Result(info.Env(), 0);
 }
 
-// dupCloexec(fd) -> new fd | -errno (fcntl F_DUPFD_CLOEXEC)
-Napi::Value DupCloexec(const Napi::CallbackInfo& info) {
+// getFd(fd) -> fcntl(fd, F_GETFD) | -errno: the cheapest "is this descriptor open" (EBADF).
+Napi::Value GetFd(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
-  return Errno(info.Env(), fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  return Errno(info.Env(), fcntl(fd, F_GETFD));
 }
 
 // ---- poll watcher ---------------------------------------------------------
@@ -440,7 +440,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("sockType", Napi::Function::New(env, SockType, "sockType"));
   exports.Set("setNonblockCloexec", Napi::Function::New(env, SetNonblockCloexec, "setNonblockCloexec"));
-  exports.Set("dupCloexec", Napi::Function::New(env, DupCloexec, "dupCloexec"));
+  exports.Set("getFd", Napi::Function::New(env, GetFd, "getFd"));
   exports.Set("pollOpen", Napi::Function::New(env, PollOpen, "pollOpen"));
   exports.Set("pollStart", Napi::Function::New(env, PollStart, "pollStart"));
   exports.Set("pollRef", Napi::Function::New(env, PollRef, "pollRef"));

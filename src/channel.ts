@@ -81,7 +81,7 @@ export class Message {
 
 interface SendJob {
   data: Uint8Array;
-  fds: Int32Array;        // duplicates owned by the queue (F_DUPFD_CLOEXEC), closed once sent or dropped
+  fds: Int32Array;        // the caller's descriptors: they must stay open until the send settles
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -115,10 +115,10 @@ export class Channel extends EventEmitter {
   #peer: PeerCredentials;
   #maxFds: number;
   #fdBuf: Int32Array;
-  #sendq: SendJob[] = [];
+  #sendq = new Queue<SendJob>();
   #lastSend: Promise<void> | null = null;
-  #recvq: (Message | Error)[] = [];  // read from the kernel, not delivered yet
-  #waiters: Waiter[] = [];
+  #recvq = new Queue<Message | Error>();  // read from the kernel, not delivered yet
+  #waiters = new Queue<Waiter>();
   #closed = false;
 
   /** @internal use socketPair(), connect(), Channel.fromFd() or spawnWithChannel() */
@@ -210,9 +210,11 @@ export class Channel extends EventEmitter {
    * Sends one message: sendmsg(2) with SCM_RIGHTS and MSG_NOSIGNAL. The kernel
    * duplicates the descriptors into the receiver; the caller keeps its own.
    * Resolves once the kernel has taken the message. When the send buffer is
-   * full the message is queued (payload copied, descriptors duplicated, so
-   * the caller may reuse or close its own at once) and sent when the socket
-   * becomes writable; queued messages go out in order.
+   * full the message is queued (payload copied) and sent when the socket
+   * becomes writable; queued messages go out in order. Keep the descriptors
+   * open until the promise settles: a queued message refers to them by
+   * number (they are checked at send() time, and again by the kernel when
+   * the message goes out).
    * @param data at most {@link MAX_PAYLOAD} bytes; a string is sent as UTF-8.
    *   Empty data is allowed only with descriptors (an empty message reads as end-of-stream).
    * @param fds at most 253 open descriptors
@@ -237,9 +239,9 @@ export class Channel extends EventEmitter {
         if (r >= 0) return Promise.resolve();
         if (r !== -E.EAGAIN) throw sendError(r);
       }
-      const dups = dupAll(fdArr);
+      checkOpen(fdArr);
       const p = new Promise<void>((resolve, reject) => {
-        this.#sendq.push({ data: Buffer.from(bytes), fds: dups, resolve, reject });
+        this.#sendq.push({ data: Buffer.from(bytes), fds: fdArr, resolve, reject });
       });
       this.#lastSend = p.catch(() => undefined);
       this.#update();
@@ -415,7 +417,7 @@ export class Channel extends EventEmitter {
       return;
     }
     // bounded so one busy channel cannot starve the rest of the loop; the poll is level-triggered
-    for (let i = 0; i < 64 && !this.#closed && this.#wantRead(); i++) {
+    for (let i = 0; i < 256 && !this.#closed && this.#wantRead(); i++) {
       const m = this.#recv();
       if (m === null) return;
       if (m === EOF || m === RESET) {
@@ -429,11 +431,10 @@ export class Channel extends EventEmitter {
 
   #flush(): void {
     while (this.#sendq.length > 0 && !this.#closed) {
-      const job = this.#sendq[0]!;
+      const job = this.#sendq.peek()!;
       const r = native.sendmsg(this.#fd, job.data, job.fds);
       if (r === -E.EAGAIN) break;
       this.#sendq.shift();
-      closeAll(job.fds);
       if (r >= 0) job.resolve();
       else job.reject(sendError(r));
     }
@@ -459,22 +460,59 @@ export class Channel extends EventEmitter {
     const handle = this.#handle;
     this.#handle = null;
     if (handle !== null) native.pollClose(handle);
-    const jobs = this.#sendq.splice(0);
+    const jobs = this.#sendq.drain();
     for (const job of jobs) {
-      closeAll(job.fds);
       job.reject(local ? closedError('send') : sendError(-E.EPIPE));
     }
-    for (const w of this.#waiters.splice(0)) w.reject(closedError('receive'));
+    for (const w of this.#waiters.drain()) w.reject(closedError('receive'));
     if (local) this.#discardQueued();
     process.nextTick(() => this.emit('close'));
   }
 
   #discardQueued(): void {
-    for (const m of this.#recvq.splice(0)) if (m instanceof Message) m.closeFds();
+    for (const m of this.#recvq.drain()) if (m instanceof Message) m.closeFds();
   }
 }
 
 let parentChannel: Channel | null = null;
+
+/** FIFO with O(1) shift: a send queue may hold hundreds of thousands of messages. */
+class Queue<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+
+  get length(): number { return this.#items.length - this.#head; }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  peek(): T | undefined {
+    return this.#items[this.#head];
+  }
+
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+
+  /** Empties the queue, returning what it held. */
+  drain(): T[] {
+    const out = this.#items.slice(this.#head) as T[];
+    this.#items = [];
+    this.#head = 0;
+    return out;
+  }
+}
 
 /**
  * A connected pair: socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC).
@@ -767,23 +805,16 @@ function closedError(op: string): MemsealError {
   return new MemsealError('ERR_MEMSEAL_CLOSED', `the channel is closed (${op})`);
 }
 
-/** Duplicates every descriptor (close-on-exec); on failure closes the copies made and throws. */
-function dupAll(fds: Int32Array): Int32Array {
-  const out = new Int32Array(fds.length);
+/**
+ * EBADF now, as sendmsg would say, for a message that has to wait:
+ * fcntl(F_GETFD) on each descriptor (not dup: a queue of thousands of
+ * messages must not cost thousands of descriptors).
+ */
+function checkOpen(fds: Int32Array): void {
   for (let i = 0; i < fds.length; i++) {
-    const r = native.dupCloexec(fds[i]!);
-    if (r < 0) {
-      closeAll(out.subarray(0, i));
-      throw systemError(r, 'fcntl', 'F_DUPFD_CLOEXEC', r === -E.EBADF ? `fds[${i}] (${fds[i]}) is not open`
-        : r === -E.EMFILE ? 'each queued descriptor is held as a duplicate until sent: await send() (or bound the sends in flight)' : undefined);
-    }
-    out[i] = r;
+    const r = native.getFd(fds[i]!);
+    if (r === -E.EBADF) throw systemError(r, 'sendmsg', undefined, `fds[${i}] (${fds[i]}) is not open`);
   }
-  return out;
-}
-
-function closeAll(fds: Int32Array): void {
-  for (const fd of fds) closeQuietly(fd);
 }
 
 function closeQuietly(fd: number): void {

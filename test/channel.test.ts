@@ -196,20 +196,35 @@ describe('Channel', () => {
       assert.equal(a.pendingSends, 0);
     });
 
-    it('keeps queued descriptors valid after the caller closed its own', async () => {
+    it('sends descriptors from a queue of thousands without holding extra descriptors', async () => {
+      const [a, b] = pair();
+      const fd = fdLater(memfdWith('queued'));
+      const before = countFds();
+      let received = 0;
+      b.on('message', (m: Message) => {
+        received++;
+        m.closeFds();
+      });
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < 5000; i++) sends.push(a.send('.', [fd]));
+      assert.ok(a.pendingSends > 0, 'some messages had to wait');
+      assert.equal(countFds(), before, 'a queued message refers to the caller\'s descriptor, no copy');
+      await Promise.all(sends);
+      while (received < 5000) await tick();
+    });
+
+    it('fails a queued send whose descriptor was closed before it went out (EBADF), and sends the rest', async () => {
       const [a, b] = pair();
       const sends: Promise<void>[] = [];
-      for (let i = 0; i < 16; i++) {
-        const fd = memfdWith(`file ${i}`);
-        sends.push(a.send(Buffer.alloc(60000), [fd]));
-        fs.closeSync(fd);
-      }
+      for (let i = 0; i < 8; i++) sends.push(a.send(Buffer.alloc(60000)));
       assert.ok(a.pendingSends > 0);
-      for (let i = 0; i < 16; i++) {
-        const m = await b.receive();
-        assert.equal(readFd(m.fds[0]!), `file ${i}`);
-        m.closeFds();
-      }
+      const fd = memfdWith('closed too early');
+      const doomed = a.send('doomed', [fd]);
+      fs.closeSync(fd);
+      sends.push(a.send('marker'));
+      for (let i = 0; i < 8; i++) assert.equal((await b.receive()).data.length, 60000);
+      assert.equal((await b.receive()).data.toString(), 'marker', 'the doomed message never arrived');
+      await assert.rejects(doomed, code('EBADF'));
       await Promise.all(sends);
     });
 
