@@ -278,13 +278,6 @@ Napi::Value SetNonblockCloexec(const Napi::CallbackInfo& info) {
   return Result(info.Env(), 0);
 }
 
-// getFd(fd) -> fcntl(fd, F_GETFD) | -errno: the cheapest "is this descriptor open" (EBADF).
-Napi::Value GetFd(const Napi::CallbackInfo& info) {
-  int fd;
-  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
-  return Errno(info.Env(), fcntl(fd, F_GETFD));
-}
-
 // ---- poll watcher ---------------------------------------------------------
 
 struct Watch {
@@ -440,7 +433,6 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("sockType", Napi::Function::New(env, SockType, "sockType"));
   exports.Set("setNonblockCloexec", Napi::Function::New(env, SetNonblockCloexec, "setNonblockCloexec"));
-  exports.Set("getFd", Napi::Function::New(env, GetFd, "getFd"));
   exports.Set("pollOpen", Napi::Function::New(env, PollOpen, "pollOpen"));
   exports.Set("pollStart", Napi::Function::New(env, PollStart, "pollStart"));
   exports.Set("pollRef", Napi::Function::New(env, PollRef, "pollRef"));

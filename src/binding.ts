@@ -57,8 +57,6 @@ export interface NativeBinding {
   /** [domain, type] or -errno */
   sockType(fd: number): [number, number] | number;
   setNonblockCloexec(fd: number): number;
-  /** fcntl(fd, F_GETFD) or -errno */
-  getFd(fd: number): number;
   /** Adopts fd (pollClose closes it); callback(status: 0 | -errno, events: UV_* bits). */
   pollOpen(fd: number, callback: (status: number, events: number) => void): PollHandle | number;
   pollStart(handle: PollHandle, events: number): number;
