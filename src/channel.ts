@@ -116,7 +116,7 @@ export class Channel extends EventEmitter {
   #maxFds: number;
   #fdBuf: Int32Array;
   #sendq = new Queue<SendJob>();
-  #lastSend: Promise<void> | null = null;
+  #drained: (() => void)[] = [];  // asyncDispose waiting for the send queue to empty
   #recvq = new Queue<Message | Error>();  // read from the kernel, not delivered yet
   #waiters = new Queue<Waiter>();
   #closed = false;
@@ -244,7 +244,6 @@ export class Channel extends EventEmitter {
       const p = new Promise<void>((resolve, reject) => {
         this.#sendq.push({ data: copy, fds: fdArr, resolve, reject });
       });
-      this.#lastSend = p.catch(() => undefined);
       this.#update();
       return p;
     } catch (err) {
@@ -329,7 +328,7 @@ export class Channel extends EventEmitter {
 
   /** Waits for queued sends to go out (or fail), then closes. */
   async [Symbol.asyncDispose](): Promise<void> {
-    while (this.#lastSend !== null && this.#sendq.length > 0 && !this.#closed) await this.#lastSend;
+    if (this.#sendq.length > 0 && !this.#closed) await new Promise<void>((resolve) => this.#drained.push(resolve));
     this.close();
   }
 
@@ -439,6 +438,7 @@ export class Channel extends EventEmitter {
       if (r >= 0) job.resolve();
       else job.reject(sendError(r));
     }
+    if (this.#sendq.length === 0) for (const done of this.#drained.splice(0)) done();
     this.#update();
   }
 
@@ -466,6 +466,7 @@ export class Channel extends EventEmitter {
       job.reject(local ? closedError('send') : sendError(-E.EPIPE));
     }
     for (const w of this.#waiters.drain()) w.reject(closedError('receive'));
+    for (const done of this.#drained.splice(0)) done();
     if (local) this.#discardQueued();
     process.nextTick(() => this.emit('close'));
   }

@@ -219,12 +219,12 @@ describe('Channel', () => {
       for (let i = 0; i < 8; i++) sends.push(a.send(Buffer.alloc(60000)));
       assert.ok(a.pendingSends > 0);
       const fd = memfdWith('closed too early');
-      const doomed = a.send('doomed', [fd]);
+      const doomed = assert.rejects(a.send('doomed', [fd]), code('EBADF'));
       fs.closeSync(fd);
       sends.push(a.send('marker'));
       for (let i = 0; i < 8; i++) assert.equal((await b.receive()).data.length, 60000);
       assert.equal((await b.receive()).data.toString(), 'marker', 'the doomed message never arrived');
-      await assert.rejects(doomed, code('EBADF'));
+      await doomed;
       await Promise.all(sends);
     });
 
@@ -235,7 +235,7 @@ describe('Channel', () => {
 
     it('emits close on both ends and rejects what is pending', async () => {
       const [a, b] = pair();
-      const pending = b.receive();
+      const pending = assert.rejects(b.receive(), code('ERR_MEMSEAL_CLOSED'));
       const bClosed = once(b, 'close');
       a.close();
       a.close();
@@ -243,7 +243,7 @@ describe('Channel', () => {
       assert.equal(a.fd, -1);
       await bClosed;
       assert.equal(b.closed, true);
-      await assert.rejects(pending, code('ERR_MEMSEAL_CLOSED'));
+      await pending;
       await assert.rejects(a.send('x'), code('ERR_MEMSEAL_CLOSED'));
       await assert.rejects(b.receive(), code('ERR_MEMSEAL_CLOSED'));
     });
@@ -325,6 +325,29 @@ describe('Channel', () => {
         assert.equal(m2.fds.length, 1);
       }
       assert.equal(countFds(), before, 'disposing a message closes what was not taken');
+    });
+
+    it('Symbol.asyncDispose sends what is queued, then closes', async () => {
+      const [a, b] = pair();
+      const got: number[] = [];
+      b.on('message', (m: Message) => got.push(m.data[0]!));
+      const bClosed = once(b, 'close');
+      {
+        await using sender = a;
+        for (let i = 0; i < 16; i++) void sender.send(Buffer.alloc(60000, i));
+        assert.ok(sender.pendingSends > 0);
+      }
+      assert.equal(a.closed, true);
+      await bClosed;
+      assert.deepEqual(got, Array.from({ length: 16 }, (_, i) => i));
+    });
+
+    it('validates maxFds', () => {
+      assert.throws(() => socketPair({ maxFds: 254 }), code('ERR_OUT_OF_RANGE'));
+      const [a] = pair();
+      assert.throws(() => { a.maxFds = -1; }, code('ERR_OUT_OF_RANGE'));
+      a.maxFds = 1;
+      assert.equal(a.maxFds, 1);
     });
 
     it('Symbol.dispose closes the channel', () => {
@@ -524,10 +547,10 @@ describe('Channel', () => {
 
     it('emits close when the child is killed', async () => {
       const { child, channel } = spawnPeer('echo');
-      const pending = channel.receive();
+      const pending = assert.rejects(channel.receive(), code('ERR_MEMSEAL_CLOSED'));
       child.kill('SIGKILL');
       await once(channel, 'close');
-      await assert.rejects(pending, code('ERR_MEMSEAL_CLOSED'));
+      await pending;
       await assert.rejects(channel.send('anyone?'), code('ERR_MEMSEAL_CLOSED'));
     });
 
