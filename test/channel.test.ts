@@ -506,6 +506,13 @@ describe('Channel', () => {
       assert.equal(r.out.trim(), `hello from ${r.pid} / peer ${r.pid}`);
     });
 
+    it('closes a connection nobody listens for', async () => {
+      const server = track(await listen(path.join(dir, 'deaf.sock')));
+      const client = track(await connect(server.address));
+      await once(client, 'close');
+      assert.equal(client.closed, true);
+    });
+
     it('refuses bad paths before any syscall', async () => {
       await assert.rejects(listen('x'.repeat(108)), code('ERR_OUT_OF_RANGE'));
       await assert.rejects(listen(''), code('ERR_OUT_OF_RANGE'));
