@@ -1,6 +1,9 @@
 // Passing file descriptors between processes: AF_UNIX SOCK_SEQPACKET sockets
 // (unix(7): message boundaries kept, connection-oriented), sendmsg(2)/recvmsg(2)
 // with SCM_RIGHTS, driven by a libuv poll watcher so no call blocks the loop.
+// Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
+// 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
+// 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -16,7 +19,7 @@ const construct = Symbol('Channel.construct');
 
 /** Most payload bytes one message may carry (64 KiB). Bulk data belongs in a memfd passed as a descriptor. */
 export const MAX_PAYLOAD = 65536;
-/** Most descriptors one message may carry: SCM_MAX_FD (253) in the kernel. */
+/** Most descriptors one message may carry: SCM_MAX_FD (253 since Linux 2.6.38; include/net/scm.h). */
 export const MAX_FDS: number = K.SCM_MAX_FD;
 /** The environment variable through which {@link spawnWithChannel} tells the child its socket's descriptor number. */
 export const CHANNEL_FD_ENV = 'MEMSEAL_CHANNEL_FD';
@@ -517,8 +520,10 @@ class Queue<T> {
 }
 
 /**
- * A connected pair: socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC).
- * Handy in one process, or to hand one end to a child yourself.
+ * A connected pair: socketpair(2) (AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
+ * SOCK_CLOEXEC; Linux 2.6.27). Handy in one process, or to hand one end to a
+ * child yourself.
+ * @throws EMFILE/ENFILE
  */
 export function socketPair(options?: ChannelOptions): [Channel, Channel] {
   if (options !== undefined) validateObject(options, 'options');
@@ -647,7 +652,7 @@ export class ChannelServer extends EventEmitter {
 /**
  * Listens on a filesystem path or an abstract name (a string starting with
  * '\0', Linux only: no file, gone when the socket closes): socket(2), bind(2),
- * listen(2). A filesystem path must not exist yet (EADDRINUSE otherwise);
+ * listen(2); accepted with accept4(2) (Linux 2.6.28). A filesystem path must not exist yet (EADDRINUSE otherwise);
  * `server.close()` removes it.
  * @param path at most 107 bytes (108 for an abstract name, counting its leading NUL)
  */

@@ -8,3 +8,4 @@ export type { MemsealErrorCode, SystemError } from './errors';
 export { memfdCreate, memfdSecret, addSeals, getSeals, MEMFD_NAME_MAX } from './memfd';
 export { mmap, mseal, Mapping } from './mapping';
 export { Channel, ChannelServer, Message, socketPair, listen, connect, spawnWithChannel, MAX_PAYLOAD, MAX_FDS, CHANNEL_FD_ENV } from './channel';
+export type { ChannelOptions, ListenOptions, SpawnWithChannelOptions, PeerCredentials } from './channel';
