@@ -625,15 +625,20 @@ export class ChannelServer extends EventEmitter {
   #onPoll(status: number): void {
     if (this.#closed) return;
     if (status < 0) {
+      this.#pause();
       this.emit('error', systemError(status, 'epoll_wait'));
       return;
     }
     for (let i = 0; i < 64 && !this.#closed; i++) {
       const fd = native.accept(this.#fd);
       if (fd === -E.EAGAIN) return;
-      if (fd === -E.ECONNABORTED) continue;
+      if (fd === -E.ECONNABORTED || fd === -E.EINTR) continue;
       if (fd < 0) {
-        this.emit('error', systemError(fd, 'accept4'));
+        // EMFILE/ENFILE/ENOMEM: the connection stays in the backlog and the socket stays
+        // readable; without a pause the level-triggered watcher would spin on the error
+        this.#pause();
+        this.emit('error', systemError(fd, 'accept4', undefined,
+          fd === -E.EMFILE ? 'this process is out of descriptors (RLIMIT_NOFILE); accepting again in 100 ms' : undefined));
         return;
       }
       let ch: Channel;
@@ -646,6 +651,14 @@ export class ChannelServer extends EventEmitter {
       if (this.listenerCount('connection') === 0) ch.close();
       else this.emit('connection', ch);
     }
+  }
+
+  #pause(): void {
+    if (this.#handle === null) return;
+    native.pollStart(this.#handle, 0);
+    setTimeout(() => {
+      if (this.#handle !== null) native.pollStart(this.#handle, K.UV_READABLE);
+    }, 100).unref();
   }
 }
 
