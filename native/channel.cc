@@ -1,9 +1,456 @@
-// channel.cc — AF_UNIX SOCK_SEQPACKET fd passing (sendmsg(2)/recvmsg(2) with
-// SCM_RIGHTS, unix(7)). Filled in by the cross-process work.
+// channel.cc — AF_UNIX SOCK_SEQPACKET sockets and descriptor passing:
+// socketpair(2), socket(2), bind(2), listen(2), accept4(2), connect(2),
+// sendmsg(2)/recvmsg(2) with SCM_RIGHTS (unix(7), cmsg(3)), getsockopt(2)
+// SO_PEERCRED/SO_DOMAIN/SO_TYPE, fcntl(2) and a libuv poll watcher (uv_poll_t)
+// that calls back into JavaScript when a socket becomes readable or writable.
+//
+// Every call is non-blocking and returns the result or -errno; only malformed
+// arguments throw (TypeError).
+//
+// Poll handle ownership: pollOpen() adopts the descriptor. The Watch struct is
+// held by the JavaScript External (until its finalizer) and by libuv (until
+// the uv_close callback); it is freed when both have let go. pollClose(), the
+// finalizer and the environment cleanup hook each close the handle and the
+// descriptor if that has not happened yet, so whichever runs first does it
+// and the others do nothing.
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <vector>
+
+#include "args.h"
+#include "kernel.h"
 #include "native.h"
 
 namespace memseal {
+namespace {
 
-void InitChannel(Napi::Env /*env*/, Napi::Object /*exports*/) {}
+const napi_type_tag kWatchTag = {0x6d656d7365616c00ULL, 0x77617463680a0002ULL};
+
+constexpr int kSockFlags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+
+// Bytes at info[i] (any TypedArray/Buffer/DataView/ArrayBuffer), or false with a TypeError.
+bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* len) {
+  *data = nullptr;
+  *len = 0;
+  if (info.Length() <= i) return ArgError(info, "expected a Uint8Array");
+  Napi::Value v = info[i];
+  if (v.IsTypedArray()) {
+    Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    if (ta.TypedArrayType() != napi_uint8_array) return ArgError(info, "expected a Uint8Array");
+    Napi::Uint8Array u = v.As<Napi::Uint8Array>();
+    *data = u.Data();
+    *len = u.ByteLength();
+    return true;
+  }
+  return ArgError(info, "expected a Uint8Array");
+}
+
+bool ArgInt32Array(const Napi::CallbackInfo& info, size_t i, int32_t** data, size_t* len) {
+  *data = nullptr;
+  *len = 0;
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    return ArgError(info, "expected an Int32Array");
+  }
+  Napi::Int32Array a = info[i].As<Napi::Int32Array>();
+  *data = a.Data();
+  *len = a.ElementLength();
+  return true;
+}
+
+// A sockaddr_un from raw sun_path bytes: a filesystem path (the caller
+// includes the terminating NUL) or an abstract name (leading NUL).
+bool MakeAddr(const uint8_t* path, size_t len, sockaddr_un* addr, socklen_t* addrlen) {
+  if (len == 0 || len > sizeof(addr->sun_path)) return false;
+  memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  memcpy(addr->sun_path, path, len);
+  *addrlen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  return true;
+}
+
+Napi::Value Errno(Napi::Env env, int r) { return Result(env, r < 0 ? -errno : r); }
+
+// socketpair() -> [fd0, fd1] | -errno
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0, sv) < 0) return Result(info.Env(), -errno);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), sv[0]));
+  out.Set(1u, Napi::Number::New(info.Env(), sv[1]));
+  return out;
+}
+
+// socket() -> fd | -errno
+Napi::Value Socket(const Napi::CallbackInfo& info) {
+  return Errno(info.Env(), socket(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0));
+}
+
+// bind(fd, sunPath: Uint8Array) -> 0 | -errno
+Napi::Value Bind(const Napi::CallbackInfo& info) {
+  int fd;
+  uint8_t* path;
+  size_t len;
+  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &path, &len)) return info.Env().Undefined();
+  sockaddr_un addr;
+  socklen_t addrlen;
+  if (!MakeAddr(path, len, &addr, &addrlen)) return Result(info.Env(), -ENAMETOOLONG);
+  return Errno(info.Env(), bind(fd, reinterpret_cast<sockaddr*>(&addr), addrlen));
+}
+
+// connect(fd, sunPath: Uint8Array) -> 0 | -errno (EAGAIN: the listener's backlog is full)
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  int fd;
+  uint8_t* path;
+  size_t len;
+  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &path, &len)) return info.Env().Undefined();
+  sockaddr_un addr;
+  socklen_t addrlen;
+  if (!MakeAddr(path, len, &addr, &addrlen)) return Result(info.Env(), -ENAMETOOLONG);
+  int r;
+  do {
+    r = connect(fd, reinterpret_cast<sockaddr*>(&addr), addrlen);
+  } while (r < 0 && errno == EINTR);
+  return Errno(info.Env(), r);
+}
+
+// listen(fd, backlog) -> 0 | -errno
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  int fd;
+  int32_t backlog;
+  if (!ArgFd(info, 0, &fd) || !ArgInt32(info, 1, &backlog)) return info.Env().Undefined();
+  return Errno(info.Env(), listen(fd, backlog));
+}
+
+// accept(fd) -> fd | -errno; the new socket is non-blocking and close-on-exec.
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int r;
+  do {
+    r = accept4(fd, nullptr, nullptr, kSockFlags);
+  } while (r < 0 && errno == EINTR);
+  return Errno(info.Env(), r);
+}
+
+// sendmsg(fd, data: Uint8Array, fds: Int32Array) -> bytes sent | -errno.
+// One message; SEQPACKET sends all of it or nothing. MSG_NOSIGNAL: a gone
+// peer is EPIPE, not SIGPIPE. The kernel checks every descriptor (EBADF) and
+// the count (EINVAL over SCM_MAX_FD) before anything is queued.
+Napi::Value SendMsg(const Napi::CallbackInfo& info) {
+  int fd;
+  uint8_t* data;
+  size_t len;
+  int32_t* fds;
+  size_t nfds;
+  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &data, &len) || !ArgInt32Array(info, 2, &fds, &nfds)) {
+    return info.Env().Undefined();
+  }
+  if (nfds > SCM_MAX_FD) return Result(info.Env(), -EINVAL);
+  iovec iov{data, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * SCM_MAX_FD)];
+  if (nfds > 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    memset(control, 0, msg.msg_controllen);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t r;
+  do {
+    r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return Result(info.Env(), r < 0 ? -errno : r);
+}
+
+// recvmsg(fd, buf: Uint8Array, fds: Int32Array, out: Int32Array(2)) -> bytes | -errno.
+// Receives one message into buf and at most fds.length descriptors (the
+// control buffer is sized for exactly that many) with MSG_CMSG_CLOEXEC.
+// out[0] = descriptors stored in fds, out[1] = msg_flags. On MSG_CTRUNC every
+// descriptor that did arrive is closed here and out[0] is 0: a message whose
+// descriptors were cut off is unusable, and leaking the rest would let a peer
+// exhaust our descriptor table. With MSG_TRUNC the return value is the real
+// length (MSG_TRUNC is passed in flags), larger than buf.
+Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
+  int fd;
+  uint8_t* data;
+  size_t len;
+  int32_t* fds;
+  size_t maxFds;
+  int32_t* out;
+  size_t outLen;
+  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &data, &len) || !ArgInt32Array(info, 2, &fds, &maxFds) ||
+      !ArgInt32Array(info, 3, &out, &outLen)) {
+    return info.Env().Undefined();
+  }
+  if (outLen < 2) return (ArgError(info, "expected an Int32Array of 2"), info.Env().Undefined());
+  if (maxFds > SCM_MAX_FD) maxFds = SCM_MAX_FD;
+  out[0] = 0;
+  out[1] = 0;
+  iovec iov{data, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * SCM_MAX_FD)];
+  if (maxFds > 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * maxFds);
+  }
+  ssize_t r;
+  do {
+    r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | MSG_TRUNC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return Result(info.Env(), -errno);
+
+  bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
+  size_t n = 0;
+  if (msg.msg_controllen > 0) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const unsigned char* p = CMSG_DATA(c);
+      for (size_t k = 0; k < count; k++) {
+        int got;
+        memcpy(&got, p + k * sizeof(int), sizeof(int));
+        if (ctrunc || n >= maxFds) {
+          close(got);  // cannot happen unless the kernel overfilled; never leak
+        } else {
+          fds[n++] = got;
+        }
+      }
+    }
+  }
+  out[0] = static_cast<int32_t>(n);
+  out[1] = msg.msg_flags;
+  return Result(info.Env(), r);
+}
+
+// peerCred(fd) -> [pid, uid, gid] | -errno (SO_PEERCRED: the peer at connect/socketpair time)
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Result(info.Env(), -errno);
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
+  out.Set(0u, Napi::Number::New(info.Env(), cred.pid));
+  out.Set(1u, Napi::Number::New(info.Env(), cred.uid));
+  out.Set(2u, Napi::Number::New(info.Env(), cred.gid));
+  return out;
+}
+
+// sockType(fd) -> [domain, type] | -errno (SO_DOMAIN, SO_TYPE)
+Napi::Value SockType(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int domain = 0, type = 0;
+  socklen_t len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) return Result(info.Env(), -errno);
+  len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return Result(info.Env(), -errno);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), domain));
+  out.Set(1u, Napi::Number::New(info.Env(), type));
+  return out;
+}
+
+// setNonblockCloexec(fd) -> 0 | -errno: O_NONBLOCK and FD_CLOEXEC on an adopted socket.
+Napi::Value SetNonblockCloexec(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return Result(info.Env(), -errno);
+  int fdfl = fcntl(fd, F_GETFD);
+  if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) return Result(info.Env(), -errno);
+  return Result(info.Env(), 0);
+}
+
+// ---- poll watcher ---------------------------------------------------------
+
+struct Watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;          // strong while open: an open watcher keeps its JS side alive
+  napi_async_context async;
+  int fd;
+  int refs;                   // the External and the libuv handle
+  bool closed;                // uv_close called and fd closed
+  bool hooked;                // env cleanup hook registered
+};
+
+void Release(Watch* w) {
+  if (--w->refs == 0) delete w;
+}
+
+void OnUvClosed(uv_handle_t* h) { Release(static_cast<Watch*>(h->data)); }
+
+void CleanupHook(void* arg);
+
+// Stops the watcher and closes the descriptor. With `teardown` the napi
+// objects are left to the environment, which frees them itself.
+int Shut(Watch* w, bool teardown) {
+  if (w->closed) return 0;
+  w->closed = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnUvClosed);  // stops polling now; frees later
+  int r = close(w->fd) < 0 ? -errno : 0;
+  w->fd = -1;
+  if (!teardown) {
+    if (w->callback != nullptr) napi_delete_reference(w->env, w->callback);
+    if (w->async != nullptr) napi_async_destroy(w->env, w->async);
+    if (w->hooked) napi_remove_env_cleanup_hook(w->env, CleanupHook, w);
+  }
+  w->callback = nullptr;
+  w->async = nullptr;
+  w->hooked = false;
+  return r == -EINTR ? 0 : r;  // after EINTR the descriptor is gone anyway on Linux
+}
+
+void CleanupHook(void* arg) {
+  Watch* w = static_cast<Watch*>(arg);
+  w->hooked = false;  // Node removes a hook as it runs it
+  Shut(w, true);
+}
+
+void OnPoll(uv_poll_t* handle, int status, int events) {
+  Watch* w = static_cast<Watch*>(handle->data);
+  if (w->closed || w->callback == nullptr) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, argv[2], result;
+  if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && fn != nullptr &&
+      napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, status, &argv[0]) == napi_ok &&
+      napi_create_int32(env, events, &argv[1]) == napi_ok) {
+    // make_callback, not call_function: runs the microtask queue afterwards
+    // (promises resolved in the callback settle now) and keeps async context.
+    napi_status st = napi_make_callback(env, w->async, recv, fn, 2, argv, &result);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+Watch* GetWatch(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsExternal() || !info[i].As<Napi::Object>().CheckTypeTag(&kWatchTag)) {
+    ArgError(info, "expected a poll handle");
+    return nullptr;
+  }
+  return info[i].As<Napi::External<Watch>>().Data();
+}
+
+// pollOpen(fd, callback(status, events)) -> handle | -errno. Adopts fd: from
+// now on pollClose (or the finalizer, or environment teardown) closes it.
+Napi::Value PollOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsFunction()) return (ArgError(info, "expected a function"), env.Undefined());
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return Result(env, -EINVAL);
+
+  Watch* w = new Watch{};
+  w->env = env;
+  w->fd = fd;
+  int r = uv_poll_init(loop, &w->poll, fd);
+  if (r < 0) {
+    delete w;
+    return Result(env, r);  // libuv errors are -errno on Unix
+  }
+  w->poll.data = w;
+  w->refs = 2;
+  napi_value resource_name;
+  napi_create_string_utf8(env, "memseal.Channel", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, nullptr, resource_name, &w->async);
+  napi_create_reference(env, info[1], 1, &w->callback);
+  if (napi_add_env_cleanup_hook(env, CleanupHook, w) == napi_ok) w->hooked = true;
+
+  Napi::External<Watch> handle = Napi::External<Watch>::New(env, w, [](Napi::Env, Watch* wa) {
+    Shut(wa, false);
+    Release(wa);
+  });
+  handle.TypeTag(&kWatchTag);
+  return handle;
+}
+
+// pollStart(handle, events) -> 0 | -errno. events: UV_READABLE | UV_WRITABLE |
+// UV_DISCONNECT; 0 stops polling (the descriptor stays open).
+Napi::Value PollStart(const Napi::CallbackInfo& info) {
+  Watch* w = GetWatch(info, 0);
+  int32_t events;
+  if (w == nullptr || !ArgInt32(info, 1, &events)) return info.Env().Undefined();
+  if (w->closed) return Result(info.Env(), -EBADF);
+  int r = events == 0 ? uv_poll_stop(&w->poll) : uv_poll_start(&w->poll, events, OnPoll);
+  return Result(info.Env(), r);
+}
+
+// pollRef(handle, ref: boolean) -> 0: whether the watcher keeps the loop alive.
+Napi::Value PollRef(const Napi::CallbackInfo& info) {
+  Watch* w = GetWatch(info, 0);
+  if (w == nullptr) return info.Env().Undefined();
+  if (info.Length() < 2 || !info[1].IsBoolean()) return (ArgError(info, "expected a boolean"), info.Env().Undefined());
+  if (w->closed) return Result(info.Env(), -EBADF);
+  if (info[1].As<Napi::Boolean>().Value()) {
+    uv_ref(reinterpret_cast<uv_handle_t*>(&w->poll));
+  } else {
+    uv_unref(reinterpret_cast<uv_handle_t*>(&w->poll));
+  }
+  return Result(info.Env(), 0);
+}
+
+// pollClose(handle) -> 0 | -errno of close(2). Idempotent.
+Napi::Value PollClose(const Napi::CallbackInfo& info) {
+  Watch* w = GetWatch(info, 0);
+  if (w == nullptr) return info.Env().Undefined();
+  return Result(info.Env(), Shut(w, false));
+}
+
+}  // namespace
+
+void InitChannel(Napi::Env env, Napi::Object exports) {
+  exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
+  exports.Set("socket", Napi::Function::New(env, Socket, "socket"));
+  exports.Set("bind", Napi::Function::New(env, Bind, "bind"));
+  exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
+  exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
+  exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
+  exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));
+  exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
+  exports.Set("sockType", Napi::Function::New(env, SockType, "sockType"));
+  exports.Set("setNonblockCloexec", Napi::Function::New(env, SetNonblockCloexec, "setNonblockCloexec"));
+  exports.Set("pollOpen", Napi::Function::New(env, PollOpen, "pollOpen"));
+  exports.Set("pollStart", Napi::Function::New(env, PollStart, "pollStart"));
+  exports.Set("pollRef", Napi::Function::New(env, PollRef, "pollRef"));
+  exports.Set("pollClose", Napi::Function::New(env, PollClose, "pollClose"));
+
+  Napi::Object c = Napi::Object::New(env);
+#define CHANNEL_CONST(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
+  CHANNEL_CONST(SCM_MAX_FD);
+  CHANNEL_CONST(UNIX_PATH_MAX);
+  CHANNEL_CONST(MSG_TRUNC);
+  CHANNEL_CONST(MSG_CTRUNC);
+  CHANNEL_CONST(AF_UNIX);
+  CHANNEL_CONST(SOCK_SEQPACKET);
+  CHANNEL_CONST(UV_READABLE);
+  CHANNEL_CONST(UV_WRITABLE);
+  CHANNEL_CONST(UV_DISCONNECT);
+#undef CHANNEL_CONST
+  exports.Set("channelConstants", c);
+}
 
 }  // namespace memseal

@@ -93,3 +93,12 @@
 #define SYS_mseal 462
 #endif
 #endif
+
+// unix(7): most descriptors one SCM_RIGHTS message may carry
+// (include/net/scm.h, not exported to userspace), and the sun_path size.
+#ifndef SCM_MAX_FD
+#define SCM_MAX_FD 253
+#endif
+#ifndef UNIX_PATH_MAX
+#define UNIX_PATH_MAX 108
+#endif

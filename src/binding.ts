@@ -6,6 +6,9 @@ import bindings from 'bindings';
 /** An opaque, type-tagged handle to one native mapping. */
 export type RegionHandle = { readonly __region: unique symbol };
 
+/** An opaque, type-tagged handle to one native poll watcher (channel.cc); it owns its descriptor. */
+export type PollHandle = { readonly __poll: unique symbol };
+
 export interface NativeConstants {
   readonly [name: string]: number;
 }
@@ -37,6 +40,33 @@ export interface NativeBinding {
   /** An external ArrayBuffer over [offset, offset + length) of the region, or -errno */
   view(handle: RegionHandle, offset: number, length: number): ArrayBuffer | number;
   pageSize(): number;
+  // channel.cc: AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec
+  /** [fd0, fd1] or -errno */
+  socketpair(): [number, number] | number;
+  socket(): number;
+  /** sunPath: raw sun_path bytes (a filesystem path with its NUL, or '\0name') */
+  bind(fd: number, sunPath: Uint8Array): number;
+  connect(fd: number, sunPath: Uint8Array): number;
+  listen(fd: number, backlog: number): number;
+  accept(fd: number): number;
+  sendmsg(fd: number, data: Uint8Array, fds: Int32Array): number;
+  /** bytes (the real length if larger than buf) or -errno; out = [fds stored, msg_flags] */
+  recvmsg(fd: number, buf: Uint8Array, fds: Int32Array, out: Int32Array): number;
+  /** [pid, uid, gid] or -errno */
+  peerCred(fd: number): [number, number, number] | number;
+  /** [domain, type] or -errno */
+  sockType(fd: number): [number, number] | number;
+  setNonblockCloexec(fd: number): number;
+  /** Adopts fd (pollClose closes it); callback(status: 0 | -errno, events: UV_* bits). */
+  pollOpen(fd: number, callback: (status: number, events: number) => void): PollHandle | number;
+  pollStart(handle: PollHandle, events: number): number;
+  pollRef(handle: PollHandle, ref: boolean): number;
+  pollClose(handle: PollHandle): number;
+  readonly channelConstants: {
+    readonly SCM_MAX_FD: number; readonly UNIX_PATH_MAX: number; readonly MSG_TRUNC: number;
+    readonly MSG_CTRUNC: number; readonly AF_UNIX: number; readonly SOCK_SEQPACKET: number;
+    readonly UV_READABLE: number; readonly UV_WRITABLE: number; readonly UV_DISCONNECT: number;
+  };
 }
 
 export const native: NativeBinding = bindings('memseal');

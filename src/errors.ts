@@ -41,7 +41,8 @@ export type MemsealErrorCode =
   | 'ERR_MEMSEAL_UNSUPPORTED'
   | 'ERR_MEMSEAL_CLOSED'
   | 'ERR_MEMSEAL_SEALED'
-  | 'ERR_MEMSEAL_CTRUNC';
+  | 'ERR_MEMSEAL_CTRUNC'
+  | 'ERR_MEMSEAL_NO_CHANNEL';
 
 /** A condition memseal detects itself (policy, state), not a failed syscall. */
 export class MemsealError extends Error {

@@ -9,3 +9,5 @@ export { memfdCreate, memfdSecret, addSeals, getSeals, MEMFD_NAME_MAX } from './
 export { mmap, mseal, Mapping } from './mapping';
 export { SealedBuffer, verifySeals, DEFAULT_REQUIRED_SEALS, DEFAULT_SEALS } from './sealed';
 export type { SealedBufferOptions, SealedBufferView, VerifyOptions, VerifyResult } from './sealed';
+export { Channel, ChannelServer, Message, socketPair, listen, connect, spawnWithChannel, MAX_PAYLOAD, MAX_FDS, CHANNEL_FD_ENV } from './channel';
+export type { ChannelOptions, ListenOptions, SpawnWithChannelOptions, PeerCredentials } from './channel';
