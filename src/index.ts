@@ -7,3 +7,4 @@ export { MemsealError } from './errors';
 export type { MemsealErrorCode, SystemError } from './errors';
 export { memfdCreate, memfdSecret, addSeals, getSeals, MEMFD_NAME_MAX } from './memfd';
 export { mmap, mseal, Mapping } from './mapping';
+export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect';
