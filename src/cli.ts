@@ -97,7 +97,8 @@ export function renderHuman(processes: InspectProcess[], scanAll: boolean): stri
     out.push("mseal'd regions not backed by a memfd:");
     out.push(table(['PID', 'COMMAND', 'RANGE', 'PERMS', 'SIZE', 'PATH'], sealedRows));
   }
-  if (out.length === 0) out.push('no memfds or mseal\'d regions found');
+  // Say so only when something was actually looked at: failures go to stderr.
+  if (out.length === 0 && (scanAll || processes.some((p) => p.inspectable))) out.push('no memfds or mseal\'d regions found');
 
   if (scanAll) {
     const denied = processes.filter((p) => !p.inspectable).length;
@@ -105,7 +106,7 @@ export function renderHuman(processes: InspectProcess[], scanAll: boolean): stri
     const partial = processes.filter((p) => p.inspectable && p.errors.length > 0).length;
     if (partial > 0) out.push(`(${partial} process${partial === 1 ? '' : 'es'} only partly inspected: mappings unreadable)`);
   }
-  return `${out.join('\n')}\n`;
+  return out.length === 0 ? '' : `${out.join('\n')}\n`;
 }
 
 /** One line per procfs failure of an explicitly requested pid, for stderr. */
@@ -120,7 +121,8 @@ export function exitStatus(processes: InspectProcess[], scanAll: boolean): 0 | 1
 
 function runOnce(opts: Options): 0 | 1 | 2 {
   const scanAll = opts.pids.length === 0;
-  const processes = inspect(scanAll ? undefined : opts.pids);
+  // A full scan leaves out this process itself: the inspector is not what is being inspected.
+  const processes = scanAll ? inspect().filter((p) => p.pid !== process.pid) : inspect(opts.pids);
   const status = exitStatus(processes, scanAll);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ processes }, null, opts.watch === null ? 2 : 0)}\n`);

@@ -179,12 +179,12 @@ function classify(link: string): { kind: MemfdKind; name: string | null } | null
   return null;
 }
 
-function statInfo(path: string): { dev: string; inode: number; size: number; mode: number } | null {
+function statInfo(path: string): { dev: string; inode: number; size: number; mode: number } | { error: string } {
   try {
     const st = fs.statSync(path, { bigint: true });
     return { dev: devKey(st.dev), inode: Number(st.ino), size: Number(st.size), mode: Number(st.mode & 0o7777n) };
-  } catch {
-    return null;
+  } catch (err) {
+    return { error: errnoCode(err) };
   }
 }
 
@@ -232,7 +232,8 @@ function inspectOne(pid: number): InspectProcess {
     }
     const kind = classify(link);
     if (!kind) continue;
-    const st = statInfo(fdPath);
+    const info = statInfo(fdPath);
+    const st = 'error' in info ? null : info;
     let access: InspectMemfd['access'] = null;
     try {
       access = accessMode(fs.readFileSync(`${base}/fdinfo/${entry}`, 'utf8'));
@@ -278,8 +279,9 @@ function inspectOne(pid: number): InspectProcess {
       if (!kind) continue;
       claimed.add(key);
       const mapFile = `${base}/map_files/${list[0]!.start.slice(2)}-${list[0]!.end.slice(2)}`;
-      const st = statInfo(mapFile); // needs CAP_SYS_ADMIN; unknown otherwise
-      const { seals, sealsError } = st ? readSeals(mapFile) : { seals: null, sealsError: 'EPERM' };
+      const info = statInfo(mapFile); // needs CAP_SYS_ADMIN; unknown otherwise
+      const st = 'error' in info ? null : info;
+      const { seals, sealsError } = st ? readSeals(mapFile) : { seals: null, sealsError: (info as { error: string }).error };
       found.push({
         pid, comm, fd: null, kind: kind.kind, name: kind.name, inode: list[0]!.inode, size: st?.size ?? null,
         mode: st?.mode ?? null, exec: st ? (st.mode & 0o111) !== 0 : null, access: null, seals,
