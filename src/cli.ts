@@ -162,4 +162,11 @@ function main(argv: string[]): void {
   process.once('SIGTERM', stop);
 }
 
-if (require.main === module) main(process.argv.slice(2));
+if (require.main === module) {
+  // `memseal inspect --watch 500 | head`: a closed pipe ends the program quietly.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
+  main(process.argv.slice(2));
+}
