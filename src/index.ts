@@ -11,3 +11,4 @@ export { SealedBuffer, verifySeals, DEFAULT_REQUIRED_SEALS, DEFAULT_SEALS } from
 export type { SealedBufferOptions, SealedBufferView, VerifyOptions, VerifyResult } from './sealed';
 export { Channel, ChannelServer, Message, socketPair, listen, connect, spawnWithChannel, MAX_PAYLOAD, MAX_FDS, CHANNEL_FD_ENV } from './channel';
 export type { ChannelOptions, ListenOptions, SpawnWithChannelOptions, PeerCredentials } from './channel';
+export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect';

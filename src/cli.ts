@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// The `memseal` command: `memseal inspect [--json] [--watch <ms>] [pid ...]`.
+// Exit codes: 0 something found, 1 nothing found, 2 usage error, or a requested
+// pid that could not be inspected (permission denied, no such process).
+import { hasFindings, inspect, type InspectMemfd, type InspectProcess } from './inspect';
+
+const USAGE = `Usage: memseal inspect [options] [pid ...]
+
+Lists the memfds and memfd_secret files processes hold (name, size, seals,
+mode, mappings) and their mseal'd memory regions, read from /proc.
+Without a pid: every process you may inspect.
+
+Options:
+  --json         print JSON ({ "processes": [...] }; one line per refresh with --watch)
+  --watch <ms>   refresh every <ms> milliseconds until interrupted
+  -h, --help     show this help
+
+Exit status: 0 found, 1 nothing found, 2 usage error or a pid that could not be
+inspected (permission denied, no such process).
+`;
+
+interface Options { json: boolean; watch: number | null; pids: number[] }
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): Options | 'help' {
+  const opts: Options = { json: false, watch: null, pids: [] };
+  const args = [...argv];
+  if (args[0] === '-h' || args[0] === '--help' || args[0] === 'help') return 'help';
+  if (args[0] !== 'inspect') throw new UsageError(args[0] === undefined ? 'missing command' : `unknown command '${args[0]}'`);
+  args.shift();
+  while (args.length > 0) {
+    const arg = args.shift()!;
+    if (arg === '-h' || arg === '--help') return 'help';
+    if (arg === '--json') opts.json = true;
+    else if (arg === '--watch' || arg.startsWith('--watch=')) {
+      const value = arg === '--watch' ? args.shift() : arg.slice('--watch='.length);
+      if (value === undefined || !/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 86_400_000) {
+        throw new UsageError(`--watch needs a number of milliseconds (1..86400000), got ${value === undefined ? 'nothing' : `'${value}'`}`);
+      }
+      opts.watch = Number(value);
+    } else if (/^\d+$/.test(arg) && Number(arg) >= 1 && Number(arg) <= 0x7fffffff) opts.pids.push(Number(arg));
+    else if (arg.startsWith('-')) throw new UsageError(`unknown option '${arg}'`);
+    else throw new UsageError(`not a pid: '${arg}'`);
+  }
+  return opts;
+}
+
+/** 1536 -> '1.5 KiB' */
+export function formatSize(n: number | null): string {
+  if (n === null) return '?';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${n} B` : `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [fmt(header), ...rows.map(fmt)].join('\n');
+}
+
+function sealsText(m: InspectMemfd): string {
+  if (m.sealNames === null) return `? (${m.sealsError ?? 'unknown'})`;
+  return m.sealNames.length === 0 ? '-' : m.sealNames.join(',');
+}
+
+function mappingText(m: { start: string; end: string; perms: string; sealed: boolean | null }): string {
+  return `${m.start.slice(2)}-${m.end.slice(2)} ${m.perms}${m.sealed ? ' mseal' : ''}`;
+}
+
+export function renderHuman(processes: InspectProcess[], scanAll: boolean): string {
+  const out: string[] = [];
+  const rows: string[][] = [];
+  for (const p of processes) {
+    for (const m of p.memfds) {
+      const maps = m.mappings === null ? ['?'] : m.mappings.length === 0 ? ['-'] : m.mappings.map(mappingText);
+      const name = m.kind === 'secretmem' ? '[secretmem]' : m.name ?? '';
+      const mode = m.mode === null ? '?' : `${m.mode.toString(8).padStart(4, '0')}${m.exec ? ' exec' : ''}`;
+      rows.push([String(p.pid), p.comm ?? '?', m.fd === null ? '-' : String(m.fd), name, formatSize(m.size), mode,
+        m.access ?? '-', sealsText(m), maps[0]!]);
+      for (const extra of maps.slice(1)) rows.push(['', '', '', '', '', '', '', '', extra]);
+    }
+  }
+  if (rows.length > 0) out.push(table(['PID', 'COMMAND', 'FD', 'NAME', 'SIZE', 'MODE', 'ACC', 'SEALS', 'MAPPINGS'], rows));
+
+  const sealedRows: string[][] = [];
+  for (const p of processes) {
+    for (const r of p.sealedRegions ?? []) {
+      sealedRows.push([String(p.pid), p.comm ?? '?', `${r.start.slice(2)}-${r.end.slice(2)}`, r.perms, formatSize(r.length), r.path || '[anon]']);
+    }
+  }
+  if (sealedRows.length > 0) {
+    if (out.length > 0) out.push('');
+    out.push("mseal'd regions not backed by a memfd:");
+    out.push(table(['PID', 'COMMAND', 'RANGE', 'PERMS', 'SIZE', 'PATH'], sealedRows));
+  }
+  // Say so only when something was actually looked at: failures go to stderr.
+  if (out.length === 0 && (scanAll || processes.some((p) => p.inspectable))) out.push('no memfds or mseal\'d regions found');
+
+  if (scanAll) {
+    const denied = processes.filter((p) => !p.inspectable).length;
+    if (denied > 0) out.push(`(${denied} process${denied === 1 ? '' : 'es'} could not be inspected: permission denied)`);
+    const partial = processes.filter((p) => p.inspectable && p.errors.length > 0).length;
+    if (partial > 0) out.push(`(${partial} process${partial === 1 ? '' : 'es'} only partly inspected: mappings unreadable)`);
+  }
+  return out.length === 0 ? '' : `${out.join('\n')}\n`;
+}
+
+/** One line per procfs failure of an explicitly requested pid, for stderr. */
+export function renderErrors(processes: InspectProcess[]): string {
+  return processes.flatMap((p) => p.errors.map((e) => `memseal: ${p.pid}: ${e.code}: ${e.message} (${e.path})\n`)).join('');
+}
+
+export function exitStatus(processes: InspectProcess[], scanAll: boolean): 0 | 1 | 2 {
+  if (!scanAll && processes.some((p) => !p.inspectable)) return 2;
+  return processes.some(hasFindings) ? 0 : 1;
+}
+
+function runOnce(opts: Options): 0 | 1 | 2 {
+  const scanAll = opts.pids.length === 0;
+  // A full scan leaves out this process itself: the inspector is not what is being inspected.
+  const processes = scanAll ? inspect().filter((p) => p.pid !== process.pid) : inspect(opts.pids);
+  const status = exitStatus(processes, scanAll);
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ processes }, null, opts.watch === null ? 2 : 0)}\n`);
+  } else {
+    const text = renderHuman(processes, scanAll);
+    const clear = opts.watch !== null && process.stdout.isTTY ? '\x1b[H\x1b[2J' : '';
+    const title = opts.watch === null ? '' : `memseal inspect — ${new Date().toISOString()} (every ${opts.watch} ms)\n`;
+    process.stdout.write(`${clear}${title}${text}`);
+    if (!scanAll) process.stderr.write(renderErrors(processes));
+  }
+  return status;
+}
+
+function main(argv: string[]): void {
+  let opts: Options | 'help';
+  try {
+    opts = parseArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`memseal: ${err.message}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (opts === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const status = runOnce(opts);
+  if (opts.watch === null) {
+    process.exitCode = status;
+    return;
+  }
+  let last = status;
+  const timer = setInterval(() => { last = runOnce(opts as Options); }, opts.watch);
+  const stop = () => { clearInterval(timer); process.exitCode = last; };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (require.main === module) {
+  // `memseal inspect --watch 500 | head`: a closed pipe ends the program quietly.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
+  main(process.argv.slice(2));
+}
