@@ -1,4 +1,9 @@
 {
+  "variables": {
+    # node-gyp rebuild --memseal_sanitize=1 (or npm_config_memseal_sanitize=1) adds
+    # AddressSanitizer + UndefinedBehaviorSanitizer; the normal build keeps -Werror.
+    "memseal_sanitize%": 0
+  },
   "targets": [
     {
       "target_name": "memseal",
@@ -14,7 +19,14 @@
       "cflags": ["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
       "cflags_cc": ["-Wall", "-Wextra", "-Werror", "-fno-exceptions", "-std=c++17", "-fvisibility=hidden"],
       "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"]
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "conditions": [
+        ["memseal_sanitize==1", {
+          "cflags": ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"],
+          "cflags_cc": ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"],
+          "ldflags": ["-fsanitize=address,undefined"]
+        }]
+      ]
     }
   ]
 }
