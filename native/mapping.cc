@@ -107,12 +107,14 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   Region* r = GetRegion(info, 0);
   if (r == nullptr) return env.Undefined();
   if (r->unmapped) return Result(env, 0);
-  if (r->sealed) return Result(env, -EPERM);  // what the kernel answers; views stay valid
+  // An mseal'd region: ask the kernel rather than answer for it. It refuses
+  // (EPERM) before changing anything, so every view stays valid.
+  if (r->sealed && munmap(r->addr, r->len) < 0) return Result(env, -errno);
   for (napi_ref ref : r->buffers) {
     napi_value ab;
     if (napi_get_reference_value(env, ref, &ab) == napi_ok && ab != nullptr) Napi::ArrayBuffer(env, ab).Detach();
   }
-  if (munmap(r->addr, r->len) < 0) return Result(env, -errno);
+  if (!r->sealed && munmap(r->addr, r->len) < 0) return Result(env, -errno);
   r->unmapped = true;
   int64_t ignored;
   napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);

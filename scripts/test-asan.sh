@@ -6,7 +6,8 @@
 # UBSAN_OPTIONS=halt_on_error=1, and the log is scanned for either's banner as well.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-work="${MEMSEAL_ASAN_DIR:-${TMPDIR:-/tmp}/memseal-asan}"
+# Inside the repository (ignored by git): npx does not resolve the package bin from a copy under /tmp.
+work="${MEMSEAL_ASAN_DIR:-$root/.asan}"
 libasan="$(${CC:-cc} -print-file-name=libasan.so)"
 if [[ ! -e "$libasan" ]]; then
   echo "test:asan: no libasan.so for ${CC:-cc} (install libasan / gcc); cannot run" >&2
@@ -17,7 +18,7 @@ echo "== asan: copying the package to $work"
 rm -rf "$work"
 mkdir -p "$work"
 (cd "$root" && tar --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./.git -cf - .) | (cd "$work" && tar -xf -)
-ln -s "$root/node_modules" "$work/node_modules"
+cp -a "$root/node_modules" "$work/node_modules"  # a real copy: npx resolves the package bin through it
 
 cd "$work"
 echo "== asan: building the addon with -fsanitize=address,undefined"

@@ -149,12 +149,9 @@ export class Mapping {
    */
   unmap(): void {
     if (this.#closed) return;
-    if (this.#sealed) {
-      const err = systemError(-E.EPERM, 'munmap', undefined, SEALED_HINT);
-      Error.captureStackTrace(err, this.unmap);
-      throw err;
-    }
-    check(native.munmap(this.#handle), 'munmap');
+    // A sealed mapping goes to the kernel too: its EPERM is the answer (and a
+    // kernel that let it go would leave nothing mapped to keep views on).
+    check(native.munmap(this.#handle), 'munmap', undefined, (e) => this.#sealedHint(e));
     this.#closed = true;
   }
 

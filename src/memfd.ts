@@ -67,6 +67,11 @@ export function addSeals(fd: number, seals: number): void {
 function addSealsHint(e: number, fd: number, seals: number): string | undefined {
   if (e === -E.EBUSY && (seals & Seal.WRITE) !== 0) return 'a writable shared mapping of this memfd still exists';
   if (e === -E.EPERM) {
+    // Two causes share EPERM: F_SEAL_SEAL, or a descriptor not open for writing.
+    const current = native.getSeals(fd);
+    if (current >= 0 && (current & Seal.SEAL) === 0) {
+      return 'the descriptor is not open for writing: F_ADD_SEALS needs a writable descriptor (O_RDWR or O_WRONLY)';
+    }
     return 'F_SEAL_SEAL is set: no more seals can be added (memfds created without MFD_ALLOW_SEALING start with it)';
   }
   if (e === -E.EINVAL) {
