@@ -17,7 +17,7 @@ fi
 echo "== asan: copying the package to $work"
 rm -rf "$work"
 mkdir -p "$work"
-(cd "$root" && tar --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./.git -cf - .) | (cd "$work" && tar -xf -)
+(cd "$root" && tar --exclude=./node_modules --exclude=./build --exclude=./dist --exclude=./.git --exclude=./.asan -cf - .) | (cd "$work" && tar -xf -)
 cp -a "$root/node_modules" "$work/node_modules"  # a real copy: npx resolves the package bin through it
 
 cd "$work"

@@ -201,9 +201,13 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
   const mapFlags = fd === -1 ? flags | C.MAP_ANONYMOUS : flags;
   const r = native.mmap(length, prot, mapFlags, fd, offset);
   if (typeof r === 'number') {
-    check(r, 'mmap', undefined, (e) => (e === -E.EPERM && fd !== -1
-      ? 'the file is write-sealed (F_SEAL_WRITE / F_SEAL_FUTURE_WRITE): map it read-only, or MAP_PRIVATE'
-      : undefined));
+    check(r, 'mmap', undefined, (e) => {
+      if (e === -E.EPERM && fd !== -1) {
+        return 'the file is write-sealed (F_SEAL_WRITE / F_SEAL_FUTURE_WRITE): map it read-only, or MAP_PRIVATE';
+      }
+      // mmap(2): EAGAIN is "too much memory has been locked" (MAP_LOCKED, memfd_secret pages)
+      return e === -E.EAGAIN ? memlockHint(e) : undefined;
+    });
   }
   const [handle, address] = r as Exclude<typeof r, number>;
   return new Mapping(construct, handle, address, length, prot, mapFlags);
