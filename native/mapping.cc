@@ -86,6 +86,9 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (len <= 0) return Result(env, -EINVAL);  // what mmap(2) says of length 0
+  // No address is passed, so MAP_FIXED would replace whatever is mapped at 0..len
+  // (this process's code and heap): refuse it, as the TypeScript layer does.
+  if (flags & MAP_FIXED) return Result(env, -EINVAL);
   void* addr = mmap(nullptr, static_cast<size_t>(len), prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Result(env, -errno);
 

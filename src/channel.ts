@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
-import { invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
+import { illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
 import { validateFd, validateInteger, validateObject, validateString } from './validate';
 
 const E = osConstants.errno;
@@ -126,7 +126,7 @@ export class Channel extends EventEmitter {
 
   /** @internal use socketPair(), connect(), Channel.fromFd() or spawnWithChannel() */
   constructor(token: symbol, fd: number, options: ChannelOptions = {}) {
-    if (token !== construct) throw new TypeError('Illegal constructor: use socketPair(), connect() or Channel.fromFd()');
+    if (token !== construct) throw illegalConstructor('socketPair(), connect() or Channel.fromFd()');
     super();
     const maxFds = options.maxFds ?? MAX_FDS;
     validateInteger(maxFds, 'options.maxFds', 0, MAX_FDS);
@@ -562,7 +562,7 @@ export class ChannelServer extends EventEmitter {
 
   /** @internal use listen() */
   constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
-    if (token !== construct) throw new TypeError('Illegal constructor: use listen()');
+    if (token !== construct) throw illegalConstructor('listen()');
     super();
     const handle = native.pollOpen(fd, (status) => this.#onPoll(status));
     if (typeof handle === 'number') {

@@ -63,6 +63,20 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
   return err;
 }
 
+/** Node's ERR_INVALID_ARG_VALUE: the type is right, the value is not acceptable. */
+export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError {
+  const err = new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`);
+  (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_VALUE';
+  return err;
+}
+
+/** Node's ERR_ILLEGAL_CONSTRUCTOR, for classes made only by factories. */
+export function illegalConstructor(use: string): TypeError {
+  const err = new TypeError(`Illegal constructor: use ${use}`);
+  (err as TypeError & { code: string }).code = 'ERR_ILLEGAL_CONSTRUCTOR';
+  return err;
+}
+
 /** Node's ERR_OUT_OF_RANGE. */
 export function outOfRange(name: string, range: string, actual: unknown): RangeError {
   const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(actual)}`);

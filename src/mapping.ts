@@ -4,11 +4,13 @@ import { constants as bufferConstants } from 'node:buffer';
 import { constants as osConstants } from 'node:os';
 import { native, type RegionHandle } from './binding';
 import { constants as C } from './constants';
-import { check, invalidArgType, MemsealError, systemError } from './errors';
+import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, systemError } from './errors';
 import { validateFd, validateInt32, validateInteger, validateLength } from './validate';
 
 const E = osConstants.errno;
 const MAX_ARRAY_BUFFER = bufferConstants.MAX_LENGTH;
+/** mmap(2) MAP_FIXED (0x10 on every Linux architecture memseal builds for). */
+const MAP_FIXED = 0x10;
 const SEALED_HINT = 'the mapping is mseal\'d: it cannot be changed or unmapped until the process exits';
 const construct = Symbol('Mapping.construct');
 
@@ -35,7 +37,7 @@ export class Mapping {
 
   /** @internal use {@link mmap} */
   constructor(token: symbol, handle: RegionHandle, address: bigint, length: number, prot: number, flags: number) {
-    if (token !== construct) throw new TypeError('Illegal constructor: use mmap()');
+    if (token !== construct) throw illegalConstructor('mmap()');
     this.#handle = handle;
     this.address = address;
     this.length = length;
@@ -188,7 +190,8 @@ function msealHint(e: number): string | undefined {
  * Maps memory: mmap(2). With `fd` -1 (default) the mapping is anonymous
  * (MAP_ANONYMOUS is added). Lengths and offsets are full 64-bit.
  * @param prot PROT_* bits
- * @param flags MAP_SHARED or MAP_PRIVATE, plus MAP_POPULATE, MAP_NORESERVE, …
+ * @param flags MAP_SHARED or MAP_PRIVATE, plus MAP_POPULATE, MAP_NORESERVE, …; never MAP_FIXED
+ *   (there is no address to fix: TypeError ERR_INVALID_ARG_VALUE)
  * @throws EPERM (PROT_WRITE + MAP_SHARED on a write-sealed memfd), EACCES,
  *   EINVAL (length 0, bad flags), ENOMEM, EBADF
  */
@@ -196,6 +199,11 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
   validateLength(length, 'length');
   validateInt32(prot, 'prot');
   validateInt32(flags, 'flags');
+  if ((flags & MAP_FIXED) !== 0) {
+    // There is no address argument: MAP_FIXED would mean "replace whatever is mapped at 0..length",
+    // which can unmap this process's own code and heap. (MAP_FIXED_NOREPLACE fails safely: allowed.)
+    throw invalidArgValue('flags', 'must not include MAP_FIXED (mmap() chooses the address)', flags);
+  }
   if (fd !== -1) validateFd(fd);
   validateLength(offset, 'offset');
   const mapFlags = fd === -1 ? flags | C.MAP_ANONYMOUS : flags;

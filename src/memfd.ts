@@ -2,7 +2,7 @@
 import { constants as osConstants } from 'node:os';
 import { native } from './binding';
 import { constants as C, Seal } from './constants';
-import { check } from './errors';
+import { check, invalidArgValue } from './errors';
 import { features } from './features';
 import { validateFd, validateFlags, validateString } from './validate';
 
@@ -21,6 +21,7 @@ export const MEMFD_NAME_MAX = 249;
  */
 export function memfdCreate(name: string, flags: number = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING): number {
   validateString(name, 'name');
+  if (name.includes('\0')) throw invalidArgValue('name', 'must be a string without null bytes', name);
   validateFlags(flags, 'flags');
   return check(native.memfdCreate(name, flags), 'memfd_create', undefined, (e) => memfdCreateHint(e, name, flags));
 }
@@ -32,7 +33,6 @@ function memfdCreateHint(e: number, name: string, flags: number): string | undef
       return 'needs Linux ≥ 6.3 (MFD_NOEXEC_SEAL / MFD_EXEC)';
     }
     if (Buffer.byteLength(name) > MEMFD_NAME_MAX) return `the name is longer than ${MEMFD_NAME_MAX} bytes`;
-    if (name.includes('\0')) return 'the name contains a NUL character';
   }
   return undefined;
 }

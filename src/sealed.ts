@@ -5,7 +5,7 @@ import { closeSync, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native } from './binding';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { check, illegalConstructor, MemsealError, type MemsealErrorCode, systemError } from './errors';
 import { features } from './features';
 import { type Mapping, mmap } from './mapping';
 import { memfdCreate } from './memfd';
@@ -186,7 +186,7 @@ export class SealedBuffer {
 
   /** @internal use from(), create() or open() */
   constructor(token: symbol, fd: number, size: number, seals: number) {
-    if (token !== construct) throw new TypeError('Illegal constructor: use SealedBuffer.from(), create() or open()');
+    if (token !== construct) throw illegalConstructor('SealedBuffer.from(), create() or open()');
     this.fd = fd;
     this.size = size;
     this.seals = seals;
@@ -200,8 +200,11 @@ export class SealedBuffer {
   static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
     let src: Buffer;
     if (typeof data === 'string') src = Buffer.from(data, 'utf8');
-    else if (data instanceof ArrayBuffer) src = Buffer.from(data);
-    else if (ArrayBuffer.isView(data)) src = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    // A detached buffer reads as empty, as Buffer.from(view) has it (Buffer.from(arrayBuffer, …) would throw without a code).
+    else if (data instanceof ArrayBuffer) src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data);
+    else if (ArrayBuffer.isView(data)) {
+      src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    }
     else {
       const err = new TypeError('The "data" argument must be a string, an ArrayBuffer or an ArrayBufferView. ' +
         `Received ${data === null ? 'null' : typeof data}`);
