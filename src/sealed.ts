@@ -5,7 +5,7 @@ import { closeSync, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native } from './binding';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, illegalConstructor, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { check, illegalConstructor, invalidArgValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
 import { features } from './features';
 import { type Mapping, mmap } from './mapping';
 import { memfdCreate } from './memfd';
@@ -227,7 +227,11 @@ export class SealedBuffer {
     let seals = DEFAULT_SEALS;
     if (options !== undefined) {
       validateObject(options, 'options');
-      if (options.name !== undefined) { validateString(options.name, 'options.name'); name = options.name; }
+      if (options.name !== undefined) {
+        validateString(options.name, 'options.name');
+        if (options.name.includes('\0')) throw invalidArgValue('options.name', 'must be a string without null bytes', options.name);
+        name = options.name;
+      }
       if (options.seals !== undefined) { validateFlags(options.seals, 'options.seals'); seals = options.seals; }
     }
     const fd = createMemfd(name);

@@ -33,6 +33,10 @@ describe('hardening regressions', () => {
     assert.throws(() => memfdCreate('a\0b'), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
   });
 
+  it('SealedBuffer.create() with a NUL in options.name is ERR_INVALID_ARG_VALUE (was a TypeError without a code)', () => {
+    assert.throws(() => SealedBuffer.create(4, () => {}, { name: 'a\0' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
   it('direct construction throws ERR_ILLEGAL_CONSTRUCTOR (was a TypeError without a code)', () => {
     for (const Cls of [Mapping, SealedBuffer, Channel, ChannelServer]) {
       assert.throws(() => new (Cls as unknown as new (...a: unknown[]) => unknown)(1, 2, 3, 4), { name: 'TypeError', code: 'ERR_ILLEGAL_CONSTRUCTOR' });

@@ -9,9 +9,10 @@ import fc from 'fast-check';
 import { checkThrown, Ctx, GROUPS } from './targets';
 
 const runsPerTarget = Number(process.env.MEMSEAL_FUZZ_RUNS ?? 60);
-const seed = process.env.MEMSEAL_FUZZ_SEED === undefined ? undefined : Number(process.env.MEMSEAL_FUZZ_SEED);
+const seed = process.env.MEMSEAL_FUZZ_SEED === undefined ? (Date.now() % 2 ** 31) : Number(process.env.MEMSEAL_FUZZ_SEED);
 
-const countFds = (): number => readdirSync('/proc/self/fd').length;
+/** Our descriptors: all but tsx's own (it opens and closes its cache directory on its own schedule). */
+const countFds = (): number => [...fdTable().values()].filter((what) => !what.startsWith('/tmp/tsx-')).length;
 const fdTable = (): Map<string, string> => new Map(readdirSync('/proc/self/fd').map((fd) => {
   try { return [fd, readlinkSync(`/proc/self/fd/${fd}`)]; } catch { return [fd, '?']; }
 }));
@@ -41,6 +42,7 @@ function withDeadline<T>(p: Promise<T>, what: string): Promise<T> {
 
 async function main(): Promise<void> {
   const groups = process.argv.slice(2);
+  process.stderr.write(`fuzz: MEMSEAL_FUZZ_SEED=${seed} MEMSEAL_FUZZ_RUNS=${runsPerTarget} ${groups.join(' ')}\n`);
   const failures: string[] = [];
   let runs = 0;
   let targets = 0;
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
         } finally {
           ctx.cleanup();
         }
-      }), { numRuns: runsPerTarget, seed, endOnFailure: true });
+      }), { numRuns: runsPerTarget, seed: seed + targets, endOnFailure: true });
       runs += r.numRuns;
       if (r.failed) {
         failures.push(`${t.name}: ${fc.defaultReportMessage(r) ?? 'failed'}`.slice(0, 4000));
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
       if (maps1 > maps0) failures.push(`${t.name}: memfd mappings ${maps0} -> ${maps1} after ${r.numRuns} cases`);
     }
   }
-  process.stdout.write(`${JSON.stringify({ runs, targets, failures })}\n`);
+  process.stdout.write(`${JSON.stringify({ seed, runs, targets, failures })}\n`);
   // Channels left by a failing case must not keep the process alive.
   process.exit(failures.length === 0 ? 0 : 1);
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import * as memseal from '../../src';
+import { native } from '../../src/binding';
 import { Channel, ChannelServer, constants as C, Mapping, SealedBuffer } from '../../src';
 
 /** A resource made fresh for each case, closed after it. */
@@ -77,6 +78,8 @@ export class Ctx {
   #dirs: string[] = [];
 
   fd(fd: number): number { this.#fds.push(fd); return fd; }
+  /** An owner took `fd` (SealedBuffer.open, Channel.fromFd): closing it again here could close a reused number. */
+  release(fd: unknown): void { const i = this.#fds.indexOf(fd as number); if (i >= 0) this.#fds.splice(i, 1); }
   own<T extends { close(): void } | Mapping>(o: T): T { this.#objects.push(o); return o; }
 
   materialize(v: unknown): unknown {
@@ -86,10 +89,11 @@ export class Ctx {
       case 'closedFd': { const fd = memseal.memfdCreate('fuzz-closed'); closeSync(fd); return fd; }
       case 'bigFd': return 1 << 20;
       case 'pipeFd': {
-        // a SOCK_SEQPACKET end already owned by a Channel: the right type for fromFd, the wrong kind for seals
-        const [a, b] = memseal.socketPair();
-        this.own(a); this.own(b);
-        return a.fd;
+        // a raw SOCK_SEQPACKET end nobody owns yet: the right type for Channel.fromFd, the wrong kind for seals
+        const pair = native.socketpair();
+        if (typeof pair === 'number') throw new Error(`socketpair: ${pair}`);
+        this.fd(pair[1]);
+        return this.fd(pair[0]);
       }
       case 'devNullFd': return this.fd(openSync('/dev/null', 'r+'));
       case 'dirFd': return this.fd(openSync('/', 'r'));
@@ -166,6 +170,14 @@ const anyFn = (o: unknown, name: string): ((...a: unknown[]) => unknown) => {
 /** A receiver: mostly the right kind of object, sometimes anything. */
 const recv = (...kinds: TokenKind[]): fc.Arbitrary<unknown> =>
   fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...kinds).map((k) => new Token(k)) }, { weight: 1, arbitrary: anyArg });
+/**
+ * Descriptors for calls that take ownership (close on failure): fresh ones of
+ * every kind, or values that are no descriptor of this process (never 0..1023,
+ * which would close libuv's epoll fd or stdio).
+ */
+const ownedFd = (...kinds: TokenKind[]): fc.Arbitrary<unknown> =>
+  fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...kinds).map((k) => new Token(k)) },
+    { weight: 1, arbitrary: anyArg.filter((v) => !(typeof v === 'number' && v >= 0 && v < 1024)) });
 
 const call = (fn: (...a: never[]) => unknown) => (_ctx: Ctx, a: unknown[]) => (fn as (...a: unknown[]) => unknown)(...a);
 
@@ -194,7 +206,7 @@ export const GROUPS: Record<string, Target[]> = {
     },
     { name: 'mseal', args: args(recv('openMapping', 'closedMapping', 'readOnlyMapping')), call: call(memseal.mseal) },
     { name: 'Mapping#bytes', args: args(recv('openMapping', 'closedMapping'), anyArg, anyArg), call: (_c, [m, a, b]) => anyFn(m, 'bytes')(a, b) },
-    { name: 'Mapping#buffer', args: args(recv('openMapping', 'closedMapping')), call: (_c, [m]) => (m as Mapping).buffer },
+    { name: 'Mapping#buffer', args: args(recv('openMapping', 'closedMapping')), call: (_c, [m]) => (m instanceof Mapping ? m.buffer : anyFn(m, 'buffer')) },
     { name: 'Mapping#protect', args: args(recv('openMapping', 'closedMapping', 'readOnlyMapping'), anyArg), call: (_c, [m, p]) => anyFn(m, 'protect')(p) },
     { name: 'Mapping#advise', args: args(recv('openMapping', 'closedMapping', 'readOnlyMapping'), adviceArg, anyArg, anyArg), call: (_c, [m, a, o, l]) => anyFn(m, 'advise')(a, o, l) },
     { name: 'Mapping#sync', args: args(recv('openMapping', 'closedMapping', 'readOnlyMapping'), anyArg), call: (_c, [m, f]) => anyFn(m, 'sync')(f) },
@@ -213,11 +225,17 @@ export const GROUPS: Record<string, Target[]> = {
     {
       name: 'SealedBuffer.open',
       // open() takes ownership of the descriptor (closes it on rejection): never hand it one of this process's own
-      args: args(fc.oneof(recv('memfd', 'sealedMemfd', 'closedFd', 'devNullFd', 'dirFd', 'fileFd', 'secretFd', 'bigFd'),
-        anyArg.filter((v) => !(typeof v === 'number' && v >= 0 && v < 1024))),         optionsArg(['require', 'forbid', 'minSize', 'maxSize', 'exactSize'])),
-      call: call(SealedBuffer.open),
+      args: args(ownedFd('memfd', 'sealedMemfd', 'closedFd', 'devNullFd', 'dirFd', 'fileFd', 'secretFd', 'bigFd', 'pipeFd'),         optionsArg(['require', 'forbid', 'minSize', 'maxSize', 'exactSize'])),
+      call: (ctx, [fd, opts]) => {
+        // takes ownership whatever happens (a rejected fd is closed), once the arguments are valid
+        try { return SealedBuffer.open(fd as number, opts as memseal.VerifyOptions); } finally { if (Number.isInteger(fd) && (fd as number) >= 0) ctx.release(fd); }
+      },
     },
-    { name: 'SealedBuffer#bytes/close', args: args(recv('openSealedBuffer', 'closedSealedBuffer')), call: (_c, [b]) => { void (b as SealedBuffer).bytes; anyFn(b, 'close')(); anyFn(b, 'close')(); } },
+    {
+      name: 'SealedBuffer#bytes/close',
+      args: args(recv('openSealedBuffer', 'closedSealedBuffer')),
+      call: (_c, [b]) => { if (b instanceof SealedBuffer) void b.bytes; anyFn(b, 'close')(); anyFn(b, 'close')(); },
+    },
     { name: 'new SealedBuffer', args: args(anyArg, anyArg, anyArg, anyArg), call: (_c, a) => new (SealedBuffer as unknown as new (...x: unknown[]) => unknown)(...a) },
   ],
   channel: [
@@ -225,8 +243,8 @@ export const GROUPS: Record<string, Target[]> = {
     {
       name: 'Channel.fromFd',
       // never descriptors 0-2 of this process: fromFd takes ownership and would close them
-      args: args(fc.oneof(recv('pipeFd', 'devNullFd', 'memfd', 'closedFd', 'bigFd', 'dirFd'), anyArg.filter((v) => !(typeof v === 'number' && v >= 0 && v < 1024))), optionsArg(['maxFds'])),
-      call: call(Channel.fromFd),
+      args: args(ownedFd('pipeFd', 'devNullFd', 'memfd', 'closedFd', 'bigFd', 'dirFd'), optionsArg(['maxFds'])),
+      call: (ctx, [fd, opts]) => { const ch = Channel.fromFd(fd as number, opts as memseal.ChannelOptions); ctx.release(fd); return ch; },
     },
     { name: 'Channel.fromParent', args: args(optionsArg(['maxFds'])), call: call(Channel.fromParent) },
     {
@@ -236,7 +254,8 @@ export const GROUPS: Record<string, Target[]> = {
     },
     {
       name: 'Channel#receive (closed)',
-      args: args(recv('closedChannel')),
+      // an open channel with nothing sent would wait forever, as it should: closed ones only
+      args: args(fc.oneof(fc.constant(new Token('closedChannel')), fc.constantFrom(...SPECIALS))),
       call: (_c, [ch]) => anyFn(ch, 'receive')(),
     },
     { name: 'Channel#sendBuffer', args: args(recv('openChannel', 'closedChannel'), recv('openSealedBuffer', 'closedSealedBuffer'), anyArg), call: (_c, [ch, b, m]) => anyFn(ch, 'sendBuffer')(b, m) },
