@@ -95,8 +95,17 @@ function loadNative(): { native: NativeBinding; addonPath: string } {
       'Run `npm install-scripts approve memseal && npm rebuild memseal` (npm ≥ 11) or `npm rebuild memseal`.',
       { cause: err });
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return { native: require(file) as NativeBinding, addonPath: file };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return { native: require(file) as NativeBinding, addonPath: file };
+  } catch (err) {
+    const why = err instanceof Error ? err.message.trim() : String(err);
+    throw new Error(
+      `memseal: the native addon ${file} does not load here.\n  ${why}\n` +
+      'The prebuilt linux binaries need glibc ≥ 2.28 and libstdc++ from GCC ≥ 5; on other systems build from ' +
+      'source with `npm rebuild memseal --build-from-source` (python3, make and a C++17 compiler).',
+      { cause: err });
+  }
 }
 
 const loaded = loadNative();

@@ -6,10 +6,11 @@
 // Headers come from Debian's linux-libc-dev (≥ 6.x ships every architecture's
 // asm/ under /usr/include/<triplet>) or its -<arch>-cross packages (older
 // layout, /usr/<triplet>/include). MEMSEAL_UAPI_ROOT names an extracted
-// linux-libc-dev tried first (.ci/uapi-headers.sh makes one); with
+// linux-libc-dev tried first, then those .ci/uapi-headers.sh cached; with
 // MEMSEAL_UAPI_REQUIRED=1 (CI) missing headers or names fail instead of skip.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { skipUnless } from './helpers';
 
@@ -85,8 +86,18 @@ function headersFor(arch: Arch, root: string): Found | undefined {
   return { syscallHeader, files, defs, version };
 }
 
+/** Extracted packages .ci/uapi-headers.sh left in its cache, newest first. */
+function cachedRoots(): string[] {
+  const cache = path.join(process.env.MEMSEAL_CI_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'memseal-ci'), 'uapi');
+  try {
+    return readdirSync(cache).filter((d) => !d.startsWith('.')).sort().reverse().map((d) => path.join(cache, d));
+  } catch {
+    return [];
+  }
+}
+
 function findHeaders(arch: Arch): Found | undefined {
-  const roots = [process.env.MEMSEAL_UAPI_ROOT, '/'].filter((r): r is string => !!r);
+  const roots = [process.env.MEMSEAL_UAPI_ROOT, ...cachedRoots(), '/'].filter((r): r is string => !!r);
   for (const root of roots) {
     const found = headersFor(arch, root);
     if (found) return found;

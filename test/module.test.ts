@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.join(__dirname, '..');
@@ -37,3 +39,35 @@ describe('the package entry points', () => {
     assert.equal(pkg.exports['.']!.require!.types, './dist/index.d.ts');
   });
 });
+
+describe('the native addon loader (src/binding.ts)', () => {
+  it('loads a source build when there is one, and that is the file mapped into the process', () => {
+    const { addonPath } = require('../src/binding') as typeof import('../src/binding');
+    assert.equal(addonPath, path.join(ROOT, 'build', 'Release', 'memseal.node'));
+    const mapped = readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.endsWith('.node'));
+    assert.ok(mapped.some((l) => l.endsWith(` ${addonPath}`)), mapped.join('\n'));
+  });
+
+  it('falls back to the prebuilt binary, and says how to build when none fits', () => {
+    // A copy of the package without build/, the addon only under prebuilds/ (what npm pack ships).
+    const dir = mkdtempSync(path.join(tmpdir(), 'memseal-loader-'));
+    try {
+      const prebuilds = path.join(dir, 'prebuilds', `linux-${process.arch}`);
+      mkdirSync(prebuilds, { recursive: true });
+      cpSync(path.join(ROOT, 'build', 'Release', 'memseal.node'), path.join(prebuilds, 'memseal.napi.glibc.node'));
+      cpSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+      cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
+      symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+      const probe = `const m = require(${JSON.stringify(dir)}); console.log(typeof m.memfdCreate, require(${JSON.stringify(path.join(dir, 'dist', 'binding.js'))}).addonPath)`;
+      const ok = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+      assert.equal(ok.stdout, `function ${path.join(prebuilds, 'memseal.napi.glibc.node')}\n`, ok.stderr);
+      const none = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', env: { ...process.env, LIBC: 'musl' } });
+      assert.notEqual(none.status, 0);
+      assert.match(none.stderr, /memseal: no native addon fits this machine/);
+      assert.match(none.stderr, /npm rebuild memseal/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
