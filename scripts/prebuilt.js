@@ -6,15 +6,16 @@
 //   node scripts/prebuilt.js [--from build/Release/memseal.node] [--arch x64|arm64]
 //                            [--tool-prefix aarch64-linux-gnu-]
 //
-// It strips the copy and refuses a binary that needs a newer glibc than
-// GLIBC_FLOOR (Node's own official linux binaries need 2.28), so a build on a
-// newer distribution cannot silently raise what the package requires.
+// It strips the copy and refuses a binary that needs a newer glibc or libstdc++
+// than Node's own official linux binaries (20 to 26: GLIBC_2.28, GLIBCXX_3.4.21,
+// CXXABI_1.3.11), so a build on a newer distribution cannot silently raise what
+// the package requires: wherever the official Node runs, the prebuilt loads.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const GLIBC_FLOOR = '2.28';
+const FLOORS = { GLIBC: '2.28', GLIBCXX: '3.4.21', CXXABI: '1.3.11' };
 const ROOT = path.join(__dirname, '..');
 
 function option(name, fallback) {
@@ -37,11 +38,15 @@ function compareVersions(a, b) {
   return 0;
 }
 
-/** The newest GLIBC_x.y symbol version the binary imports (objdump -T). */
-function glibcNeeded(file) {
+/** The newest <lib>_x.y symbol version the binary imports, per library (objdump -T). */
+function versionsNeeded(file) {
   const out = execFileSync(`${prefix}objdump`, ['-T', file], { encoding: 'utf8' });
-  const versions = [...out.matchAll(/\(GLIBC_([0-9.]+)\)/g)].map((m) => m[1]);
-  return versions.sort(compareVersions).pop() ?? '0';
+  const needed = {};
+  for (const lib of Object.keys(FLOORS)) {
+    const versions = [...out.matchAll(new RegExp(`\\b${lib}_([0-9.]+)\\b`, 'g'))].map((m) => m[1]);
+    needed[lib] = versions.sort(compareVersions).pop() ?? '0';
+  }
+  return needed;
 }
 
 if (!fs.existsSync(from)) {
@@ -57,11 +62,14 @@ try {
   console.error(`prebuilt: ${prefix}strip failed (${err.message.split('\n')[0]}); shipping unstripped`);
 }
 
-const needed = glibcNeeded(to);
-if (compareVersions(needed, GLIBC_FLOOR) > 0) {
+const needed = versionsNeeded(to);
+const over = Object.keys(FLOORS).filter((lib) => compareVersions(needed[lib], FLOORS[lib]) > 0);
+if (over.length > 0) {
   fs.rmSync(dir, { recursive: true, force: true });
-  console.error(`prebuilt: ${path.relative(ROOT, from)} needs GLIBC_${needed}, above the floor ${GLIBC_FLOOR}: ` +
-    'find the symbol with objdump -T and avoid it (see native/memfd.cc, statx)');
+  console.error(`prebuilt: ${path.relative(ROOT, from)} needs ${over.map((l) => `${l}_${needed[l]}`).join(', ')}, ` +
+    `above Node's own floor (${over.map((l) => `${l}_${FLOORS[l]}`).join(', ')}): ` +
+    'find the symbols with objdump -T and avoid them (see native/memfd.cc, statx)');
   process.exit(1);
 }
-console.log(`prebuilt: ${path.relative(ROOT, to)} (${fs.statSync(to).size} bytes, needs glibc >= ${needed})`);
+console.log(`prebuilt: ${path.relative(ROOT, to)} (${fs.statSync(to).size} bytes, needs ` +
+  `${Object.keys(FLOORS).map((l) => `${l}_${needed[l]}`).join(' ')})`);
