@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm install memseal` as a user gets it: pack the package (prepack rebuilds the
-# addon and copies it to prebuilds/linux-<arch>/, checking its glibc floor), then
+# addon and copies it to prebuilds/linux-<arch>/, checking its glibc floor, and
+# cross-builds prebuilds/linux-arm64 where the cross compiler is), then
 # install the tarball into fresh projects and run a smoke script there.
 #
 #   A  npm's defaults, no compiler. npm 11 warns that memseal has an install
@@ -29,11 +30,14 @@ trap 'rm -rf "$work"' EXIT
 
 echo "== npm pack"
 npm pack --silent --pack-destination "$work" >"$work/pack.log" 2>&1 || { cat "$work/pack.log"; exit 1; }
-grep -E '^prebuilt:' "$work/pack.log" || true
+grep -E '^prebuilt:' "$work/pack.log" | sed 's/^/   /' || true
 tgz=$(echo "$work"/memseal-*.tgz)
 tar -tzf "$tgz" >"$work/contents"
 grep -qx "package/prebuilds/linux-$arch/memseal.napi.glibc.node" "$work/contents" ||
   { echo "pack-smoke: the tarball has no prebuilds/linux-$arch binary"; cat "$work/contents"; exit 1; }
+if command -v aarch64-linux-gnu-g++ >/dev/null && ! grep -qx "package/prebuilds/linux-arm64/memseal.napi.glibc.node" "$work/contents"; then
+  echo "pack-smoke: the cross compiler is here but the tarball has no prebuilds/linux-arm64 binary"; exit 1
+fi
 if grep -q '^package/build/' "$work/contents"; then echo "pack-smoke: build/ leaked into the tarball"; exit 1; fi
 echo "   $(basename "$tgz"): $(wc -l <"$work/contents") files, $(du -k "$tgz" | cut -f1) KiB"
 
