@@ -40,13 +40,14 @@ unexpected=$(aarch64-linux-gnu-nm -D --undefined-only "$addon" | awk '{print $2}
   grep -Ev '^(napi_|node_api_|uv_|_Z|__cxa_|__gxx_|_Unwind|__gmon_start__|_ITM_|__stack_chk)' |
   grep -Ev '@(GLIBC|GLIBCXX|CXXABI|GCC)_' || true)
 [ -z "$unexpected" ] || { echo "cross-aarch64: unexpected undefined symbols: $unexpected" >&2; exit 1; }
-echo "   $(file -b "$addon" | cut -d, -f1-2)"
+echo "   $(aarch64-linux-gnu-readelf -h "$addon" | awk -F: '/Class|Type|Machine/ {gsub(/^ +/, "", $2); printf "%s  ", $2}')"
 
 echo "== 2. run it under qemu-aarch64"
 # A world-readable scratch dir (tests drop privileges with setpriv): the arm64
 # Node, and the package as npm installs it (dist/ + prebuilds/linux-arm64).
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+# prebuilds/ is what npm pack ships; its prepack makes a fresh one.
+trap 'rm -rf "$scratch" prebuilds/linux-arm64; rmdir prebuilds 2>/dev/null || true' EXIT
 chmod 755 "$scratch"
 mkdir -p "$scratch/bin" "$scratch/pkg/prebuilds"
 cp "$(bash .ci/fetch-node.sh "$(node -p 'process.versions.node.split(".")[0]')" arm64)/bin/node" "$scratch/bin/node"
