@@ -203,7 +203,7 @@ export class WriteOnceArena {
         if (typeof options.mseal !== 'boolean') throw invalidArgType('options.mseal', 'of type boolean', options.mseal);
         if (options.mseal && !features.mseal) {
           throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED',
-            `WriteOnceArena.seal({ mseal: true }): this kernel (${features.kernelRelease}) has no mseal(2)`, { hint: MSEAL_HINT });
+            `WriteOnceArena.seal({ mseal: true }): mseal(2) is not available on this kernel (${features.kernelRelease})`, { hint: MSEAL_HINT });
         }
         wantMseal = options.mseal;
       }

@@ -184,7 +184,7 @@ function mapSecretmem(fd: number, length: number): Mapping {
     try {
       mapping = mmap(length, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd);
     } catch (err) {
-      throw withMemlockHint(err, length, 'secretmem pages are locked memory');
+      throw withMemlockHint(err, length, 'memfd_secret pages', 'secretmem');
     }
     try {
       mapping.advise(C.MADV_DONTFORK); // MAP_SHARED: a forked child would otherwise share the live secret
@@ -204,7 +204,7 @@ function mapLocked(length: number): Mapping {
     try {
       mapping.lock();
     } catch (err) {
-      throw withMemlockHint(err, length, 'mlock');
+      throw withMemlockHint(err, length, 'mlock()ed pages', 'SecretBuffer');
     }
     mapping.advise(C.MADV_DONTDUMP);
     mapping.advise(C.MADV_WIPEONFORK);
@@ -216,15 +216,18 @@ function mapLocked(length: number): Mapping {
 }
 
 /** Replaces the hint of an RLIMIT_MEMLOCK failure with one that names the limit, its value and the usage. */
-function withMemlockHint(err: unknown, needed: number, what: string): unknown {
+function withMemlockHint(err: unknown, needed: number, what: string, detail: string): unknown {
   const e = err as SystemError;
   if (e.code !== 'EAGAIN' && e.code !== 'ENOMEM' && e.code !== 'EPERM') return err;
   const limit = readMemlockLimit();
   const locked = readLockedBytes();
-  e.hint = `${what}: RLIMIT_MEMLOCK (ulimit -l) is ${limit === null ? 'unknown' : limit === Infinity ? 'unlimited' : `${limit} bytes`}` +
-    `${locked === null ? '' : `, ${locked} bytes are already locked`}, and ${needed} more were needed. Raise the limit ` +
-    '(ulimit -l, prlimit --memlock, systemd LimitMEMLOCK=, docker --ulimit memlock=), grant CAP_IPC_LOCK, or keep fewer/smaller secrets';
-  return e;
+  const shown = limit === null ? 'unknown' : limit === Infinity ? 'unlimited' : `${limit} bytes`;
+  const hint = `${what} count against RLIMIT_MEMLOCK (ulimit -l), which is ${shown}` +
+    `${locked === null ? '' : `; ${locked} bytes are locked already`} and ${needed} more were needed. Raise the limit ` +
+    '(ulimit -l, prlimit --memlock, systemd LimitMEMLOCK=, docker --ulimit memlock=), grant CAP_IPC_LOCK, or keep fewer, smaller secrets';
+  const out = systemError(e.errno, e.syscall, `${detail}, RLIMIT_MEMLOCK ${shown}`, hint);
+  out.stack = `${out.name}: ${out.message}${e.stack?.slice(e.stack.indexOf('\n')) ?? ''}`;
+  return out;
 }
 
 /** The soft RLIMIT_MEMLOCK in bytes (Infinity for unlimited), from /proc/self/limits. */
