@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { native } from '../src/binding';
-import { constants as C, features, MemsealError, mmap, SecretBuffer, type SecretKind } from '../src';
+import { constants as C, features, type Mapping, memfdCreate, MemsealError, mmap, SecretBuffer, type SecretKind } from '../src';
+import { regionHandle } from '../src/mapping';
 import { collectGarbage, countFds, FIXTURES, mapsLineFor, runFixture, skipUnless, smapsFor } from './helpers';
 
 const PAGE = native.pageSize();
@@ -172,6 +173,51 @@ describe('SecretBuffer#wipe() / dispose()', () => {
       assert.equal(r.stdout, `before ${64 * 0x5a} ${64 * 0xa5}\nat exit 0 0 64 64\n`);
     });
   }
+});
+
+describe('wipe-on-release regions (what dispose() and the GC net rely on)', () => {
+  // A memfd mapped twice: the region under test, and a second window on the
+  // same pages that outlives it and shows what was left behind.
+  function twoViews(): { region: Mapping; witness: Mapping; fd: number } {
+    const fd = memfdCreate('wipe-test');
+    ftruncateSync(fd, PAGE);
+    const region = mmap(PAGE, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd);
+    const witness = mmap(PAGE, C.PROT_READ, C.MAP_SHARED, fd);
+    assert.equal(native.wipeOnRelease(regionHandle(region)), 0);
+    region.bytes().fill(0x77);
+    assert.equal(sum(witness.bytes()), PAGE * 0x77);
+    return { region, witness, fd };
+  }
+
+  it('munmap (dispose) zeroes the pages before they go', () => {
+    const { region, witness, fd } = twoViews();
+    region.unmap();
+    assert.equal(sum(witness.bytes()), 0);
+    witness.unmap();
+    closeSync(fd);
+  });
+
+  it('the garbage collector zeroes them when the last reference goes', async () => {
+    let t: ReturnType<typeof twoViews> | null = twoViews();
+    const { witness, fd } = t;
+    t = null;
+    await collectGarbage();
+    assert.equal(sum(witness.bytes()), 0);
+    witness.unmap();
+    closeSync(fd);
+  });
+
+  it('an unmarked region is left as it was (the witness can tell)', () => {
+    const fd = memfdCreate('wipe-test');
+    ftruncateSync(fd, PAGE);
+    const region = mmap(PAGE, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd);
+    const witness = mmap(PAGE, C.PROT_READ, C.MAP_SHARED, fd);
+    region.bytes().fill(1);
+    region.unmap();
+    assert.equal(sum(witness.bytes()), PAGE);
+    witness.unmap();
+    closeSync(fd);
+  });
 });
 
 describe('SecretBuffer where memfd_secret is unavailable', () => {
