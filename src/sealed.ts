@@ -74,6 +74,11 @@ function policy(options: VerifyOptions | undefined): Policy {
   return { require, forbid, minSize: lo, maxSize: hi };
 }
 
+/** @internal Validates verify options (throws TypeError/RangeError) without touching a descriptor. */
+export function verifyPolicy(options: VerifyOptions | undefined): void {
+  policy(options);
+}
+
 function describeSeals(mask: number): string {
   return mask === 0 ? 'none' : sealNames(mask).join(', ');
 }
