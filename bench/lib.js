@@ -24,6 +24,21 @@ function runC(bin, args, { pin } = {}) {
   return JSON.parse(execFileSync(cmd, argv, { encoding: 'utf8' }));
 }
 
+/**
+ * Runs `fn` with every thread of this process pinned to CPU `pin` (taskset -a),
+ * then restores the previous affinity. With `pin` undefined, just runs `fn`.
+ */
+async function pinned(pin, fn) {
+  if (pin === undefined) return fn();
+  const mask = /:\s*([0-9a-f]+)\s*$/.exec(execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }))[1];
+  execFileSync('taskset', ['-a', '-p', '-c', String(pin), String(process.pid)], { stdio: 'ignore' });
+  try {
+    return await fn();
+  } finally {
+    execFileSync('taskset', ['-a', '-p', mask, String(process.pid)], { stdio: 'ignore' });
+  }
+}
+
 function stats(samples) {
   const xs = samples.slice().sort((a, b) => a - b);
   return { min: xs[0], median: xs[Math.floor(xs.length / 2)], max: xs[xs.length - 1], runs: xs.length };
@@ -126,4 +141,5 @@ function handoffSvg(series, title) {
   return `${out.join('\n')}\n`;
 }
 
-module.exports = { buildC, runC, stats, measure, pss, machine, pattern, checksum, fmtSize, fmtMs, handoffSvg };
+module.exports = {
+  pinned, buildC, runC, stats, measure, pss, machine, pattern, checksum, fmtSize, fmtMs, handoffSvg };

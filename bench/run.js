@@ -241,6 +241,7 @@ async function channel(cPing, pin) {
 
   const drain = spawnWithChannel(pin === undefined ? process.execPath : 'taskset',
     pin === undefined ? [WORKER, 'drain'] : ['-c', String(pin), process.execPath, WORKER, 'drain'], { stdio: 'inherit' });
+  await drain.channel.receive();  // 'ready': the child's start-up is not part of the rate
   const done = drain.channel.receive();
   a = process.hrtime.bigint();
   const sends = [];
@@ -311,7 +312,7 @@ async function main() {
   r.fanout = await fanout();
   r.cycle = cycle(bins.cycle);
   r.channel = await channel(bins.pingpong);
-  if (os.cpus().length > 1) r.channelPinned = await channel(bins.pingpong, 0);
+  if (os.cpus().length > 1) r.channelPinned = await lib.pinned(0, () => channel(bins.pingpong, 0));
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'bench.json'), `${JSON.stringify(r, null, 2)}\n`);
   fs.writeFileSync(path.join(outDir, 'bench.md'), report(r));

@@ -14,6 +14,7 @@ const hold = process.argv.includes('--hold');
 let held = null;
 
 if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
+  const fs = require('node:fs');
   const { Channel } = require('..');
   const channel = Channel.fromParent();
   if (mode === 'memseal') {
@@ -36,12 +37,13 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
   } else if (mode === 'echo') {
     channel.on('message', (msg) => {
       const fd = msg.fds[0];
-      channel.send('.', [fd]).then(() => require('node:fs').closeSync(fd));
+      channel.send('.', [fd]).then(() => fs.closeSync(fd));
     });
   } else {
     let n = 0;
+    channel.send('ready');
     channel.on('message', (msg) => {
-      for (const fd of msg.fds) require('node:fs').closeSync(fd);
+      for (const fd of msg.fds) fs.closeSync(fd);
       if (msg.fds.length) n++;
       else channel.send(String(n));
     });
