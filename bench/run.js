@@ -26,8 +26,10 @@ const log = (...a) => console.error(...a);
 
 function once(emitter, event) {
   return new Promise((resolve, reject) => {
-    emitter.once(event, resolve);
-    if (event !== 'error') emitter.once('error', reject);
+    const onError = (err) => { emitter.off(event, onEvent); reject(err); };
+    const onEvent = (value) => { if (event !== 'error') emitter.off('error', onError); resolve(value); };
+    emitter.once(event, onEvent);
+    if (event !== 'error') emitter.once('error', onError);
   });
 }
 
