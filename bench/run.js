@@ -224,6 +224,28 @@ function cycle(cCycle) {
 
 // ---- 4. channel -------------------------------------------------------------
 
+/** Node's own round trip without descriptors: one byte echoed over a Unix stream socket (net). */
+async function netPingPong(n, pin) {
+  const sockPath = path.join(os.tmpdir(), `memseal-bench-echo-${process.pid}.sock`);
+  fs.rmSync(sockPath, { force: true });
+  const server = net.createServer();
+  server.listen(sockPath);
+  await once(server, 'listening');
+  const child = fork(WORKER, ['netecho', sockPath], { stdio: 'inherit' });  // inherits the pinning
+  const [sock] = await once(server, 'connection').then((s) => [s]);
+  server.close();
+  fs.rmSync(sockPath, { force: true });
+  const byte = Buffer.from('.');
+  const ping = () => new Promise((resolve) => { sock.once('data', resolve); sock.write(byte); });
+  for (let i = 0; i < 1000; i++) await ping();
+  const a = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) await ping();
+  const us = Number(process.hrtime.bigint() - a) / n / 1000;
+  sock.destroy();
+  await once(child, 'exit');
+  return us;
+}
+
 async function channel(cPing, pin) {
   const n = quick ? 5000 : 50000;
   const fd = memfdCreate('bench-fd');
@@ -256,7 +278,8 @@ async function channel(cPing, pin) {
   drain.channel.close();
   fs.closeSync(fd);
   const c = lib.runC(cPing, [n], { pin });
-  const result = { messages: n, pingPongUs, fdsPerSec, c };
+  const nodeNetUs = await netPingPong(n, pin);
+  const result = { messages: n, pingPongUs, fdsPerSec, c, nodeNetUs };
   log(`channel${pin === undefined ? '' : ` (pinned to cpu ${pin})`}: ping-pong ${pingPongUs.toFixed(1)} µs (C ${c.pingPongUs.toFixed(1)}), ` +
     `${Math.round(fdsPerSec)} fds/s (C ${Math.round(c.fdsPerSec)})`);
   return result;
@@ -296,10 +319,13 @@ function report(r) {
   L.push('| JS (memseal) | C | JS ÷ C |', '|---:|---:|---:|');
   L.push(`| ${c.jsUs.median.toFixed(2)} | ${c.cUs.median.toFixed(2)} | ${(c.jsUs.median / c.cUs.median).toFixed(2)}× |`, '');
   L.push('## 4. Channel: one fd per message', '');
-  L.push('| | ping-pong latency (µs) | C | ratio | pipelined fds/s | C | ratio |', '|---|---:|---:|---:|---:|---:|---:|');
+  L.push('Ping-pong: one round trip, a descriptor each way (a message with one byte and one fd, echoed back); the ' +
+    '"Node net" column is Node\'s own floor for a round trip on the same machine — one byte echoed over a Unix ' +
+    'stream socket with `net`, no descriptors. Pipelined: messages of one fd each, sent without waiting.', '');
+  L.push('| | ping-pong latency (µs) | C | ratio | Node net, no fds (µs) | pipelined fds/s | C | ratio |', '|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const [label, ch] of [['parent and child on any CPU', r.channel], ['both pinned to one CPU', r.channelPinned]]) {
     if (!ch) continue;
-    L.push(`| ${label} | ${ch.pingPongUs.toFixed(1)} | ${ch.c.pingPongUs.toFixed(1)} | ${(ch.pingPongUs / ch.c.pingPongUs).toFixed(2)}× | ` +
+    L.push(`| ${label} | ${ch.pingPongUs.toFixed(1)} | ${ch.c.pingPongUs.toFixed(1)} | ${(ch.pingPongUs / ch.c.pingPongUs).toFixed(2)}× | ${ch.nodeNetUs.toFixed(1)} | ` +
       `${Math.round(ch.fdsPerSec)} | ${Math.round(ch.c.fdsPerSec)} | ${(ch.fdsPerSec / ch.c.fdsPerSec).toFixed(2)}× |`);
   }
   L.push('');
@@ -328,8 +354,9 @@ function targets(r) {
     'handoff allocates and fills every page of a new memfd (write(2): one pass, no zeroing) and every receiver maps ' +
     'the pages it reads, so the C floor itself is only about as much faster than `child.send()` as memseal is. ' +
     `Fan-out: ${r.fanout.children} receivers fault their pages in on ${r.machine.cores ?? 'the'} cores. ` + 'Ping-pong: each hop crosses the Node event loop ' +
-    '(epoll wake-up, a callback into JS, a promise) where C blocks in recvmsg; across CPUs a wake-up on this VM costs ' +
-    '≈ 40 µs, which the C program pays as well (first table row).', '');
+    '(epoll wake-up, a callback into JS, a promise) where C blocks in recvmsg; Node\'s own socket round trip without ' +
+    `descriptors (${ch.nodeNetUs.toFixed(1)} µs here) is the floor for anything driven by the event loop. Across CPUs a ` +
+    'wake-up on this VM costs ≈ 40 µs, which the C program pays as well (first table row).', '');
   return L;
 }
 

@@ -4,6 +4,7 @@
 //   net      connect to the Unix stream socket argv[3]; frames: u64 length + bytes
 //   echo     Channel ping-pong: send every received fd straight back
 //   drain    Channel pipelining: close every received fd; answer once at the end marker
+//   netecho  connect to the Unix stream socket argv[3] and echo every byte (Node's own round-trip floor)
 // With argv includes --hold, a receiver keeps what it received until told to release it (fan-out RSS).
 'use strict';
 const net = require('node:net');
@@ -86,6 +87,11 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
       want = -1;
     }
   });
+  sock.on('close', () => process.exit(0));
+} else if (mode === 'netecho') {
+  // Node's own floor for a round trip: echo every byte back over a Unix stream socket (no descriptors)
+  const sock = net.connect(process.argv[3]);
+  sock.on('data', (d) => sock.write(d));
   sock.on('close', () => process.exit(0));
 } else {
   console.error(`unknown mode ${mode}`);
