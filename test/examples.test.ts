@@ -2,6 +2,8 @@
 // Arena/secret examples join this list when they land.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.join(__dirname, '..');
@@ -31,4 +33,21 @@ describe('examples (run as the README says)', function () {
       for (const p of patterns) assert.match(out, p);
     });
   }
+
+  it("README's quick start runs as written and prints what its comments say", () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Quick start'));
+    const code = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'memseal-readme-'));
+    try {
+      const file = path.join(dir, 'quick-start.ts');
+      writeFileSync(file, code.replace(/from 'memseal'/g, `from ${JSON.stringify(ROOT)}`));
+      const { status, out } = run(file);
+      assert.equal(status, 0, out);
+      assert.match(out, /\[ 'seal', 'shrink', 'grow', 'write' \]/);
+      assert.match(out, /EPERM: operation not permitted, write/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
