@@ -24,6 +24,7 @@ export interface NativeBinding {
   fstat(fd: number): [number, number] | number;
   ftruncate(fd: number, length: number): number;
   close(fd: number): number;
+  dup(fd: number): number;
   errorName(negErrno: number): string;
   errorMessage(negErrno: number): string;
   // mapping.cc
