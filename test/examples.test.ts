@@ -1,5 +1,4 @@
 // Every example and the demo run as the README says, and print what they claim.
-// Arena/secret examples join this list when they land.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +23,10 @@ describe('examples (run as the README says)', function () {
     ['examples/fan-out.ts', [/4 workers received, verified and read all 64 MiB/]],
     ['examples/channel-handoff.ts', [/parent: child says "checked [0-9a-f]{16}"; its memfd holds "written by the child"/]],
     ['examples/server-client.ts', [/client \d+ read greeting=hello limit=42/]],
+    ['examples/frozen-config.ts', [/sealed \d+ of 65536 bytes with (mseal|mprotect)/, /routes: \[ 200, 301, 404 \]/,
+      /alloc\(\) after seal\(\): refused/, /still readable: \{"listen"/]],
+    ['examples/secret-key.ts', [/32-byte key in (secretmem|mlock) memory/, /HMAC-SHA256\("message"\): [0-9a-f]{16}/,
+      /read through \/proc\/self\/mem: (refused, EIO|the key \(mlock memory is not hidden\))/, /after wipe\(\): <Buffer 00 00/]],
     ['examples/demo.js', [/checksum ok/, /memseal was [\d.]+x faster/]],
   ];
   for (const [file, patterns] of cases) {
