@@ -184,7 +184,7 @@ function mapSecretmem(fd: number, length: number): Mapping {
     try {
       mapping = mmap(length, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd);
     } catch (err) {
-      throw withMemlockHint(err, length, 'memfd_secret pages', 'secretmem');
+      throw withMemlockHint(err, length, 'memfd_secret pages', 'secretmem', ['EAGAIN']); // mlock_future_ok() in secretmem_mmap
     }
     try {
       mapping.advise(C.MADV_DONTFORK); // MAP_SHARED: a forked child would otherwise share the live secret
@@ -204,7 +204,7 @@ function mapLocked(length: number): Mapping {
     try {
       mapping.lock();
     } catch (err) {
-      throw withMemlockHint(err, length, 'mlock()ed pages', 'SecretBuffer');
+      throw withMemlockHint(err, length, 'mlock()ed pages', 'SecretBuffer', ['EAGAIN', 'ENOMEM', 'EPERM']);
     }
     mapping.advise(C.MADV_DONTDUMP);
     mapping.advise(C.MADV_WIPEONFORK);
@@ -216,9 +216,9 @@ function mapLocked(length: number): Mapping {
 }
 
 /** Replaces the hint of an RLIMIT_MEMLOCK failure with one that names the limit, its value and the usage. */
-function withMemlockHint(err: unknown, needed: number, what: string, detail: string): unknown {
+function withMemlockHint(err: unknown, needed: number, what: string, detail: string, codes: readonly string[]): unknown {
   const e = err as SystemError;
-  if (e.code !== 'EAGAIN' && e.code !== 'ENOMEM' && e.code !== 'EPERM') return err;
+  if (!codes.includes(e.code)) return err;
   const limit = readMemlockLimit();
   const locked = readLockedBytes();
   const shown = limit === null ? 'unknown' : limit === Infinity ? 'unlimited' : `${limit} bytes`;
