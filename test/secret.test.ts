@@ -3,7 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
+import { once } from 'node:events';
 import { inspect } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { native } from '../src/binding';
 import { constants as C, features, type Mapping, memfdCreate, MemsealError, mmap, SecretBuffer, type SecretKind } from '../src';
 import { regionHandle } from '../src/mapping';
@@ -173,6 +175,23 @@ describe('SecretBuffer#wipe() / dispose()', () => {
       assert.equal(r.stdout, `before ${64 * 0x5a} ${64 * 0xa5}\nat exit 0 0 64 64\n`);
     });
   }
+});
+
+describe('SecretBuffer in worker threads', () => {
+  it('a worker\'s exit wipes its own secrets, not the main thread\'s', async () => {
+    const mine = secret(64, { kind: features.memfdSecret ? 'secretmem' : 'mlock' });
+    mine.bytes.fill(9);
+    const worker = new Worker(`
+      const { parentPort } = require('node:worker_threads');
+      const { SecretBuffer } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const theirs = SecretBuffer.alloc(64, { kind: 'mlock' });
+      theirs.bytes.fill(5);
+      parentPort.postMessage(theirs.bytes.reduce((a, x) => a + x, 0));`, { eval: true });
+    const [sumInWorker] = await once(worker, 'message');
+    await once(worker, 'exit');
+    assert.equal(sumInWorker, 64 * 5);
+    assert.equal(sum(mine.bytes), 64 * 9);
+  });
 });
 
 describe('wipe-on-release regions (what dispose() and the GC net rely on)', () => {
