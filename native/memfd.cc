@@ -1,6 +1,7 @@
 // memfd.cc — memfd_create(2), memfd_secret(2), fcntl(2) F_ADD_SEALS/F_GET_SEALS,
 // statx(2) (as fstat) and errno names. Thin, 1:1 calls returning the result or -errno.
 #include <errno.h>
+#include <fcntl.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <string.h>
@@ -90,6 +91,15 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return Result(info.Env(), r < 0 ? -errno : r);
 }
 
+// dup(fd) -> a new close-on-exec descriptor (fcntl F_DUPFD_CLOEXEC) | -errno.
+// Lets a queued send keep its own reference to a file the caller may close.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return Result(info.Env(), r < 0 ? -errno : r);
+}
+
 // errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);
 // errorMessage(-errno) -> 'operation not permitted' (strerror(3), lower-cased
 // as in Node's messages: 'EBUSY: device or resource busy, fcntl(F_ADD_SEALS)').
@@ -118,6 +128,7 @@ void InitMemfd(Napi::Env env, Napi::Object exports) {
   exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("errorName", Napi::Function::New(env, ErrorName, "errorName"));
   exports.Set("errorMessage", Napi::Function::New(env, ErrorMessage, "errorMessage"));
 }

@@ -29,6 +29,7 @@ export interface NativeBinding {
   fstat(fd: number): [number, number] | number;
   ftruncate(fd: number, length: number): number;
   close(fd: number): number;
+  dup(fd: number): number;
   errorName(negErrno: number): string;
   errorMessage(negErrno: number): string;
   // mapping.cc
@@ -42,6 +43,14 @@ export interface NativeBinding {
   munlock(handle: RegionHandle): number;
   mseal(handle: RegionHandle): number;
   msealProbe(): number;
+  /** mremap(2) in place (no MREMAP_MAYMOVE): a test seam showing sealed regions refuse it. On success every view is detached. */
+  mremap(handle: RegionHandle, newLength: number): number;
+  /** Zero the region (explicit_bzero) before it is unmapped, however that happens, and in wipeLive(). EPERM if sealed. */
+  wipeOnRelease(handle: RegionHandle): number;
+  /** explicit_bzero of the whole region; -EACCES if it is not PROT_WRITE. */
+  wipe(handle: RegionHandle): number;
+  /** Zeroes every still-mapped wipe-on-release region of this thread; returns how many. */
+  wipeLive(): number;
   /** An external ArrayBuffer over [offset, offset + length) of the region, or -errno */
   view(handle: RegionHandle, offset: number, length: number): ArrayBuffer | number;
   pageSize(): number;

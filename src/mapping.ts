@@ -13,6 +13,12 @@ const SEALED_HINT = 'the mapping is mseal\'d: it cannot be changed or unmapped u
 const construct = Symbol('Mapping.construct');
 
 /**
+ * @internal The native handle of a mapping, for the high-level classes in this
+ * package (arena.ts, secret.ts). Not re-exported from index.ts.
+ */
+export let regionHandle: (m: Mapping) => RegionHandle;
+
+/**
  * One mapped region, owned. Its pages are reachable through `buffer` (an
  * external ArrayBuffer: zero copies) and `bytes()`. `unmap()` detaches every
  * view before munmap, so a stale view has length 0 instead of pointing at
@@ -149,12 +155,13 @@ export class Mapping {
    */
   unmap(): void {
     if (this.#closed) return;
-    if (this.#sealed) {
-      const err = systemError(-E.EPERM, 'munmap', undefined, SEALED_HINT);
+    // A sealed mapping is put to the kernel too: the EPERM is its answer, not ours.
+    const r = native.munmap(this.#handle);
+    if (r < 0) {
+      const err = systemError(r, 'munmap', undefined, this.#sealedHint(r));
       Error.captureStackTrace(err, this.unmap);
       throw err;
     }
-    check(native.munmap(this.#handle), 'munmap');
     this.#closed = true;
   }
 
@@ -164,6 +171,10 @@ export class Mapping {
   /** `using m = mmap(...)` unmaps at scope exit; a sealed mapping is left alone. */
   [Symbol.dispose](): void {
     if (!this.#sealed) this.unmap();
+  }
+
+  static {
+    regionHandle = (m) => m.#handle;
   }
 
   #assertOpen(op: string): void {

@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { features } from '../src';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -37,6 +38,14 @@ describe('the package entry points', () => {
     assert.equal(pkg.types, 'dist/index.d.ts');
     assert.equal(pkg.exports['.']!.import!.types, './dist/index.d.mts');
     assert.equal(pkg.exports['.']!.require!.types, './dist/index.d.ts');
+  });
+
+  it('the loaded addon was compiled without C++ exceptions (it references no __cxa_throw)', () => {
+    void features;  // the addon is loaded
+    const line = readFileSync('/proc/self/maps', 'utf8').split('\n').find((l) => l.endsWith('.node'));
+    assert.ok(line, 'memseal.node is not mapped');
+    const file = line.slice(line.indexOf('/'));
+    assert.equal(readFileSync(file).includes('__cxa_throw'), false, `${file} can throw C++ exceptions`);
   });
 });
 
