@@ -187,8 +187,11 @@ describe('SecretBuffer in worker threads', () => {
       const theirs = SecretBuffer.alloc(64, { kind: 'mlock' });
       theirs.bytes.fill(5);
       parentPort.postMessage(theirs.bytes.reduce((a, x) => a + x, 0));`, { eval: true });
+    // listen for 'exit' first: a worker that ends right after postMessage has its message
+    // drained and 'exit' emitted in one go, before a later once(worker, 'exit') is listening
+    const exited = once(worker, 'exit');
     const [sumInWorker] = await once(worker, 'message');
-    await once(worker, 'exit');
+    await exited;
     assert.equal(sumInWorker, 64 * 5);
     assert.equal(sum(mine.bytes), 64 * 9);
   });
