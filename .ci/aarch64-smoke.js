@@ -1,7 +1,7 @@
 // Runs the cross-compiled linux-arm64 prebuilt under qemu-aarch64 (user mode:
 // real aarch64 code, the host kernel's syscalls), through the public API:
-// constants, memfd + seals, a sealed buffer mapped and verified, mmap/mprotect,
-// and a descriptor passed over a Channel. qemu passes syscalls it does not know
+// constants, memfd + seals, mmap/mprotect, WriteOnceArena, SecretBuffer, a
+// sealed buffer verified, passed over a Channel and mapped by the receiver. qemu passes syscalls it does not know
 // (mseal, memfd_secret on older qemu) back as ENOSYS, which features reports.
 //   qemu-aarch64 -L /usr/aarch64-linux-gnu node aarch64-smoke.js <package dir>
 'use strict';
@@ -32,6 +32,19 @@ map.unmap();
 assert.equal(map.buffer.byteLength, 0);
 fs.closeSync(fd);
 
+// WriteOnceArena: write, seal (mprotect; mseal where the kernel — here qemu — has it), read.
+const arena = new m.WriteOnceArena(65536, { name: 'arm64-arena' });
+arena.alloc(16).write('frozen on arm64');
+arena.seal();
+assert.equal(arena.sealed, true);
+assert.throws(() => arena.alloc(8), { code: 'ERR_MEMSEAL_SEALED' });
+
+// SecretBuffer: memfd_secret where available, else the mlock fallback.
+const secret = m.SecretBuffer.alloc(64, { fallback: 'mlock' });
+secret.bytes.fill(7);
+assert.equal(secret.bytes.reduce((a, x) => a + x, 0), 64 * 7);
+secret.dispose();
+
 const sealed = m.SealedBuffer.from('hello from aarch64');
 assert.equal(m.verifySeals(sealed.fd).ok, true);
 
@@ -46,5 +59,6 @@ assert.equal(m.verifySeals(sealed.fd).ok, true);
   got.close(); sealed.close(); a.close(); b.close();
   const f = m.features;
   console.log(`aarch64 smoke ok: node ${process.version} ${process.arch}, sealing ${f.sealing}, ` +
-    `noexecSeal ${f.noexecSeal}, mseal ${f.mseal}, memfdSecret ${f.memfdSecret} (under qemu-user)`);
+    `noexecSeal ${f.noexecSeal}, mseal ${f.mseal}, memfdSecret ${f.memfdSecret}, arena sealed with ${arena.sealedWith}, ` +
+    `secret kind ${secret.kind} (under qemu-user)`);
 })().catch((err) => { console.error(err); process.exit(1); });

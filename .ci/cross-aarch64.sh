@@ -6,8 +6,8 @@
 #     runtime, within Node's own glibc/libstdc++ floor;
 #  2. run it under qemu-aarch64 (user mode) with the registry's linux-arm64
 #     Node: load through the package's loader and exercise the public API
-#     (.ci/aarch64-smoke.js), then the whole mocha suite (MEMSEAL_QEMU_SUITE=0
-#     leaves that out);
+#     (.ci/aarch64-smoke.js); with MEMSEAL_QEMU_SUITE=1 also the whole mocha
+#     suite, less what qemu-user cannot emulate;
 #  3. check native/kernel.h's constants and syscall numbers against the x86_64
 #     and aarch64 uapi headers (test/kernel-abi.test.ts).
 #
@@ -57,24 +57,31 @@ qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu "$scratch/bin/node")
 echo "   $("${qemu[@]}" .ci/addon-probe.js "$scratch/pkg")"
 "${qemu[@]}" .ci/aarch64-smoke.js "$scratch/pkg"
 
-# The whole mocha suite on aarch64. MEMSEAL_PREBUILD points the loader (node-gyp-build)
-# at a dir with both prebuilds, so the aarch64 processes load the arm64 addon and
-# the x86_64 ones (npx, a native node) theirs; .ci/qemu-hook.js starts the tests'
-# child Node processes under qemu too; tsx's esbuild is the native x86_64 binary.
-# Left out, because qemu-user (not memseal) differs from a real aarch64 kernel there:
-#  - CTRUNC: qemu sizes the recvmsg control buffer itself, so the kernel never truncates;
+# On request (MEMSEAL_QEMU_SUITE=1), the whole mocha suite on aarch64. Not by
+# default: it takes minutes, and tests that reach what qemu-user emulates
+# differently from a kernel fail there without any fault of memseal's, so every
+# such new test would need adding to the list below.
+# MEMSEAL_PREBUILD points the loader (node-gyp-build) at a dir with both
+# prebuilds, so aarch64 processes load the arm64 addon and x86_64 ones (npx, a
+# native node) theirs; .ci/qemu-hook.js starts the tests' child Node processes
+# under qemu too; tsx's esbuild is the native x86_64 binary. Left out:
+#  - MSG_CTRUNC: qemu sizes the recvmsg control buffer itself, so the kernel never truncates;
 #  - the process's comm is 'qemu-aarch64';
-#  - madvise() is a no-op in qemu-user, so MADV_DONTNEED does not zero pages.
+#  - madvise() is a no-op in qemu-user (MADV_DONTNEED does not zero, MADV_DONTDUMP sets no flag);
+#  - seccomp filters (deny-syscall.pl) would filter qemu's own x86_64 syscalls;
+#  - examples (the examples test starts them through npx/tsx with the native node).
 # mseal and memfd_secret skip (features: qemu 7.2 answers ENOSYS to syscalls it does not know).
-if [ "${MEMSEAL_QEMU_SUITE:-1}" != 0 ]; then
+if [ "${MEMSEAL_QEMU_SUITE:-0}" = 1 ]; then
   echo "== 2b. the test suite under qemu-aarch64"
   mkdir -p "$scratch/both/prebuilds/linux-x64" && cp -r prebuilds/linux-arm64 "$scratch/both/prebuilds/"
   cp build/Release/memseal.node "$scratch/both/prebuilds/linux-x64/memseal.napi.glibc.node"
   esbuild=$(find node_modules -path "*/@esbuild/linux-$(node -p process.arch)/bin/esbuild" | head -1)
+  gaps='CTRUNC|refuses more descriptors than maxFds|reports the process, inspectable, without errors|MADV_DONTNEED|undumpable'
+  gaps+='|where mseal\(2\) is missing|when mseal\(2\) itself fails|where memfd_secret is unavailable|RLIMIT_MEMLOCK|^examples '
   MEMSEAL_PREBUILD="$scratch/both" MEMSEAL_QEMU=$(command -v qemu-aarch64) ESBUILD_BINARY_PATH="$ROOT/$esbuild" \
     NODE_OPTIONS="--require $ROOT/.ci/qemu-hook.js" "${qemu[@]}" node_modules/mocha/bin/mocha.js --timeout 60000 \
-    --invert --grep 'refuses more descriptors than maxFds|reports the process, inspectable, without errors|MADV_DONTNEED drops private anonymous pages' \
-    >"$scratch/mocha.log" 2>&1 || { cat "$scratch/mocha.log"; echo "cross-aarch64: the suite failed under qemu-aarch64"; exit 1; }
+    --invert --grep "$gaps" >"$scratch/mocha.log" 2>&1 ||
+    { cat "$scratch/mocha.log"; echo "cross-aarch64: the suite failed under qemu-aarch64"; exit 1; }
   grep -E '^  [0-9]+ (passing|pending|failing)' "$scratch/mocha.log" | sed 's/^ */   aarch64: /'
 fi
 
