@@ -35,11 +35,12 @@ export LD_PRELOAD="$ASAN_RT:$UBSAN_RT"
 # Node's/the kernel's own: some tests expect a child to die of SIGSEGV/SIGBUS.
 export ASAN_OPTIONS="detect_leaks=0:handle_segv=0:handle_sigbus=0:handle_abort=0:allow_user_segv_handler=1:log_path=$LOG_DIR/asan:halt_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$LOG_DIR/ubsan"
-status=0
 # Reports land in $LOG_DIR (processes whose stderr a test captures) or on
 # mocha's own stderr (kept in mocha.out); count both.
-npx mocha "$@" 2>&1 | tee "$LOG_DIR/mocha.out" || true
+set +e
+npx mocha "$@" 2>&1 | tee "$LOG_DIR/mocha.out"
 status=${PIPESTATUS[0]}
+set -e
 unset LD_PRELOAD
 
 pattern='ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer'
