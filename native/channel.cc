@@ -76,8 +76,6 @@ bool MakeAddr(const uint8_t* path, size_t len, sockaddr_un* addr, socklen_t* add
   return true;
 }
 
-Napi::Value Errno(Napi::Env env, int r) { return Result(env, r < 0 ? -errno : r); }
-
 // socketpair() -> [fd0, fd1] | -errno
 Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   int sv[2];

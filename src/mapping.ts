@@ -5,6 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { native, type RegionHandle } from './binding';
 import { constants as C } from './constants';
 import { check, invalidArgType, MemsealError, systemError } from './errors';
+import { features } from './features';
 import { validateFd, validateInt32, validateInteger, validateLength } from './validate';
 
 const E = osConstants.errno;
@@ -114,7 +115,12 @@ export class Mapping {
     validateInteger(offset, 'offset', 0, this.length);
     const len = length ?? this.length - offset;
     validateInteger(len, 'length', 0, this.length - offset);
-    check(native.madvise(this.#handle, advice, offset, len), 'madvise', undefined, (e) => this.#sealedHint(e));
+    check(native.madvise(this.#handle, advice, offset, len), 'madvise', undefined, (e) => {
+      if (e === -E.EINVAL && !features.madvisePopulate && (advice === C.MADV_POPULATE_READ || advice === C.MADV_POPULATE_WRITE)) {
+        return 'needs Linux ≥ 5.14 (MADV_POPULATE_READ / MADV_POPULATE_WRITE)';
+      }
+      return this.#sealedHint(e);
+    });
   }
 
   /** Flushes a shared file mapping: msync(2), MS_SYNC by default. */
