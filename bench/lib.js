@@ -24,6 +24,21 @@ function runC(bin, args, { pin } = {}) {
   return JSON.parse(execFileSync(cmd, argv, { encoding: 'utf8' }));
 }
 
+/**
+ * Runs `fn` with every thread of this process pinned to CPU `pin` (taskset -a),
+ * then restores the previous affinity. With `pin` undefined, just runs `fn`.
+ */
+async function pinned(pin, fn) {
+  if (pin === undefined) return fn();
+  const mask = /:\s*([0-9a-f]+)\s*$/.exec(execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }))[1];
+  execFileSync('taskset', ['-a', '-p', '-c', String(pin), String(process.pid)], { stdio: 'ignore' });
+  try {
+    return await fn();
+  } finally {
+    execFileSync('taskset', ['-a', '-p', mask, String(process.pid)], { stdio: 'ignore' });
+  }
+}
+
 function stats(samples) {
   const xs = samples.slice().sort((a, b) => a - b);
   return { min: xs[0], median: xs[Math.floor(xs.length / 2)], max: xs[xs.length - 1], runs: xs.length };
@@ -91,10 +106,12 @@ function fmtMs(x) {
  * series: [{ name, color, points: [[size, ms], ...] }]
  */
 function handoffSvg(series, title) {
-  const W = 760, H = 440, L = 70, R = 200, T = 40, B = 60;
+  const W = 920, H = 440, L = 70, R = 250, T = 40, B = 60;
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
-  const lx0 = Math.floor(Math.log10(Math.min(...xs))), lx1 = Math.ceil(Math.log10(Math.max(...xs)));
+  // x: the measured sizes, edge to edge with a little margin; y: whole decades
+  const pad = (Math.log10(Math.max(...xs)) - Math.log10(Math.min(...xs))) * 0.05;
+  const lx0 = Math.log10(Math.min(...xs)) - pad, lx1 = Math.log10(Math.max(...xs)) + pad;
   const ly0 = Math.floor(Math.log10(Math.min(...ys))), ly1 = Math.ceil(Math.log10(Math.max(...ys)));
   const X = (v) => L + ((Math.log10(v) - lx0) / (lx1 - lx0)) * (W - L - R);
   const Y = (v) => H - B - ((Math.log10(v) - ly0) / (ly1 - ly0)) * (H - T - B);
@@ -113,7 +130,8 @@ function handoffSvg(series, title) {
     out.push(`<line x1="${x}" x2="${x}" y1="${T}" y2="${H - B}" stroke="#eee"/>`);
     out.push(`<text x="${x}" y="${H - B + 18}" text-anchor="middle">${fmtSize(t)}</text>`);
   }
-  out.push(`<text x="${(L + W - R) / 2}" y="${H - 15}" text-anchor="middle">payload size (log scale); time from "sender holds the bytes" to "receiver verified and checksummed them"</text>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 28}" text-anchor="middle">payload size (log scale)</text>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" font-size="11" fill="#555">time from "sender holds the bytes" to "receiver verified them and read one byte per page" (log scale, lower is better)</text>`);
   series.forEach((s, i) => {
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ' stroke-dasharray="6 4"' : ''}/>`);
@@ -126,4 +144,5 @@ function handoffSvg(series, title) {
   return `${out.join('\n')}\n`;
 }
 
-module.exports = { buildC, runC, stats, measure, pss, machine, pattern, checksum, fmtSize, fmtMs, handoffSvg };
+module.exports = {
+  pinned, buildC, runC, stats, measure, pss, machine, pattern, checksum, fmtSize, fmtMs, handoffSvg };

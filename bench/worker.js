@@ -4,6 +4,7 @@
 //   net      connect to the Unix stream socket argv[3]; frames: u64 length + bytes
 //   echo     Channel ping-pong: send every received fd straight back
 //   drain    Channel pipelining: close every received fd; answer once at the end marker
+//   netecho  connect to the Unix stream socket argv[3] and echo every byte (Node's own round-trip floor)
 // With argv includes --hold, a receiver keeps what it received until told to release it (fan-out RSS).
 'use strict';
 const net = require('node:net');
@@ -14,6 +15,7 @@ const hold = process.argv.includes('--hold');
 let held = null;
 
 if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
+  const fs = require('node:fs');
   const { Channel } = require('..');
   const channel = Channel.fromParent();
   if (mode === 'memseal') {
@@ -36,12 +38,13 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
   } else if (mode === 'echo') {
     channel.on('message', (msg) => {
       const fd = msg.fds[0];
-      channel.send('.', [fd]).then(() => require('node:fs').closeSync(fd));
+      channel.send('.', [fd]).then(() => fs.closeSync(fd));
     });
   } else {
     let n = 0;
+    channel.send('ready');
     channel.on('message', (msg) => {
-      for (const fd of msg.fds) require('node:fs').closeSync(fd);
+      for (const fd of msg.fds) fs.closeSync(fd);
       if (msg.fds.length) n++;
       else channel.send(String(n));
     });
@@ -84,6 +87,11 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
       want = -1;
     }
   });
+  sock.on('close', () => process.exit(0));
+} else if (mode === 'netecho') {
+  // Node's own floor for a round trip: echo every byte back over a Unix stream socket (no descriptors)
+  const sock = net.connect(process.argv[3]);
+  sock.on('data', (d) => sock.write(d));
   sock.on('close', () => process.exit(0));
 } else {
   console.error(`unknown mode ${mode}`);

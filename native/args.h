@@ -4,6 +4,7 @@
 // They throw a JavaScript TypeError (never a C++ exception, never abort).
 #pragma once
 
+#include <errno.h>
 #include <napi.h>
 #include <cstdint>
 
@@ -57,5 +58,8 @@ inline bool ArgFd(const Napi::CallbackInfo& info, size_t i, int* out) {
 inline Napi::Value Result(Napi::Env env, int64_t r) {
   return Napi::Number::New(env, static_cast<double>(r));
 }
+
+// Result of a libc call that returns -1 and sets errno: the value, or -errno.
+inline Napi::Value Errno(Napi::Env env, int r) { return Result(env, r < 0 ? -errno : r); }
 
 }  // namespace memseal

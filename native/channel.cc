@@ -76,8 +76,6 @@ bool MakeAddr(const uint8_t* path, size_t len, sockaddr_un* addr, socklen_t* add
   return true;
 }
 
-Napi::Value Errno(Napi::Env env, int r) { return Result(env, r < 0 ? -errno : r); }
-
 // socketpair() -> [fd0, fd1] | -errno
 Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   int sv[2];
@@ -93,27 +91,39 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), socket(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0));
 }
 
+// The (fd, sunPath: Uint8Array) arguments of bind() and connect(). On false,
+// *early is what to return: undefined after a TypeError, or -ENAMETOOLONG.
+bool AddrArgs(const Napi::CallbackInfo& info, int* fd, sockaddr_un* addr, socklen_t* addrlen, Napi::Value* early) {
+  uint8_t* path;
+  size_t len;
+  if (!ArgFd(info, 0, fd) || !ArgBytes(info, 1, &path, &len)) {
+    *early = info.Env().Undefined();
+    return false;
+  }
+  if (!MakeAddr(path, len, addr, addrlen)) {
+    *early = Result(info.Env(), -ENAMETOOLONG);
+    return false;
+  }
+  return true;
+}
+
 // bind(fd, sunPath: Uint8Array) -> 0 | -errno
 Napi::Value Bind(const Napi::CallbackInfo& info) {
   int fd;
-  uint8_t* path;
-  size_t len;
-  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &path, &len)) return info.Env().Undefined();
   sockaddr_un addr;
   socklen_t addrlen;
-  if (!MakeAddr(path, len, &addr, &addrlen)) return Result(info.Env(), -ENAMETOOLONG);
+  Napi::Value early;
+  if (!AddrArgs(info, &fd, &addr, &addrlen, &early)) return early;
   return Errno(info.Env(), bind(fd, reinterpret_cast<sockaddr*>(&addr), addrlen));
 }
 
 // connect(fd, sunPath: Uint8Array) -> 0 | -errno (EAGAIN: the listener's backlog is full)
 Napi::Value Connect(const Napi::CallbackInfo& info) {
   int fd;
-  uint8_t* path;
-  size_t len;
-  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &path, &len)) return info.Env().Undefined();
   sockaddr_un addr;
   socklen_t addrlen;
-  if (!MakeAddr(path, len, &addr, &addrlen)) return Result(info.Env(), -ENAMETOOLONG);
+  Napi::Value early;
+  if (!AddrArgs(info, &fd, &addr, &addrlen, &early)) return early;
   int r;
   do {
     r = connect(fd, reinterpret_cast<sockaddr*>(&addr), addrlen);

@@ -10,11 +10,20 @@
 // view that outlives its Mapping object never points at freed memory. An
 // explicit munmap detaches every ArrayBuffer first, so a stale view reads as
 // length 0 instead of touching freed memory.
+//
+// Wipe-on-release regions (SecretBuffer) are zeroed with explicit_bzero(3)
+// before their pages go, however they go: munmap, the last reference being
+// collected, or wipeLive() from the process 'exit' hook. They are listed in a
+// process-wide registry (worker threads share it; each entry knows its env).
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <mutex>
+#include <set>
 #include <vector>
 
 #include "args.h"
@@ -30,14 +39,43 @@ struct Region {
   void* addr;
   size_t len;
   int refs;        // the handle and every ArrayBuffer over the pages
+  int prot;        // as last set by mmap/mprotect: wiping needs PROT_WRITE
   bool unmapped;
   bool sealed;     // mseal'd: the kernel refuses munmap until exit
+  bool wipe;       // zero the pages before they are unmapped (and at exit)
+  napi_env owner;  // the env whose 'exit' hook wipes it
   std::vector<napi_ref> buffers;  // weak: lets munmap detach them
 };
 
+// Never destroyed: finalizers may run during static destruction at exit.
+std::mutex& WipeMutex() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+std::set<Region*>& WipeRegistry() {
+  static std::set<Region*>* live = new std::set<Region*>;
+  return *live;
+}
+
+// Zeroes a writable, mapped region. Callers hold WipeMutex() or own the region.
+void Zero(Region* r) {
+  if (!r->unmapped && (r->prot & PROT_WRITE) != 0) explicit_bzero(r->addr, r->len);
+}
+
+// Wipes (if asked) and forgets a region that is about to be unmapped.
+void Unregister(Region* r) {
+  if (!r->wipe) return;
+  std::lock_guard<std::mutex> lock(WipeMutex());
+  Zero(r);
+  WipeRegistry().erase(r);
+}
+
 void DropPages(Napi::Env env, Region* r) {
   if (r->unmapped) return;
-  if (!r->sealed) munmap(r->addr, r->len);
+  if (!r->sealed) {
+    Unregister(r);
+    munmap(r->addr, r->len);
+  }
   r->unmapped = true;
   int64_t ignored;
   napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);
@@ -47,6 +85,10 @@ void Release(Napi::Env env, Region* r) {
   if (--r->refs > 0) return;
   DropPages(env, r);
   for (napi_ref ref : r->buffers) napi_delete_reference(env, ref);
+  if (r->wipe) {  // a sealed region skipped Unregister: it must not outlive its entry
+    std::lock_guard<std::mutex> lock(WipeMutex());
+    WipeRegistry().erase(r);
+  }
   delete r;
 }
 
@@ -73,8 +115,6 @@ Region* GetRegion(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::External<Region>>().Data();
 }
 
-Napi::Value Errno(Napi::Env env, int r) { return Result(env, r < 0 ? -errno : r); }
-
 // mmap(length, prot, flags, fd, offset) -> [handle, address] | -errno. The
 // ArrayBuffers over the pages are made on demand by view().
 Napi::Value Mmap(const Napi::CallbackInfo& info) {
@@ -92,7 +132,7 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   void* addr = mmap(nullptr, static_cast<size_t>(len), prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Result(env, -errno);
 
-  Region* r = new Region{addr, static_cast<size_t>(len), 1, false, false, {}};
+  Region* r = new Region{addr, static_cast<size_t>(len), 1, prot, false, false, false, env, {}};
   int64_t ignored;
   napi_adjust_external_memory(env, len, &ignored);
   Napi::External<Region> handle = Napi::External<Region>::New(env, r, [](Napi::Env e, Region* reg) { Release(e, reg); });
@@ -104,20 +144,30 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   return out;
 }
 
+void DetachAll(Napi::Env env, Region* r) {
+  for (napi_ref ref : r->buffers) {
+    napi_value ab;
+    if (napi_get_reference_value(env, ref, &ab) == napi_ok && ab != nullptr) Napi::ArrayBuffer(env, ab).Detach();
+  }
+}
+
 // munmap(handle) -> 0 | -errno. Detaches every ArrayBuffer before the pages go.
+// A sealed region is put to the kernel as it is (it answers EPERM and every
+// view stays valid); should it ever agree, the views are detached before any
+// JavaScript runs again.
 Napi::Value Munmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* r = GetRegion(info, 0);
   if (r == nullptr) return env.Undefined();
   if (r->unmapped) return Result(env, 0);
-  // An mseal'd region: ask the kernel rather than answer for it. It refuses
-  // (EPERM) before changing anything, so every view stays valid.
-  if (r->sealed && munmap(r->addr, r->len) < 0) return Result(env, -errno);
-  for (napi_ref ref : r->buffers) {
-    napi_value ab;
-    if (napi_get_reference_value(env, ref, &ab) == napi_ok && ab != nullptr) Napi::ArrayBuffer(env, ab).Detach();
+  if (r->sealed) {
+    if (munmap(r->addr, r->len) < 0) return Result(env, -errno);
+    DetachAll(env, r);
+  } else {
+    DetachAll(env, r);
+    Unregister(r);
+    if (munmap(r->addr, r->len) < 0) return Result(env, -errno);
   }
-  if (!r->sealed && munmap(r->addr, r->len) < 0) return Result(env, -errno);
   r->unmapped = true;
   int64_t ignored;
   napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);
@@ -134,7 +184,10 @@ Napi::Value Mprotect(const Napi::CallbackInfo& info) {
   REGION_OR_RETURN(0);
   int32_t prot;
   if (!ArgInt32(info, 1, &prot)) return info.Env().Undefined();
-  return Errno(info.Env(), mprotect(r->addr, r->len, prot));
+  std::lock_guard<std::mutex> lock(WipeMutex());  // an exit-time wipe must not see PROT_WRITE that is gone
+  if (mprotect(r->addr, r->len, prot) < 0) return Result(info.Env(), -errno);
+  r->prot = prot;
+  return Result(info.Env(), 0);
 }
 
 // madvise(handle, advice, offset, length) -> 0 | -errno
@@ -159,14 +212,17 @@ Napi::Value Msync(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), msync(r->addr, r->len, flags));
 }
 
+// mlock/munlock go through syscall(2), not the C library's wrappers: a
+// sanitizer runtime preloaded by `npm run test:asan` turns those into no-ops,
+// and the tests would then check a lock that never happened.
 Napi::Value Mlock(const Napi::CallbackInfo& info) {
   REGION_OR_RETURN(0);
-  return Errno(info.Env(), mlock(r->addr, r->len));
+  return Errno(info.Env(), static_cast<int>(syscall(SYS_mlock, r->addr, r->len)));
 }
 
 Napi::Value Munlock(const Napi::CallbackInfo& info) {
   REGION_OR_RETURN(0);
-  return Errno(info.Env(), munlock(r->addr, r->len));
+  return Errno(info.Env(), static_cast<int>(syscall(SYS_munlock, r->addr, r->len)));
 }
 
 long RawMseal(void* addr, size_t len, unsigned long flags) {
@@ -192,6 +248,61 @@ Napi::Value Mseal(const Napi::CallbackInfo& info) {
 Napi::Value MsealProbe(const Napi::CallbackInfo& info) {
   long r = RawMseal(nullptr, 0, 1);
   return Result(info.Env(), r < 0 ? -errno : r);
+}
+
+// mremap(handle, newLength) -> 0 | -errno: mremap(2) in place (no
+// MREMAP_MAYMOVE). Not part of the Mapping API: it exists so tests can show
+// that the kernel refuses to resize a sealed region. Should a resize succeed,
+// every view is detached first (a shrink would leave them dangling) and the
+// region takes its new length.
+Napi::Value Mremap(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  int64_t len;
+  if (!ArgInt64(info, 1, &len)) return info.Env().Undefined();
+  if (len <= 0) return Result(info.Env(), -EINVAL);
+  if (mremap(r->addr, r->len, static_cast<size_t>(len), 0) == MAP_FAILED) return Result(info.Env(), -errno);
+  DetachAll(info.Env(), r);
+  int64_t ignored;
+  napi_adjust_external_memory(info.Env(), len - static_cast<int64_t>(r->len), &ignored);
+  std::lock_guard<std::mutex> lock(WipeMutex());
+  r->len = static_cast<size_t>(len);
+  return Result(info.Env(), 0);
+}
+
+// wipeOnRelease(handle) -> 0 | -errno: from now on the region is zeroed before
+// it is unmapped (explicitly or by the garbage collector) and by wipeLive().
+Napi::Value WipeOnRelease(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  if (r->sealed) return Result(info.Env(), -EPERM);  // a sealed region is never released
+  std::lock_guard<std::mutex> lock(WipeMutex());
+  r->wipe = true;
+  WipeRegistry().insert(r);
+  return Result(info.Env(), 0);
+}
+
+// wipe(handle) -> 0 | -errno: explicit_bzero(3) of the whole region; EACCES
+// where it is not writable.
+Napi::Value Wipe(const Napi::CallbackInfo& info) {
+  REGION_OR_RETURN(0);
+  std::lock_guard<std::mutex> lock(WipeMutex());
+  if ((r->prot & PROT_WRITE) == 0) return Result(info.Env(), -EACCES);
+  Zero(r);
+  return Result(info.Env(), 0);
+}
+
+// wipeLive() -> number of regions zeroed: every wipe-on-release region of
+// this env that is still mapped. Run from the process 'exit' hook; the pages
+// stay mapped (later 'exit' listeners read zeros, not freed memory).
+Napi::Value WipeLive(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  std::lock_guard<std::mutex> lock(WipeMutex());
+  int n = 0;
+  for (Region* r : WipeRegistry()) {
+    if (r->owner != env) continue;
+    Zero(r);
+    n++;
+  }
+  return Result(info.Env(), n);
 }
 
 // view(handle, offset, length) -> ArrayBuffer over a window of the region.
@@ -223,6 +334,10 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("munlock", Napi::Function::New(env, Munlock, "munlock"));
   exports.Set("mseal", Napi::Function::New(env, Mseal, "mseal"));
   exports.Set("msealProbe", Napi::Function::New(env, MsealProbe, "msealProbe"));
+  exports.Set("mremap", Napi::Function::New(env, Mremap, "mremap"));
+  exports.Set("wipeOnRelease", Napi::Function::New(env, WipeOnRelease, "wipeOnRelease"));
+  exports.Set("wipe", Napi::Function::New(env, Wipe, "wipe"));
+  exports.Set("wipeLive", Napi::Function::New(env, WipeLive, "wipeLive"));
   exports.Set("view", Napi::Function::New(env, View, "view"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
 }

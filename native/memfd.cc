@@ -1,7 +1,9 @@
 // memfd.cc — memfd_create(2), memfd_secret(2), fcntl(2) F_ADD_SEALS/F_GET_SEALS,
-// fstat(2) and errno names. Thin, 1:1 calls returning the result or -errno.
+// statx(2) (as fstat) and errno names. Thin, 1:1 calls returning the result or -errno.
 #include <errno.h>
+#include <fcntl.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,14 +59,18 @@ Napi::Value GetSeals(const Napi::CallbackInfo& info) {
 }
 
 // fstat(fd) -> [size, mode] | -errno. Used by verification and inspection.
+// Through statx(fd, "", AT_EMPTY_PATH) rather than fstat(): glibc ≥ 2.33 binds
+// fstat to a new symbol (fstat64@GLIBC_2.33), which would raise the prebuilt
+// binary's glibc floor from 2.28 (Node's own) to 2.33. glibc's statx wrapper
+// (2.28) falls back to fstatat on kernels before 4.11.
 Napi::Value Fstat(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
-  struct stat st;
-  if (fstat(fd, &st) < 0) return Result(info.Env(), -errno);
+  struct statx st;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Result(info.Env(), -errno);
   Napi::Array out = Napi::Array::New(info.Env(), 2);
-  out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(st.st_size)));
-  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(st.st_mode)));
+  out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_size)));
+  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_mode)));
   return out;
 }
 
@@ -82,6 +88,15 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int r = close(fd);
+  return Result(info.Env(), r < 0 ? -errno : r);
+}
+
+// dup(fd) -> a new close-on-exec descriptor (fcntl F_DUPFD_CLOEXEC) | -errno.
+// Lets a queued send keep its own reference to a file the caller may close.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   return Result(info.Env(), r < 0 ? -errno : r);
 }
 
@@ -113,6 +128,7 @@ void InitMemfd(Napi::Env env, Napi::Object exports) {
   exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("errorName", Napi::Function::New(env, ErrorName, "errorName"));
   exports.Set("errorMessage", Napi::Function::New(env, ErrorMessage, "errorMessage"));
 }

@@ -1,7 +1,12 @@
 // The only place that loads the native addon. Everything the C++ side exports
 // is typed here; native functions return the result or a negative errno and
 // throw only TypeError for arguments the TypeScript layer already validated.
-import bindings from 'bindings';
+//
+// Resolution (node-gyp-build): a source build first (build/Release, then
+// build/Debug, as `bindings` did), then the prebuilt binary shipped in the
+// package, prebuilds/<platform>-<arch>/memseal.napi.<libc>.node. The addon uses
+// only N-API 8, so one binary serves every Node version from 20 on.
+import path from 'node:path';
 
 /** An opaque, type-tagged handle to one native mapping. */
 export type RegionHandle = { readonly __region: unique symbol };
@@ -24,6 +29,7 @@ export interface NativeBinding {
   fstat(fd: number): [number, number] | number;
   ftruncate(fd: number, length: number): number;
   close(fd: number): number;
+  dup(fd: number): number;
   errorName(negErrno: number): string;
   errorMessage(negErrno: number): string;
   // mapping.cc
@@ -37,6 +43,14 @@ export interface NativeBinding {
   munlock(handle: RegionHandle): number;
   mseal(handle: RegionHandle): number;
   msealProbe(): number;
+  /** mremap(2) in place (no MREMAP_MAYMOVE): a test seam showing sealed regions refuse it. On success every view is detached. */
+  mremap(handle: RegionHandle, newLength: number): number;
+  /** Zero the region (explicit_bzero) before it is unmapped, however that happens, and in wipeLive(). EPERM if sealed. */
+  wipeOnRelease(handle: RegionHandle): number;
+  /** explicit_bzero of the whole region; -EACCES if it is not PROT_WRITE. */
+  wipe(handle: RegionHandle): number;
+  /** Zeroes every still-mapped wipe-on-release region of this thread; returns how many. */
+  wipeLive(): number;
   /** An external ArrayBuffer over [offset, offset + length) of the region, or -errno */
   view(handle: RegionHandle, offset: number, length: number): ArrayBuffer | number;
   pageSize(): number;
@@ -69,4 +83,43 @@ export interface NativeBinding {
   };
 }
 
-export const native: NativeBinding = bindings('memseal');
+// node-gyp-build ships no types: one function from a package root to the addon path.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeGypBuild = require('node-gyp-build') as { path(root: string): string };
+
+/** The package root: dist/ (installed) and src/ (tests through tsx) both sit one level below it. */
+const ROOT = path.join(__dirname, '..');
+
+function loadNative(): { native: NativeBinding; addonPath: string } {
+  let file: string;
+  try {
+    file = nodeGypBuild.path(ROOT);
+  } catch (err) {
+    const why = err instanceof Error ? err.message.trim() : String(err);
+    throw new Error(
+      `memseal: no native addon fits this machine (${process.platform}-${process.arch}, Node ${process.version}).\n` +
+      `  ${why}\n` +
+      'Prebuilt binaries cover linux-x64 with glibc; elsewhere memseal builds from source at install time, ' +
+      'which needs python3, make and a C++17 compiler, and an install script npm may have skipped. ' +
+      'Run `npm install-scripts approve memseal && npm rebuild memseal` (npm ≥ 11) or `npm rebuild memseal`.',
+      { cause: err });
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return { native: require(file) as NativeBinding, addonPath: file };
+  } catch (err) {
+    const why = err instanceof Error ? err.message.trim() : String(err);
+    throw new Error(
+      `memseal: the native addon ${file} does not load here.\n  ${why}\n` +
+      'The prebuilt linux binaries need glibc ≥ 2.28 and libstdc++ from GCC ≥ 5; on other systems build from ' +
+      'source with `npm rebuild memseal --build-from-source` (python3, make and a C++17 compiler).',
+      { cause: err });
+  }
+}
+
+const loaded = loadNative();
+
+export const native: NativeBinding = loaded.native;
+
+/** Absolute path of the addon file this process loaded (a source build or a prebuilt binary). */
+export const addonPath: string = loaded.addonPath;

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
 import { illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
+import { SealedBuffer, verifyPolicy, type VerifyOptions } from './sealed';
 import { validateFd, validateInteger, validateObject, validateString } from './validate';
 
 const E = osConstants.errno;
@@ -296,6 +297,57 @@ export class Channel extends EventEmitter {
       }
       yield m;
     }
+  }
+
+  /**
+   * Sends a sealed buffer: one message carrying its memfd and `meta` (at most
+   * {@link MAX_PAYLOAD} bytes; a string is sent as UTF-8). The receiver gets
+   * its own descriptor of the same file; `buf` stays usable and may be closed
+   * as soon as this returns: a send that has to wait for buffer space keeps a
+   * duplicate of the descriptor until it goes out.
+   * @rejects TypeError if `buf` is not a SealedBuffer; RangeError for oversized
+   *   meta; MemsealError ERR_MEMSEAL_CLOSED if `buf` or the channel is closed;
+   *   EPIPE when the peer is gone
+   */
+  sendBuffer(buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
+    if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
+    if (buf.closed) return Promise.reject(new MemsealError('ERR_MEMSEAL_CLOSED', 'Channel.sendBuffer(): the SealedBuffer is closed'));
+    if (this.#closed || this.#sendq.length === 0) return this.send(meta, [buf.fd]);
+    // Queued behind other sends: the message goes out later and refers to its
+    // descriptor by number, so give it one the caller cannot close or reuse.
+    const dup = native.dup(buf.fd);
+    if (dup < 0) return Promise.reject(systemError(dup, 'fcntl', 'F_DUPFD_CLOEXEC'));
+    const release = () => closeQuietly(dup);
+    const p = this.send(meta, [dup]);
+    p.then(release, release);
+    return p;
+  }
+
+  /**
+   * Receives the next message as a sealed buffer. The message must carry
+   * exactly one descriptor, which is verified before anything is mapped (see
+   * {@link verifySeals}): a memfd whose seals include `options.require`
+   * (default SHRINK | GROW | WRITE) and whose size is within bounds. A message
+   * that fails any check is consumed and every descriptor in it is closed.
+   * @returns the buffer (owned by the caller: close it) and the sender's `meta` bytes
+   * @rejects MemsealError ERR_MEMSEAL_NOT_MEMFD (no descriptor, or not a memfd),
+   *   ERR_MEMSEAL_CTRUNC (more than one descriptor), ERR_MEMSEAL_NOT_SEALED,
+   *   ERR_MEMSEAL_SIZE, ERR_MEMSEAL_CLOSED (the channel closed or the peer hung up);
+   *   TypeError/RangeError for bad options (nothing received)
+   */
+  async receiveBuffer(options?: VerifyOptions): Promise<{ buffer: SealedBuffer; meta: Buffer }> {
+    verifyPolicy(options);
+    const message = await this.receive();
+    const fds = message.takeFds();
+    if (fds.length !== 1) {
+      for (const fd of fds) closeQuietly(fd);
+      throw fds.length === 0
+        ? new MemsealError('ERR_MEMSEAL_NOT_MEMFD', 'Channel.receiveBuffer(): the message carried no descriptor', {
+          hint: 'the peer sent a plain message; use receive() for those' })
+        : new MemsealError('ERR_MEMSEAL_CTRUNC',
+          `Channel.receiveBuffer(): the message carried ${fds.length} descriptors, expected 1; all were closed`);
+    }
+    return { buffer: SealedBuffer.open(fds[0]!, options), meta: message.data };
   }
 
   /** Lets the channel keep the event loop alive (the default). */

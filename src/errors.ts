@@ -47,7 +47,7 @@ export type MemsealErrorCode =
 /** A condition memseal detects itself (policy, state), not a failed syscall. */
 export class MemsealError extends Error {
   readonly code: MemsealErrorCode;
-  hint?: string;
+  declare hint?: string;
   constructor(code: MemsealErrorCode, message: string, options?: { hint?: string; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MemsealError';

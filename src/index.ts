@@ -12,3 +12,5 @@ export type { SealedBufferOptions, SealedBufferView, VerifyOptions, VerifyResult
 export { Channel, ChannelServer, Message, socketPair, listen, connect, spawnWithChannel, MAX_PAYLOAD, MAX_FDS, CHANNEL_FD_ENV } from './channel';
 export type { ChannelOptions, ListenOptions, SpawnWithChannelOptions, PeerCredentials } from './channel';
 export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect';
+export { WriteOnceArena, type WriteOnceArenaOptions, type ArenaSealOptions, type ArenaSealMethod, type TypedArrayConstructorLike } from './arena';
+export { SecretBuffer, type SecretBufferOptions, type SecretKind } from './secret';

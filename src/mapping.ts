@@ -5,6 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { native, type RegionHandle } from './binding';
 import { constants as C } from './constants';
 import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, systemError } from './errors';
+import { features } from './features';
 import { validateFd, validateInt32, validateInteger, validateLength } from './validate';
 
 const E = osConstants.errno;
@@ -13,6 +14,12 @@ const MAX_ARRAY_BUFFER = bufferConstants.MAX_LENGTH;
 const MAP_FIXED = 0x10;
 const SEALED_HINT = 'the mapping is mseal\'d: it cannot be changed or unmapped until the process exits';
 const construct = Symbol('Mapping.construct');
+
+/**
+ * @internal The native handle of a mapping, for the high-level classes in this
+ * package (arena.ts, secret.ts). Not re-exported from index.ts.
+ */
+export let regionHandle: (m: Mapping) => RegionHandle;
 
 /**
  * One mapped region, owned. Its pages are reachable through `buffer` (an
@@ -110,7 +117,12 @@ export class Mapping {
     validateInteger(offset, 'offset', 0, this.length);
     const len = length ?? this.length - offset;
     validateInteger(len, 'length', 0, this.length - offset);
-    check(native.madvise(this.#handle, advice, offset, len), 'madvise', undefined, (e) => this.#sealedHint(e));
+    check(native.madvise(this.#handle, advice, offset, len), 'madvise', undefined, (e) => {
+      if (e === -E.EINVAL && !features.madvisePopulate && (advice === C.MADV_POPULATE_READ || advice === C.MADV_POPULATE_WRITE)) {
+        return 'needs Linux ≥ 5.14 (MADV_POPULATE_READ / MADV_POPULATE_WRITE)';
+      }
+      return this.#sealedHint(e);
+    });
   }
 
   /** Flushes a shared file mapping: msync(2), MS_SYNC by default. */
@@ -151,9 +163,13 @@ export class Mapping {
    */
   unmap(): void {
     if (this.#closed) return;
-    // A sealed mapping goes to the kernel too: its EPERM is the answer (and a
-    // kernel that let it go would leave nothing mapped to keep views on).
-    check(native.munmap(this.#handle), 'munmap', undefined, (e) => this.#sealedHint(e));
+    // A sealed mapping is put to the kernel too: the EPERM is its answer, not ours.
+    const r = native.munmap(this.#handle);
+    if (r < 0) {
+      const err = systemError(r, 'munmap', undefined, this.#sealedHint(r));
+      Error.captureStackTrace(err, this.unmap);
+      throw err;
+    }
     this.#closed = true;
   }
 
@@ -163,6 +179,10 @@ export class Mapping {
   /** `using m = mmap(...)` unmaps at scope exit; a sealed mapping is left alone. */
   [Symbol.dispose](): void {
     if (!this.#sealed) this.unmap();
+  }
+
+  static {
+    regionHandle = (m) => m.#handle;
   }
 
   #assertOpen(op: string): void {

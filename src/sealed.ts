@@ -1,7 +1,7 @@
 // SealedBuffer: an immutable byte range in a sealed memfd that another
 // process can map and trust without copying, and verifySeals(), the check a
 // receiver runs before it maps anything a peer sent.
-import { closeSync, readSync } from 'node:fs';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native } from './binding';
 import { constants as C, Seal, sealNames } from './constants';
@@ -72,6 +72,11 @@ function policy(options: VerifyOptions | undefined): Policy {
     hi = Math.min(hi, exactSize);
   }
   return { require, forbid, minSize: lo, maxSize: hi };
+}
+
+/** @internal Validates verify options (throws TypeError/RangeError) without touching a descriptor. */
+export function verifyPolicy(options: VerifyOptions | undefined): void {
+  policy(options);
 }
 
 function describeSeals(mask: number): string {
@@ -155,6 +160,21 @@ const construct = Symbol('SealedBuffer.construct');
 const fdRegistry = new FinalizationRegistry<number>((fd) => { native.close(fd); });
 
 /** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
+function creationOptions(options: SealedBufferOptions | undefined): { name: string; seals: number } {
+  let name = 'memseal';
+  let seals = DEFAULT_SEALS;
+  if (options !== undefined) {
+    validateObject(options, 'options');
+    if (options.name !== undefined) {
+      validateString(options.name, 'options.name');
+      if (options.name.includes('\0')) throw invalidArgValue('options.name', 'must be a string without null bytes', options.name);
+      name = options.name;
+    }
+    if (options.seals !== undefined) { validateFlags(options.seals, 'options.seals'); seals = options.seals; }
+  }
+  return { name, seals };
+}
+
 function createMemfd(name: string): number {
   const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING;
   if (features.noexecSeal) {
@@ -211,7 +231,23 @@ export class SealedBuffer {
       (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
       throw err;
     }
-    return SealedBuffer.create(src.length, (bytes) => { src.copy(bytes); }, options);
+    const { name, seals } = creationOptions(options);
+    const fd = createMemfd(name);
+    try {
+      // write(2) into the memfd: the kernel allocates each page and copies into
+      // it in one pass, without zeroing it first or building page tables that
+      // then have to be torn down — about twice as fast as mapping and copying.
+      for (let done = 0; done < src.length;) done += writeSync(fd, src, done, src.length - done, done);
+      return SealedBuffer.#seal(fd, src.length, seals);
+    } catch (err) {
+      native.close(fd);
+      throw err;
+    }
+  }
+
+  static #seal(fd: number, size: number, seals: number): SealedBuffer {
+    check(native.addSeals(fd, seals), 'fcntl', 'F_ADD_SEALS');
+    return new SealedBuffer(construct, fd, size, native.getSeals(fd));
   }
 
   /**
@@ -223,17 +259,7 @@ export class SealedBuffer {
   static create(size: number, fill: (bytes: Buffer) => void, options?: SealedBufferOptions): SealedBuffer {
     validateLength(size, 'size');
     validateFunction(fill, 'fill');
-    let name = 'memseal';
-    let seals = DEFAULT_SEALS;
-    if (options !== undefined) {
-      validateObject(options, 'options');
-      if (options.name !== undefined) {
-        validateString(options.name, 'options.name');
-        if (options.name.includes('\0')) throw invalidArgValue('options.name', 'must be a string without null bytes', options.name);
-        name = options.name;
-      }
-      if (options.seals !== undefined) { validateFlags(options.seals, 'options.seals'); seals = options.seals; }
-    }
+    const { name, seals } = creationOptions(options);
     const fd = createMemfd(name);
     try {
       if (size > 0) {
@@ -247,8 +273,7 @@ export class SealedBuffer {
       } else {
         fill(Buffer.alloc(0));
       }
-      check(native.addSeals(fd, seals), 'fcntl', 'F_ADD_SEALS');
-      return new SealedBuffer(construct, fd, size, native.getSeals(fd));
+      return SealedBuffer.#seal(fd, size, seals);
     } catch (err) {
       native.close(fd);
       throw err;

@@ -52,3 +52,16 @@ export function skipUnless(ctx: Mocha.Context, condition: boolean, why: string):
     ctx.skip();
   }
 }
+
+/** The smaps entry of the VMA containing `address`: its VmFlags (two-letter codes) and `Locked:` kB. */
+export function smapsFor(address: bigint): { flags: string[]; lockedKb: number } | undefined {
+  const blocks = readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
+  for (const block of blocks) {
+    const [lo, hi] = block.slice(0, block.indexOf(' ')).split('-').map((h) => BigInt(`0x${h}`));
+    if (lo === undefined || hi === undefined || address < lo || address >= hi) continue;
+    const flags = /^VmFlags:(.*)$/m.exec(block)?.[1]?.trim().split(/\s+/) ?? [];
+    const lockedKb = Number(/^Locked:\s+(\d+) kB$/m.exec(block)?.[1] ?? 0);
+    return { flags, lockedKb };
+  }
+  return undefined;
+}

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { features, inspect, sealNames, Seal, type InspectMemfd, type InspectProcess } from '../src';
 import { FIXTURES, skipUnless } from './helpers';
@@ -119,7 +119,9 @@ describe('inspect()', function () {
 
   it('reports the process, inspectable, without errors', function () {
     assert.equal(report.pid, info.pid);
-    assert.equal(report.comm, 'node');
+    // Node ≥ 24 names its main thread ('MainThread', 'node-MainThread'), which is what comm shows
+    assert.equal(report.comm, readFileSync(`/proc/${info.pid}/comm`, 'utf8').trimEnd());
+    assert.match(report.comm!, /^(node|(node-)?MainThread)$/);
     assert.equal(report.inspectable, true);
     assert.deepEqual(report.errors, []);
     assertProcessShape(report);
@@ -273,7 +275,8 @@ describe('memseal inspect (CLI)', function () {
     assert.match(header, /^PID\s+COMMAND\s+FD\s+NAME\s+SIZE\s+MODE\s+ACC\s+SEALS\s+MAPPINGS$/);
     const row = lines.find((l) => l.includes('memseal-test-sealed'))!;
     assert.ok(row, r.stdout);
-    assert.match(row, new RegExp(`^${info.pid}\\s+node\\s+${info.fds.sealed}\\s+memseal-test-sealed\\s+8 KiB\\s+`));
+    const comm = readFileSync(`/proc/${info.pid}/comm`, 'utf8').trimEnd().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(row, new RegExp(`^${info.pid}\\s+${comm}\\s+${info.fds.sealed}\\s+memseal-test-sealed\\s+8 KiB\\s+`));
     assert.match(row, /seal,shrink,grow,write/);
     // columns line up: every field starts where its header does
     const rows = lines.filter((l) => l.startsWith(`${info.pid} `));
@@ -288,7 +291,7 @@ describe('memseal inspect (CLI)', function () {
     if (features.mseal) {
       assert.match(r.stdout, new RegExp(`${info.mappings.sealedPrivate.start.slice(2)}-\\S+ rw-p mseal`));
       assert.match(r.stdout, /mseal'd regions not backed by a memfd:/);
-      assert.match(r.stdout, new RegExp(`${info.pid}\\s+node\\s+${info.mappings.anon.start.slice(2)}-${info.mappings.anon.end.slice(2)}\\s+r--p\\s+4 KiB\\s+\\[anon\\]`));
+      assert.match(r.stdout, new RegExp(`${info.pid}\\s+${comm}\\s+${info.mappings.anon.start.slice(2)}-${info.mappings.anon.end.slice(2)}\\s+r--p\\s+4 KiB\\s+\\[anon\\]`));
     }
   });
 

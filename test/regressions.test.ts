@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { addSeals, Channel, ChannelServer, constants as C, Mapping, memfdCreate, mmap, SealedBuffer, Seal } from '../src';
+import {
+  addSeals, Channel, ChannelServer, constants as C, Mapping, memfdCreate, mmap, SealedBuffer, Seal, SecretBuffer, WriteOnceArena,
+} from '../src';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -38,7 +40,7 @@ describe('hardening regressions', () => {
   });
 
   it('direct construction throws ERR_ILLEGAL_CONSTRUCTOR (was a TypeError without a code)', () => {
-    for (const Cls of [Mapping, SealedBuffer, Channel, ChannelServer]) {
+    for (const Cls of [Mapping, SealedBuffer, Channel, ChannelServer, SecretBuffer]) {
       assert.throws(() => new (Cls as unknown as new (...a: unknown[]) => unknown)(1, 2, 3, 4), { name: 'TypeError', code: 'ERR_ILLEGAL_CONSTRUCTOR' });
     }
   });
@@ -54,6 +56,30 @@ describe('hardening regressions', () => {
       } finally {
         b.close();
       }
+    }
+  });
+
+  it('WriteOnceArena#allocJSON of a BigInt or a cycle is ERR_INVALID_ARG_VALUE (was JSON.stringify\'s codeless TypeError)', () => {
+    const arena = new WriteOnceArena(4096);
+    try {
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      for (const v of [10n, cyclic]) assert.throws(() => arena.allocJSON(v), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+    } finally {
+      arena.destroy();
+    }
+  });
+
+  it('WriteOnceArena#allocFrom of a detached buffer is empty (was a TypeError without a code)', () => {
+    const arena = new WriteOnceArena(4096);
+    try {
+      const ab = new ArrayBuffer(16);
+      const view = new Uint8Array(ab, 2, 4);
+      structuredClone(ab, { transfer: [ab] });
+      assert.equal(arena.allocFrom(ab).length, 0);
+      assert.equal(arena.allocFrom(view).length, 0);
+    } finally {
+      arena.destroy();
     }
   });
 

@@ -1,6 +1,6 @@
 // The C floor for a sealed-buffer handoff, for side-by-side comparison with
-// bench/handoff.js. Parent: memfd_create + ftruncate + mmap(MAP_SHARED|
-// MAP_POPULATE) + memcpy + munmap + F_ADD_SEALS, then sendmsg(SCM_RIGHTS) to a
+// SealedBuffer.from in bench/run.js. Parent: memfd_create + pwrite of the
+// bytes + F_ADD_SEALS, then sendmsg(SCM_RIGHTS) to a
 // forked child, which checks F_GET_SEALS and fstat, maps MAP_PRIVATE,
 // checksums one byte per page and replies with the sum.
 // Usage: handoff <bytes> <iterations>   prints JSON {min,median,max} in ms.
@@ -113,12 +113,11 @@ int main(int argc, char** argv) {
     double a = now_ms();
     int fd = memfd_create("bench", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
     if (fd < 0) fd = memfd_create("bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0 || ftruncate(fd, (off_t)size) < 0) return 1;
-    if (size) {
-      void* p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-      if (p == MAP_FAILED) return 1;
-      memcpy(p, src, size);
-      munmap(p, size);
+    if (fd < 0) return 1;
+    for (size_t done = 0; done < size;) {
+      ssize_t w = pwrite(fd, src + done, size - done, (off_t)done);
+      if (w <= 0) return 1;
+      done += (size_t)w;
     }
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) return 1;
     if (send_fd(sv[0], fd) < 0) return 1;

@@ -273,25 +273,42 @@ export const GROUPS: Record<string, Target[]> = {
 /** Optional high-level classes that may not be in this build yet. */
 const m = memseal as Record<string, unknown>;
 if (typeof m.WriteOnceArena === 'function') {
-  const Arena = m.WriteOnceArena as new (...a: unknown[]) => { alloc(...a: unknown[]): unknown; seal(...a: unknown[]): void; destroy(): void };
+  type ArenaLike = { alloc(...a: unknown[]): unknown; seal(...a: unknown[]): void; destroy(): void } & Record<string, unknown>;
+  const Arena = m.WriteOnceArena as unknown as new (...a: unknown[]) => ArenaLike;
+  const fresh = (ctx: Ctx): ArenaLike => {
+    const x = new Arena(4096);
+    ctx.own({ close: () => { try { x.destroy(); } catch { /* mseal'd: lives until exit, by design */ } } });
+    return x;
+  };
   GROUPS.arena = [
     { name: 'new WriteOnceArena', args: args(sizeArg, optionsArg(['name'])), call: (ctx, a) => { const x = new Arena(...a); ctx.own({ close: () => x.destroy() }); return undefined; } },
     {
       name: 'WriteOnceArena#alloc/seal',
       args: args(sizeArg, anyArg, fc.oneof(optionsArg(['mseal']).filter((o) => !(o && typeof o === 'object' && (o as { mseal?: unknown }).mseal === true)), anyArg)),
       call: (ctx, [size, align, opts]) => {
-        const x = new Arena(65536);
-        ctx.own({ close: () => { try { x.destroy(); } catch { /* sealed with mseal: lives until exit */ } } });
+        const x = fresh(ctx);
         x.alloc(size, align);
         x.seal(opts);
         x.alloc(8);
       },
     },
+    ...['allocString', 'allocJSON', 'allocFrom', 'allocArray'].map((method): Target => ({
+      name: `WriteOnceArena#${method}`,
+      args: args(anyArg, anyArg, anyArg),
+      call: (ctx, [a, b, c]) => anyFn(fresh(ctx), method)(a, b, c),
+    })),
+    { name: 'WriteOnceArena#destroy twice', args: args(fc.boolean()), call: (ctx, [sealFirst]) => { const x = fresh(ctx); if (sealFirst) x.seal({ mseal: false }); x.destroy(); x.destroy(); } },
   ];
 }
 if (typeof m.SecretBuffer === 'function') {
-  const SB = m.SecretBuffer as { alloc(...a: unknown[]): { dispose(): void; bytes: Buffer } };
+  const SB = m.SecretBuffer as unknown as { alloc(...a: unknown[]): { dispose(): void; bytes: Buffer } };
   GROUPS.secret = [
     { name: 'SecretBuffer.alloc', args: args(sizeArg, optionsArg(['fallback'])), call: (ctx, a) => { const b = SB.alloc(...a); ctx.own({ close: () => b.dispose() }); void b.bytes; b.dispose(); void b.bytes; } },
+    {
+      name: 'SecretBuffer#wipe/dispose after dispose',
+      args: args(fc.constantFrom(undefined, { fallback: 'mlock' })),
+      call: (ctx, [o]) => { const b = SB.alloc(64, o); ctx.own({ close: () => b.dispose() }); b.dispose(); anyFn(b, 'wipe')(); b.dispose(); },
+    },
+    { name: 'new SecretBuffer', args: args(anyArg, anyArg, anyArg, anyArg), call: (_c, a) => new (m.SecretBuffer as unknown as new (...x: unknown[]) => unknown)(...a) },
   ];
 }

@@ -1,0 +1,56 @@
+// Every example and the demo run as the README says, and print what they claim.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.join(__dirname, '..');
+const TSX = path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+
+function run(file: string): { status: number | null; out: string } {
+  const args = file.endsWith('.ts') ? [TSX, file] : [file];
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe('examples (run as the README says)', function () {
+  this.timeout(90000);
+
+  const cases: [string, RegExp[]][] = [
+    ['examples/seal-basics.ts', [/seals: seal, shrink, grow, write/, /EPERM/]],
+    ['examples/handoff.ts', [/child \d+: 1048576 bytes, mapped private/, /child says "checksum ok"/]],
+    ['examples/fan-out.ts', [/4 workers received, verified and read all 64 MiB/]],
+    ['examples/channel-handoff.ts', [/parent: child says "checked [0-9a-f]{16}"; its memfd holds "written by the child"/]],
+    ['examples/server-client.ts', [/client \d+ read greeting=hello limit=42/]],
+    ['examples/frozen-config.ts', [/sealed \d+ of 65536 bytes with (mseal|mprotect)/, /routes: \[ 200, 301, 404 \]/,
+      /alloc\(\) after seal\(\): refused/, /still readable: \{"listen"/]],
+    ['examples/secret-key.ts', [/32-byte key in (secretmem|mlock) memory/, /HMAC-SHA256\("message"\): [0-9a-f]{16}/,
+      /read through \/proc\/self\/mem: (refused, EIO|the key \(mlock memory is not hidden\))/, /after wipe\(\): <Buffer 00 00/]],
+    ['examples/demo.js', [/checksum ok/, /memseal was [\d.]+x faster/]],
+  ];
+  for (const [file, patterns] of cases) {
+    it(file, () => {
+      const { status, out } = run(file);
+      assert.equal(status, 0, out);
+      for (const p of patterns) assert.match(out, p);
+    });
+  }
+
+  it("README's quick start runs as written and prints what its comments say", () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Quick start'));
+    const code = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'memseal-readme-'));
+    try {
+      const file = path.join(dir, 'quick-start.ts');
+      writeFileSync(file, code.replace(/from 'memseal'/g, `from ${JSON.stringify(ROOT)}`));
+      const { status, out } = run(file);
+      assert.equal(status, 0, out);
+      assert.match(out, /\[ 'seal', 'shrink', 'grow', 'write' \]/);
+      assert.match(out, /EPERM: operation not permitted, write/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
