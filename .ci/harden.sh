@@ -2,7 +2,7 @@
 # CI hardening stage beyond `npm test` (which already runs the kernel-conformance
 # tests in test/conformance/ and a bounded fuzz run): a larger fuzz run of the
 # public API, each group in its own child process. test:asan and test:soak have
-# their own lines in .ci/run. About 40 s on 2 cores (225,000 cases).
+# their own lines in .ci/run. About 15 s on 2 cores (225,000 cases).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
