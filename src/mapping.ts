@@ -114,6 +114,12 @@ export class Mapping {
   advise(advice: number, offset = 0, length?: number): void {
     this.#assertOpen('advise');
     validateInt32(advice, 'advice');
+    // MADV_HWPOISON (100) and MADV_SOFT_OFFLINE (101) take physical pages out of
+    // service for the whole machine (with CAP_SYS_ADMIN): a memory-failure test
+    // tool, never advice about a mapping.
+    if (advice === 100 || advice === 101) {
+      throw invalidArgValue('advice', 'MADV_HWPOISON and MADV_SOFT_OFFLINE are not passed to the kernel', advice);
+    }
     validateInteger(offset, 'offset', 0, this.length);
     const len = length ?? this.length - offset;
     validateInteger(len, 'length', 0, this.length - offset);

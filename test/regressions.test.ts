@@ -94,4 +94,16 @@ describe('hardening regressions', () => {
       closeSync(fd);
     }
   });
+
+  it('Mapping#advise() refuses MADV_HWPOISON and MADV_SOFT_OFFLINE (as root they took RAM out of service)', () => {
+    const m = mmap(4096, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE);
+    try {
+      for (const advice of [100, 101]) {
+        assert.throws(() => m.advise(advice), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+      }
+      m.advise(C.MADV_DONTNEED);   // ordinary advice still goes through
+    } finally {
+      m.unmap();
+    }
+  });
 });
