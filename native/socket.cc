@@ -236,6 +236,29 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   return Result(info.Env(), r);
 }
 
+// recvPeek(fd) -> 0 when the next read is end-of-stream, 1 when a message
+// waits, -errno otherwise (EAGAIN: nothing yet; ECONNRESET is reported once).
+// MSG_PEEK with no control buffer: nothing is consumed and no descriptor is
+// installed (the kernel drops its peeked references and sets MSG_CTRUNC). A
+// channel whose peer hung up asks this to decide whether anything is left,
+// without reading ahead what nobody asked for.
+Napi::Value RecvPeek(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  char byte;
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ssize_t r;
+  do {
+    r = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return Result(info.Env(), -errno);
+  // zero bytes and no descriptors is how SOCK_SEQPACKET shows end-of-stream
+  return Result(info.Env(), r > 0 || (msg.msg_flags & MSG_CTRUNC) != 0 ? 1 : 0);
+}
+
 // peerCred(fd) -> [pid, uid, gid] | -errno (SO_PEERCRED: the peer at connect/socketpair time)
 Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   int fd;
@@ -287,6 +310,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));
   exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
+  exports.Set("recvPeek", Napi::Function::New(env, RecvPeek, "recvPeek"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("sockType", Napi::Function::New(env, SockType, "sockType"));
   exports.Set("setNonblockCloexec", Napi::Function::New(env, SetNonblockCloexec, "setNonblockCloexec"));

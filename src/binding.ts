@@ -67,6 +67,8 @@ export interface NativeBinding {
   sendmsg(fd: number, data: Uint8Array, fds: Int32Array): number;
   /** bytes (the real length if larger than buf) or -errno; out = [fds stored, msg_flags] */
   recvmsg(fd: number, buf: Uint8Array, fds: Int32Array, out: Int32Array): number;
+  /** MSG_PEEK, nothing taken: 0 end-of-stream, 1 a message waits, or -errno */
+  recvPeek(fd: number): number;
   /** [pid, uid, gid] or -errno */
   peerCred(fd: number): [number, number, number] | number;
   /** [domain, type] or -errno */

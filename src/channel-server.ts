@@ -6,8 +6,10 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
-import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel } from './channel';
-import { illegalConstructor, outOfRange, systemError } from './errors';
+import {
+  type Channel, type ChannelOptions, channelOptions, closeQuietly, newChannel, type PeerCredentials, peerCredentials,
+} from './channel';
+import { illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from './errors';
 import { validateInteger, validateObject, validateString } from './validate';
 
 const E = osConstants.errno;
@@ -18,13 +20,39 @@ const construct = Symbol('ChannelServer.construct');
 export interface ListenOptions extends ChannelOptions {
   /** listen(2) backlog; default 511. */
   backlog?: number;
+  /**
+   * Who may connect, decided from the peer's SO_PEERCRED before `'connection'`:
+   * return true to accept. A refused peer's socket is closed at once (it sees
+   * a hang-up) and the server emits `'refused'` (PeerCredentials). Default:
+   * only the server's own effective uid, and root (uid 0). An abstract name
+   * has no file permissions at all, so this is its only gate.
+   */
+  allow?: (peer: PeerCredentials) => boolean;
+  /**
+   * Permission bits of a filesystem socket (e.g. 0o600; connect(2) needs
+   * write permission). Set on the socket before bind(2) (so the file appears
+   * with at most these bits, whatever the umask) and then exactly with
+   * chmod(2): never more open than asked. Default: 0o777 less the umask.
+   * Not for abstract names (ERR_INVALID_ARG_VALUE).
+   */
+  mode?: number;
 }
+
+/** Accept failures that mean "out of resources": the server backs off and retries instead of failing. */
+const ACCEPT_SHORTAGES = new Set([E.EMFILE, E.ENFILE, E.ENOBUFS, E.ENOMEM]);
+/** The first and the longest pause after an accept shortage, in ms (doubling in between). */
+const ACCEPT_RETRY_FIRST = 10;
+const ACCEPT_RETRY_MAX = 1000;
 
 /**
  * A listening SOCK_SEQPACKET socket. Emits `'connection'` (Channel) for each
- * peer that connects (accept4(2)); a connection arriving while nobody listens
- * for `'connection'` is closed at once. `'close'` after `close()`; `'error'` when
- * accept fails for a reason other than a gone peer (EMFILE...).
+ * peer that connects (accept4(2)) and that `allow()` accepts; a connection
+ * arriving while nobody listens for `'connection'` is closed at once.
+ * `'refused'` (PeerCredentials) for a peer `allow()` turned away.
+ * `'warning'` (SystemError with `retryIn` ms) when accepting ran out of
+ * resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): the server pauses and retries,
+ * connections wait in the backlog, nothing is lost and nothing is thrown.
+ * `'close'` after `close()`; `'error'` for any other accept failure.
  */
 export class ChannelServer extends EventEmitter {
   /** The path or abstract name ('\0name') it listens on. */
@@ -32,12 +60,18 @@ export class ChannelServer extends EventEmitter {
   #fd: number;
   #handle: PollHandle | null;
   #options: ChannelOptions;
+  #allow: (peer: PeerCredentials) => boolean;
   #closed = false;
+  #retryIn = 0;            // the next pause after an accept shortage; 0 while accepting works
+  #retryTimer: NodeJS.Timeout | null = null;
+  #shortages = 0;
+  #refed = true;
 
   /** @internal use listen() */
-  constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
+  constructor(token: symbol, fd: number, address: string, options: ChannelOptions, allow: (peer: PeerCredentials) => boolean) {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
+    this.#allow = allow;
     const handle = native.pollOpen(fd, (status) => this.#onPoll(status));
     if (typeof handle === 'number') {
       closeQuietly(fd);
@@ -57,14 +91,22 @@ export class ChannelServer extends EventEmitter {
   /** The listening socket's descriptor; -1 once closed. */
   get fd(): number { return this.#closed ? -1 : this.#fd; }
   get closed(): boolean { return this.#closed; }
+  /** True while accepting is paused after a resource shortage (see the `'warning'` event). */
+  get paused(): boolean { return this.#retryTimer !== null; }
+  /** How many times accepting ran out of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) since listen(). */
+  get acceptShortages(): number { return this.#shortages; }
 
   ref(): this {
+    this.#refed = true;
     if (this.#handle !== null) native.pollRef(this.#handle, true);
+    this.#retryTimer?.ref();
     return this;
   }
 
   unref(): this {
+    this.#refed = false;
     if (this.#handle !== null) native.pollRef(this.#handle, false);
+    this.#retryTimer?.unref();
     return this;
   }
 
@@ -78,6 +120,8 @@ export class ChannelServer extends EventEmitter {
     const handle = this.#handle;
     this.#handle = null;
     if (handle !== null) native.pollClose(handle);
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
     if (!this.address.startsWith('\0')) {
       try {
         fs.unlinkSync(this.address);
@@ -99,40 +143,86 @@ export class ChannelServer extends EventEmitter {
   #onPoll(status: number): void {
     if (this.#closed) return;
     if (status < 0) {
-      this.#pause();
+      this.#pause(100);
       this.emit('error', systemError(status, 'epoll_wait'));
       return;
     }
     for (let i = 0; i < 64 && !this.#closed; i++) {
       const fd = native.accept(this.#fd);
-      if (fd === -E.EAGAIN) return;
+      if (fd === -E.EAGAIN) break;
       if (fd === -E.ECONNABORTED || fd === -E.EINTR) continue;
       if (fd < 0) {
-        // EMFILE/ENFILE/ENOMEM: the connection stays in the backlog and the socket stays
-        // readable; without a pause the level-triggered watcher would spin on the error
-        this.#pause();
-        this.emit('error', systemError(fd, 'accept4', undefined,
-          fd === -E.EMFILE ? 'this process is out of descriptors (RLIMIT_NOFILE); accepting again in 100 ms' : undefined));
+        if (ACCEPT_SHORTAGES.has(-fd)) {
+          this.#shortage(fd);
+        } else {
+          this.#pause(100);  // level-triggered: without a pause the watcher would spin on the error
+          this.emit('error', systemError(fd, 'accept4'));
+        }
         return;
       }
-      let ch: Channel;
-      try {
-        ch = newChannel(fd, this.#options);
-      } catch (err) {
-        this.emit('error', err);
-        continue;
-      }
-      if (this.listenerCount('connection') === 0) ch.close();
-      else this.emit('connection', ch);
+      this.#retryIn = 0;
+      this.#admit(fd);
     }
   }
 
-  #pause(): void {
-    if (this.#handle === null) return;
+  /** One accepted socket: allow() decides, then it becomes a Channel for 'connection'. */
+  #admit(fd: number): void {
+    const peer = peerCredentials(fd);
+    let allowed: boolean;
+    try {
+      allowed = this.#allow(peer) === true;
+    } catch (err) {
+      closeQuietly(fd);
+      this.emit('error', err);  // as a throwing 'connection' listener would
+      return;
+    }
+    if (!allowed) {
+      closeQuietly(fd);
+      this.emit('refused', peer);
+      return;
+    }
+    if (this.listenerCount('connection') === 0) {
+      closeQuietly(fd);
+      return;
+    }
+    let ch: Channel;
+    try {
+      ch = newChannel(fd, this.#options, peer);
+    } catch (err) {
+      closeQuietly(fd);
+      this.emit('error', err);
+      return;
+    }
+    this.emit('connection', ch);
+  }
+
+  /**
+   * accept4 ran out of resources. The connection stays in the backlog and the
+   * socket stays readable: pause (doubling from 10 ms to 1 s), say so, retry.
+   * Throwing here would take down every server without an 'error' listener.
+   */
+  #shortage(r: number): void {
+    this.#shortages++;
+    this.#retryIn = Math.min(Math.max(this.#retryIn * 2, ACCEPT_RETRY_FIRST), ACCEPT_RETRY_MAX);
+    const retryIn = this.#retryIn;
+    this.#pause(retryIn);
+    const hint = r === -E.EMFILE ? `this process is out of descriptors (RLIMIT_NOFILE); accepting again in ${retryIn} ms`
+      : r === -E.ENFILE ? `the system is out of open files (fs.file-max); accepting again in ${retryIn} ms`
+        : `the kernel is short of memory; accepting again in ${retryIn} ms`;
+    const warning = systemError(r, 'accept4', undefined, hint) as SystemError & { retryIn: number };
+    warning.retryIn = retryIn;
+    this.emit('warning', warning);
+  }
+
+  #pause(ms: number): void {
+    if (this.#handle === null || this.#retryTimer !== null) return;
     native.pollStart(this.#handle, 0);
-    setTimeout(() => {
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
       if (this.#handle !== null) native.pollStart(this.#handle, P.UV_READABLE);
-    }, 100).unref();
+    }, ms);
+    // while paused the watcher is stopped: the timer keeps a ref()d server alive in its place
+    if (!this.#refed) this.#retryTimer.unref();
   }
 }
 
@@ -148,22 +238,59 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   validateObject(options, 'options');
   const backlog = options.backlog ?? 511;
   validateInteger(backlog, 'options.backlog', 0, 0x7fffffff);
-  if (options.maxFds !== undefined) validateInteger(options.maxFds, 'options.maxFds', 0, MAX_FDS);
+  const { backlog: _backlog, allow: allowOption, mode, ...rest } = options;
+  const channel = channelOptions(rest);
+  if (allowOption !== undefined && typeof allowOption !== 'function') throw invalidArgType('options.allow', 'a function', allowOption);
+  const abstract = path.startsWith('\0');
+  if (mode !== undefined) {
+    validateInteger(mode, 'options.mode', 0, 0o777);
+    if (abstract) throw invalidArgValue('options.mode', 'is for filesystem sockets; an abstract name has no permissions (use allow)', mode);
+  }
+  const allow = (allowOption as ListenOptions['allow']) ?? sameUserOrRoot(process.geteuid?.() ?? 0);
   const fd = native.socket();
   if (fd < 0) throw systemError(fd, 'socket', 'AF_UNIX, SOCK_SEQPACKET');
-  let r = native.bind(fd, addr);
-  if (r < 0) {
+  try {
+    bindMode(fd, addr, path, mode);
+    const r = native.listen(fd, backlog);
+    if (r < 0) throw systemError(r, 'listen');
+  } catch (err) {
     closeQuietly(fd);
+    throw err;
+  }
+  try {
+    return new ChannelServer(construct, fd, path, channel, allow);
+  } catch (err) {
+    if (!abstract) fs.rmSync(path, { force: true });
+    throw err;
+  }
+}
+
+/** The default ListenOptions.allow: the server's own user, and root. */
+function sameUserOrRoot(uid: number): (peer: PeerCredentials) => boolean {
+  return (peer) => peer.uid === uid || peer.uid === 0;
+}
+
+/**
+ * bind(2), with `mode` for a filesystem socket: fchmod(2) on the socket before
+ * bind makes the file appear with at most those bits (the kernel applies the
+ * umask on top of them), then chmod(2) sets exactly them. At no moment is the
+ * file more open than asked; umask(2), process-wide, is never touched.
+ */
+function bindMode(fd: number, addr: Buffer, path: string, mode: number | undefined): void {
+  if (mode !== undefined) fs.fchmodSync(fd, mode);
+  const r = native.bind(fd, addr);
+  if (r < 0) {
     throw systemError(r, 'bind', printable(path), r === -E.EADDRINUSE
       ? (path.startsWith('\0') ? 'another socket has this abstract name' : 'the path exists: another server, or a stale socket file to remove')
       : undefined);
   }
-  r = native.listen(fd, backlog);
-  if (r < 0) {
-    closeQuietly(fd);
-    throw systemError(r, 'listen');
+  if (mode === undefined) return;
+  try {
+    fs.chmodSync(path, mode);
+  } catch (err) {
+    fs.rmSync(path, { force: true });
+    throw err;
   }
-  return new ChannelServer(construct, fd, path, { maxFds: options.maxFds });
 }
 
 /**
@@ -173,8 +300,7 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
  */
 export async function connect(path: string, options?: ChannelOptions): Promise<Channel> {
   const addr = sunPath(path);
-  if (options !== undefined) validateObject(options, 'options');
-  if (options?.maxFds !== undefined) validateInteger(options.maxFds, 'options.maxFds', 0, MAX_FDS);
+  if (options !== undefined) channelOptions(options);
   const fd = native.socket();
   if (fd < 0) throw systemError(fd, 'socket', 'AF_UNIX, SOCK_SEQPACKET');
   const deadline = Date.now() + 5000;
@@ -187,7 +313,12 @@ export async function connect(path: string, options?: ChannelOptions): Promise<C
     }
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
-  return newChannel(fd, options);
+  try {
+    return newChannel(fd, options);
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
 }
 
 /** sun_path bytes: a filesystem path plus its NUL, or an abstract name as given. */

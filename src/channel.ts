@@ -24,6 +24,15 @@ const construct = Symbol('Channel.construct');
 export const MAX_PAYLOAD = 65536;
 /** Most descriptors one message may carry: SCM_MAX_FD (253 since Linux 2.6.38; include/net/scm.h). */
 export const MAX_FDS: number = K.SCM_MAX_FD;
+/** Default bound of a channel's send queue in bytes ({@link ChannelOptions.maxQueuedBytes}): 8 MiB. */
+export const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** Default bound of the descriptors a channel's send queue holds ({@link ChannelOptions.maxQueuedFds}): 1024. */
+export const DEFAULT_MAX_QUEUED_FDS = 1024;
+/**
+ * What one queued message costs in {@link Channel.queuedBytes} besides its payload:
+ * the bookkeeping of a pending promise, so that a flood of tiny messages is bounded too.
+ */
+export const QUEUED_MESSAGE_OVERHEAD = 256;
 
 // One receive buffer per module instance (per JS thread): recvmsg copies into
 // it and the payload is copied out at its exact length.
@@ -48,6 +57,20 @@ export interface ChannelOptions {
    * ERR_MEMSEAL_CTRUNC and every descriptor of it that arrived is closed.
    */
   maxFds?: number;
+  /**
+   * Bound of the send queue in bytes (default {@link DEFAULT_MAX_QUEUED_BYTES},
+   * 8 MiB): each queued message counts its payload plus
+   * {@link QUEUED_MESSAGE_OVERHEAD}. A send that has to wait and would go
+   * beyond it is refused at once with ERR_MEMSEAL_QUEUE_FULL, taking nothing.
+   * 0: never queue.
+   */
+  maxQueuedBytes?: number;
+  /**
+   * Bound of the descriptors the send queue holds (default
+   * {@link DEFAULT_MAX_QUEUED_FDS}, 1024): a queued message owns a duplicate
+   * of each descriptor it carries. Beyond it: ERR_MEMSEAL_QUEUE_FULL, nothing taken.
+   */
+  maxQueuedFds?: number;
 }
 
 /**
@@ -85,7 +108,8 @@ export class Message {
 
 interface SendJob {
   data: Uint8Array;
-  fds: Int32Array;        // the caller's descriptors: they must stay open until the send settles
+  fds: Int32Array;        // duplicates the job owns (F_DUPFD_CLOEXEC), closed when it settles
+  cost: number;           // what it counts in queuedBytes
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -105,7 +129,13 @@ interface Waiter {
  *
  * Events: `'message'` (Message), `'close'` (after `close()` or when the peer
  * hung up), `'error'` (a bad incoming message while `'message'` listeners
- * are attached: ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE).
+ * are attached: ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE), `'drain'` (the send
+ * queue has emptied).
+ *
+ * Sends that have to wait for the kernel are queued, up to
+ * {@link ChannelOptions.maxQueuedBytes} and {@link ChannelOptions.maxQueuedFds};
+ * a queued message owns duplicates of its descriptors, so the caller's may be
+ * closed as soon as `send()` returns.
  */
 export class Channel extends EventEmitter {
   /** Most payload bytes per message: 65536. */
@@ -120,24 +150,35 @@ export class Channel extends EventEmitter {
   #maxFds: number;
   #fdBuf: Int32Array;
   #sendq = new Queue<SendJob>();
+  #queuedBytes = 0;
+  #queuedFds = 0;
+  #maxQueuedBytes: number;
+  #maxQueuedFds: number;
   #drained: (() => void)[] = [];  // asyncDispose waiting for the send queue to empty
   #recvq = new Queue<Message | Error>();  // read from the kernel, not delivered yet
   #waiters = new Queue<Waiter>();
-  #closed = false;
+  #closed = false;       // by close() or because the peer hung up
+  #peerGone = false;     // hung up: the socket stays open only while it holds unread messages
 
-  /** @internal use socketPair(), connect(), Channel.fromFd() or spawnWithChannel() */
-  constructor(token: symbol, fd: number, options: ChannelOptions = {}) {
+  /**
+   * @internal use socketPair(), connect(), Channel.fromFd() or spawnWithChannel().
+   * Adopts `fd` only when it returns: if it throws, the caller still owns `fd`.
+   */
+  constructor(token: symbol, fd: number, options: ChannelOptions = {}, peer?: PeerCredentials) {
     if (token !== construct) throw illegalConstructor('socketPair(), connect() or Channel.fromFd()');
     super();
-    const maxFds = options.maxFds ?? MAX_FDS;
-    validateInteger(maxFds, 'options.maxFds', 0, MAX_FDS);
-    this.#maxFds = maxFds;
-    this.#fdBuf = new Int32Array(maxFds);
-    const cred = native.peerCred(fd);
-    this.#peer = typeof cred === 'number' ? { pid: 0, uid: -1, gid: -1 } : Object.freeze({ pid: cred[0], uid: cred[1], gid: cred[2] });
+    const o = channelOptions(options);
+    this.#maxFds = o.maxFds;
+    this.#maxQueuedBytes = o.maxQueuedBytes;
+    this.#maxQueuedFds = o.maxQueuedFds;
+    this.#fdBuf = new Int32Array(o.maxFds);
+    this.#peer = peer ?? peerCredentials(fd);
     const handle = native.pollOpen(fd, (status, events) => this.#onPoll(status, events));
     if (typeof handle === 'number') {
-      closeQuietly(fd);
+      if (handle === -E.EEXIST) {
+        throw new MemsealError('ERR_MEMSEAL_FD_IN_USE', `descriptor ${fd} is already watched on this thread's event loop (by another Channel or a Node handle); it was left alone`,
+          { hint: 'use the Channel that already owns it; a socket can belong to one Channel only' });
+      }
       throw systemError(handle, 'uv_poll_init');
     }
     this.#fd = fd;
@@ -153,13 +194,16 @@ export class Channel extends EventEmitter {
 
   /**
    * Adopts a connected AF_UNIX SOCK_SEQPACKET socket (inherited, or made
-   * elsewhere); the channel owns it from now on and sets O_NONBLOCK and
-   * FD_CLOEXEC on it.
-   * @throws ENOTSOCK/EBADF (getsockopt), EPROTOTYPE if it is not AF_UNIX SOCK_SEQPACKET
+   * elsewhere); the channel owns it once this returns and sets O_NONBLOCK and
+   * FD_CLOEXEC on it. If it throws, for any reason, the descriptor is left
+   * open and is still the caller's.
+   * @throws ENOTSOCK/EBADF (getsockopt), EPROTOTYPE if it is not AF_UNIX SOCK_SEQPACKET,
+   *   MemsealError ERR_MEMSEAL_FD_IN_USE if a Channel (or another handle of this
+   *   thread's event loop) already watches it, RangeError/TypeError for bad arguments
    */
   static fromFd(fd: number, options?: ChannelOptions): Channel {
     validateFd(fd);
-    if (options !== undefined) validateObject(options, 'options');
+    if (options !== undefined) channelOptions(options);
     const type = native.sockType(fd);
     if (typeof type === 'number') throw systemError(type, 'getsockopt', 'SO_TYPE', 'the descriptor is not a socket');
     if (type[0] !== K.AF_UNIX || type[1] !== K.SOCK_SEQPACKET) {
@@ -188,6 +232,24 @@ export class Channel extends EventEmitter {
   get peer(): PeerCredentials { return this.#peer; }
   /** Messages waiting to be sent because the kernel's send buffer is full. */
   get pendingSends(): number { return this.#sendq.length; }
+  /** What the send queue holds, in bytes: payloads plus {@link QUEUED_MESSAGE_OVERHEAD} per message. */
+  get queuedBytes(): number { return this.#queuedBytes; }
+  /** Descriptors the send queue holds (its own duplicates, one per descriptor of each queued message). */
+  get queuedFds(): number { return this.#queuedFds; }
+
+  /** Bound of {@link queuedBytes}; see {@link ChannelOptions.maxQueuedBytes}. Lowering it refuses new sends only. */
+  get maxQueuedBytes(): number { return this.#maxQueuedBytes; }
+  set maxQueuedBytes(value: number) {
+    validateInteger(value, 'maxQueuedBytes', 0, Number.MAX_SAFE_INTEGER);
+    this.#maxQueuedBytes = value;
+  }
+
+  /** Bound of {@link queuedFds}; see {@link ChannelOptions.maxQueuedFds}. Lowering it refuses new sends only. */
+  get maxQueuedFds(): number { return this.#maxQueuedFds; }
+  set maxQueuedFds(value: number) {
+    validateInteger(value, 'maxQueuedFds', 0, Number.MAX_SAFE_INTEGER);
+    this.#maxQueuedFds = value;
+  }
 
   /** Most descriptors accepted per received message (0..253); see {@link ChannelOptions.maxFds}. */
   get maxFds(): number { return this.#maxFds; }
@@ -201,17 +263,20 @@ export class Channel extends EventEmitter {
    * Sends one message: sendmsg(2) with SCM_RIGHTS and MSG_NOSIGNAL. The kernel
    * duplicates the descriptors into the receiver; the caller keeps its own.
    * Resolves once the kernel has taken the message. When the send buffer is
-   * full the message is queued (payload copied) and sent when the socket
-   * becomes writable; queued messages go out in order. Keep the descriptors
-   * open until the promise settles: a queued message refers to them by
-   * number, and the kernel checks them when it goes out (EBADF fails that
-   * message alone).
+   * full the message is queued and sent when the socket becomes writable;
+   * queued messages go out in order. A queued message owns copies of what it
+   * carries: the payload, and a duplicate of each descriptor
+   * (fcntl(F_DUPFD_CLOEXEC)), so the caller may reuse its buffer and close its
+   * descriptors as soon as this returns. The queue is bounded
+   * ({@link ChannelOptions.maxQueuedBytes}, {@link ChannelOptions.maxQueuedFds}).
    * @param data at most {@link MAX_PAYLOAD} bytes; a string is sent as UTF-8.
    *   Empty data is allowed only with descriptors (an empty message reads as end-of-stream).
    * @param fds at most 253 open descriptors
    * @rejects RangeError/TypeError for bad arguments (nothing sent); EBADF if a
-   *   descriptor is not open (nothing sent); EPIPE when the peer is gone;
-   *   MemsealError ERR_MEMSEAL_CLOSED after close()
+   *   descriptor is not open (nothing sent); MemsealError ERR_MEMSEAL_QUEUE_FULL
+   *   when the message would have to wait and the queue is at its bound (nothing
+   *   taken; wait for `'drain'`); EMFILE when duplicating for the queue fails;
+   *   EPIPE when the peer is gone; MemsealError ERR_MEMSEAL_CLOSED after close()
    */
   send(data: Uint8Array | ArrayBufferView | string, fds: readonly number[] = []): Promise<void> {
     try {
@@ -230,11 +295,20 @@ export class Channel extends EventEmitter {
         if (r >= 0) return Promise.resolve();
         if (r !== -E.EAGAIN) throw sendError(r);
       }
+      const cost = bytes.byteLength + QUEUED_MESSAGE_OVERHEAD;
+      if (this.#queuedBytes + cost > this.#maxQueuedBytes || this.#queuedFds + fdArr.length > this.#maxQueuedFds) {
+        throw queueFullError(this, cost, fdArr.length);
+      }
+      // A queued message must never refer to a descriptor number it does not own: the caller may
+      // close its descriptor as soon as send() returns and the number may then name another file.
+      dupAll(fdArr);
       // the caller may reuse its buffer once send() returns; a string's bytes are ours already
       const copy = typeof data === 'string' ? bytes : Buffer.from(bytes);
       const p = new Promise<void>((resolve, reject) => {
-        this.#sendq.push({ data: copy, fds: fdArr, resolve, reject });
+        this.#sendq.push({ data: copy, fds: fdArr, cost, resolve, reject });
       });
+      this.#queuedBytes += cost;
+      this.#queuedFds += fdArr.length;
       this.#update();
       return p;
     } catch (err) {
@@ -252,7 +326,12 @@ export class Channel extends EventEmitter {
   receive(): Promise<Message> {
     const queued = this.#recvq.shift();
     if (queued !== undefined) return queued instanceof Message ? Promise.resolve(queued) : Promise.reject(queued);
-    if (this.#closed) return Promise.reject(closedError('receive'));
+    if (this.#closed) {
+      // after a hang-up, what the peer left in the socket is read one message per request
+      const m = this.#recvLeft();
+      if (m === null) return Promise.reject(closedError('receive'));
+      return m instanceof Message ? Promise.resolve(m) : Promise.reject(m);
+    }
     if (this.#waiters.length === 0) {
       const m = this.#recv();
       if (m instanceof Message) return Promise.resolve(m);
@@ -302,16 +381,23 @@ export class Channel extends EventEmitter {
   /**
    * Closes the socket (the peer sees a hang-up), rejects pending sends and
    * receives with ERR_MEMSEAL_CLOSED and closes every received descriptor
-   * still inside the channel (messages read but not delivered). Descriptors
-   * of delivered messages belong to their receiver and are not touched.
-   * Idempotent; `'close'` follows on the next tick.
+   * still inside the channel (messages read but not delivered). Messages a
+   * peer that hung up left unread die with the socket (the kernel closes their
+   * descriptors). Descriptors of delivered messages belong to their receiver
+   * and are not touched. Idempotent; `'close'` follows on the next tick.
    */
   close(): void {
     if (this.#closed) {
+      this.#release();
       this.#discardQueued();
       return;
     }
-    this.#shut(true);
+    this.#closed = true;
+    this.#release();
+    this.#failQueued(() => closedError('send'));
+    for (const w of this.#waiters.drain()) w.reject(closedError('receive'));
+    this.#discardQueued();
+    process.nextTick(() => this.emit('close'));
   }
 
   [Symbol.dispose](): void {
@@ -338,7 +424,11 @@ export class Channel extends EventEmitter {
   #update(strict = false): void {
     // messages read before the peer hung up, for listeners added later
     while (this.#recvq.length > 0 && this.listenerCount('message') > 0) this.#deliver(this.#recvq.shift()!);
-    if (this.#closed || this.#handle === null) return;
+    if (this.#closed) {
+      if (this.listenerCount('message') > 0) this.#serveLeft();  // a listener asks for all the peer left
+      return;
+    }
+    if (this.#handle === null) return;
     let events = P.UV_DISCONNECT | (this.#wantRead() ? P.UV_READABLE : 0) | (this.#sendq.length > 0 ? P.UV_WRITABLE : 0);
     if (!strict) events |= this.#events & P.UV_READABLE;
     if (events === this.#events) return;
@@ -422,45 +512,98 @@ export class Channel extends EventEmitter {
   }
 
   #flush(): void {
+    const had = this.#sendq.length > 0;
     while (this.#sendq.length > 0 && !this.#closed) {
       const job = this.#sendq.peek()!;
       const r = native.sendmsg(this.#fd, job.data, job.fds);
       if (r === -E.EAGAIN) break;
       this.#sendq.shift();
+      this.#dequeued(job);
       if (r >= 0) job.resolve();
       else job.reject(sendError(r));
     }
-    if (this.#sendq.length === 0) for (const done of this.#drained.splice(0)) done();
+    const drained = had && this.#sendq.length === 0;
+    if (drained) for (const done of this.#drained.splice(0)) done();
     this.#update();
+    if (drained && !this.#closed) this.emit('drain');
   }
 
-  /** The peer hung up: take in what it sent before it went, then close our end. */
-  #hangup(): void {
-    for (let resets = 0; ;) {
-      if (this.#closed) return;
-      const m = this.#recv();
-      if (m === RESET && ++resets < 3) continue;
-      if (m === null || m === EOF || m === RESET) break;
-      if (m instanceof Error && !(m instanceof MemsealError)) break;  // the socket itself failed
-      this.#deliver(m);
+  /** A job left the queue: its duplicates are closed (the kernel holds its own references once sent). */
+  #dequeued(job: SendJob): void {
+    for (const fd of job.fds) closeQuietly(fd);
+    this.#queuedBytes -= job.cost;
+    this.#queuedFds -= job.fds.length;
+  }
+
+  /** Rejects every queued send (the channel closed or the peer went). */
+  #failQueued(error: () => Error): void {
+    for (const job of this.#sendq.drain()) {
+      this.#dequeued(job);
+      job.reject(error());
     }
-    this.#shut(false);
+    for (const done of this.#drained.splice(0)) done();
   }
 
-  #shut(local: boolean): void {
+  /**
+   * The peer hung up (end-of-stream, EPOLLRDHUP or ECONNRESET). Sending is over;
+   * what the peer sent before it went is read only as far as someone asks (a
+   * pending receive(), a 'message' listener): a peer cannot make this process
+   * hold more descriptors than its receiver takes. Messages nobody takes die
+   * with the socket when close() releases it (or at once if nothing is left).
+   */
+  #hangup(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#peerGone = true;
+    this.#events = 0;
+    if (this.#handle !== null) native.pollStart(this.#handle, 0);  // a level-triggered hang-up would spin
+    this.#failQueued(() => sendError(-E.EPIPE));
+    this.#serveLeft();
+    if (this.#handle !== null && !this.#somethingLeft()) this.#release();
+    process.nextTick(() => this.emit('close'));
+  }
+
+  /** After a hang-up: hands what the peer left to pending receive() calls and 'message' listeners. */
+  #serveLeft(): void {
+    // bounded per turn of the loop, like #readSome: a listener asks for everything, but not all at once
+    for (let budget = 256; this.#handle !== null && this.#wantRead(); budget--) {
+      if (budget === 0) {
+        setImmediate(() => this.#serveLeft());
+        return;
+      }
+      const m = this.#recvLeft();
+      if (m === null) break;
+      this.#deliver(m);
+    }
+    if (this.#handle === null) for (const w of this.#waiters.drain()) w.reject(closedError('receive'));
+  }
+
+  /** After a hang-up: the next message the peer left, or null at the end (the socket is then released). */
+  #recvLeft(): Message | Error | null {
+    for (let resets = 0; this.#peerGone && this.#handle !== null;) {
+      const m = this.#recv();
+      if (m === RESET && ++resets < 3) continue;
+      if (m instanceof Message || m instanceof MemsealError) return m;  // a refused message: the next may be fine
+      this.#release();  // end-of-stream, or the socket itself failed
+      return m instanceof Error ? m : null;
+    }
+    return null;
+  }
+
+  /** After a hang-up: whether a message is still unread (MSG_PEEK: nothing is taken, no descriptor installed). */
+  #somethingLeft(): boolean {
+    for (let resets = 0; ; resets++) {
+      const r = native.recvPeek(this.#fd);
+      if (r === -E.ECONNRESET && resets < 3) continue;
+      return r === 1;
+    }
+  }
+
+  /** Closes the socket, once; unread messages in it die with it and the kernel closes their descriptors. */
+  #release(): void {
     const handle = this.#handle;
     this.#handle = null;
     if (handle !== null) native.pollClose(handle);
-    const jobs = this.#sendq.drain();
-    for (const job of jobs) {
-      job.reject(local ? closedError('send') : sendError(-E.EPIPE));
-    }
-    for (const w of this.#waiters.drain()) w.reject(closedError('receive'));
-    for (const done of this.#drained.splice(0)) done();
-    if (local) this.#discardQueued();
-    process.nextTick(() => this.emit('close'));
   }
 
   #discardQueued(): void {
@@ -476,7 +619,7 @@ export class Channel extends EventEmitter {
  * @throws EMFILE/ENFILE
  */
 export function socketPair(options?: ChannelOptions): [Channel, Channel] {
-  if (options !== undefined) validateObject(options, 'options');
+  if (options !== undefined) channelOptions(options);
   const r = native.socketpair();
   if (typeof r === 'number') throw systemError(r, 'socketpair');
   let a: Channel | undefined;
@@ -491,12 +634,57 @@ export function socketPair(options?: ChannelOptions): [Channel, Channel] {
   }
 }
 
-/** @internal: a Channel over a connected socket it adopts (listen/connect/spawn). */
-export function newChannel(fd: number, options?: ChannelOptions): Channel {
-  return new Channel(construct, fd, options);
+/**
+ * @internal: a Channel over a connected socket it adopts (listen/connect/spawn).
+ * If it throws, `fd` is still the caller's to close.
+ */
+export function newChannel(fd: number, options?: ChannelOptions, peer?: PeerCredentials): Channel {
+  return new Channel(construct, fd, options, peer);
+}
+
+/** @internal SO_PEERCRED of a connected socket; uid/gid -1 when the kernel cannot say. */
+export function peerCredentials(fd: number): PeerCredentials {
+  const cred = native.peerCred(fd);
+  return Object.freeze(typeof cred === 'number' ? { pid: 0, uid: -1, gid: -1 } : { pid: cred[0], uid: cred[1], gid: cred[2] });
+}
+
+/** @internal ChannelOptions, validated, with their defaults. */
+export function channelOptions(options: ChannelOptions): Required<ChannelOptions> {
+  validateObject(options, 'options');
+  const given: ChannelOptions = options;
+  const o: Required<ChannelOptions> = {
+    maxFds: given.maxFds ?? MAX_FDS,
+    maxQueuedBytes: given.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+    maxQueuedFds: given.maxQueuedFds ?? DEFAULT_MAX_QUEUED_FDS,
+  };
+  validateInteger(o.maxFds, 'options.maxFds', 0, MAX_FDS);
+  validateInteger(o.maxQueuedBytes, 'options.maxQueuedBytes', 0, Number.MAX_SAFE_INTEGER);
+  validateInteger(o.maxQueuedFds, 'options.maxQueuedFds', 0, Number.MAX_SAFE_INTEGER);
+  return o;
 }
 
 // ---- helpers ----
+
+/** Replaces each descriptor in `fds` by a close-on-exec duplicate; all or none (then it throws). */
+function dupAll(fds: Int32Array): void {
+  for (let i = 0; i < fds.length; i++) {
+    const dup = native.dup(fds[i]!);
+    if (dup < 0) {
+      for (let k = 0; k < i; k++) closeQuietly(fds[k]!);
+      throw dup === -E.EBADF ? sendError(dup) : systemError(dup, 'fcntl', 'F_DUPFD_CLOEXEC',
+        dup === -E.EMFILE ? 'this process is out of descriptors (RLIMIT_NOFILE) for the send queue; lower maxQueuedFds or wait for \'drain\'' : undefined);
+    }
+    fds[i] = dup;
+  }
+}
+
+function queueFullError(ch: Channel, cost: number, nfds: number): MemsealError {
+  const fdsFull = ch.queuedFds + nfds > ch.maxQueuedFds;
+  return new MemsealError('ERR_MEMSEAL_QUEUE_FULL', fdsFull
+    ? `the send queue holds ${ch.queuedFds} descriptors; ${nfds} more would exceed maxQueuedFds (${ch.maxQueuedFds}): nothing was taken`
+    : `the send queue holds ${ch.queuedBytes} bytes; ${cost} more would exceed maxQueuedBytes (${ch.maxQueuedBytes}): nothing was taken`,
+  { hint: "the peer is not reading fast enough: wait for the channel's 'drain' event before sending more" });
+}
 
 function toBytes(data: unknown): Uint8Array {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');

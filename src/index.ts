@@ -9,7 +9,7 @@ export { memfdCreate, memfdSecret, addSeals, getSeals, MEMFD_NAME_MAX } from './
 export { mmap, mseal, Mapping } from './mapping';
 export { SealedBuffer, verifySeals, DEFAULT_REQUIRED_SEALS, DEFAULT_SEALS } from './sealed';
 export type { SealedBufferOptions, SealedBufferView, VerifyOptions, VerifyResult } from './sealed';
-export { Channel, Message, socketPair, MAX_PAYLOAD, MAX_FDS } from './channel';
+export { Channel, Message, socketPair, MAX_PAYLOAD, MAX_FDS, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FDS, QUEUED_MESSAGE_OVERHEAD } from './channel';
 export type { ChannelOptions, PeerCredentials } from './channel';
 export { ChannelServer, listen, connect } from './channel-server';
 export type { ListenOptions } from './channel-server';

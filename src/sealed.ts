@@ -378,10 +378,11 @@ declare module './channel' {
      * Channel.MAX_PAYLOAD bytes; a string is sent as UTF-8). The receiver gets
      * its own descriptor of the same file; `buf` stays usable and may be closed
      * as soon as this returns: a send that has to wait for buffer space keeps a
-     * duplicate of the descriptor until it goes out.
+     * duplicate of the descriptor (F_DUPFD_CLOEXEC) until it goes out.
      * @rejects TypeError if `buf` is not a SealedBuffer; RangeError for oversized
      *   meta; MemsealError ERR_MEMSEAL_CLOSED if `buf` or the channel is closed;
-     *   EPIPE when the peer is gone
+     *   ERR_MEMSEAL_QUEUE_FULL when the send would wait and the queue is at its
+     *   bound (nothing taken); EPIPE when the peer is gone
      */
     sendBuffer(buf: SealedBuffer, meta?: Uint8Array | ArrayBufferView | string): Promise<void>;
 
@@ -404,15 +405,9 @@ declare module './channel' {
 function sendBuffer(this: Channel, buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
   if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
   if (buf.closed) return Promise.reject(new MemsealError('ERR_MEMSEAL_CLOSED', 'Channel.sendBuffer(): the SealedBuffer is closed'));
-  if (this.closed || this.pendingSends === 0) return this.send(meta, [buf.fd]);
-  // Queued behind other sends: the message goes out later and refers to its
-  // descriptor by number, so give it one the caller cannot close or reuse.
-  const dup = native.dup(buf.fd);
-  if (dup < 0) return Promise.reject(systemError(dup, 'fcntl', 'F_DUPFD_CLOEXEC'));
-  const release = () => closeQuietly(dup);
-  const p = this.send(meta, [dup]);
-  p.then(release, release);
-  return p;
+  // send() gives a message that has to wait its own duplicate of the descriptor (F_DUPFD_CLOEXEC),
+  // so `buf` may be closed, and its number reused, as soon as this returns.
+  return this.send(meta, [buf.fd]);
 }
 
 async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ buffer: SealedBuffer; meta: Buffer }> {

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import {
-  Channel, ChannelServer, connect, listen, MAX_FDS, MAX_PAYLOAD, memfdCreate, Message, socketPair, spawnWithChannel,
+  Channel, type ChannelOptions, ChannelServer, connect, listen, MAX_FDS, MAX_PAYLOAD, memfdCreate, Message, socketPair, spawnWithChannel,
 } from '../src';
 import { native } from '../src/binding';
 import { collectGarbage, countFds, FIXTURES, runFixture } from './helpers';
@@ -50,7 +50,7 @@ describe('Channel', () => {
     open.push(x);
     return x;
   }
-  function pair(options?: { maxFds?: number }): [Channel, Channel] {
+  function pair(options?: ChannelOptions): [Channel, Channel] {
     const [a, b] = socketPair(options);
     return [track(a), track(b)];
   }
@@ -196,8 +196,8 @@ describe('Channel', () => {
       assert.equal(a.pendingSends, 0);
     });
 
-    it('sends descriptors from a queue of thousands without holding extra descriptors', async () => {
-      const [a, b] = pair();
+    it('sends descriptors from a queue of thousands; each queued message holds one duplicate, released as it goes', async () => {
+      const [a, b] = pair({ maxQueuedFds: 5000 });
       const fd = fdLater(memfdWith('queued'));
       const before = countFds();
       let received = 0;
@@ -208,23 +208,31 @@ describe('Channel', () => {
       const sends: Promise<void>[] = [];
       for (let i = 0; i < 5000; i++) sends.push(a.send('.', [fd]));
       assert.ok(a.pendingSends > 0, 'some messages had to wait');
-      assert.equal(countFds(), before, 'a queued message refers to the caller\'s descriptor, no copy');
+      assert.equal(countFds(), before + a.queuedFds, 'a queued message owns a duplicate of its descriptor');
+      assert.equal(a.queuedFds, a.pendingSends);
       await Promise.all(sends);
+      assert.equal(countFds(), before, 'every duplicate is closed once its message went out');
       while (received < 5000) await tick();
     });
 
-    it('fails a queued send whose descriptor was closed before it went out (EBADF), and sends the rest', async () => {
+    it('a queued send is not affected by the caller closing its descriptor; a descriptor closed before send() is EBADF', async () => {
       const [a, b] = pair();
       const sends: Promise<void>[] = [];
       for (let i = 0; i < 8; i++) sends.push(a.send(Buffer.alloc(60000)));
       assert.ok(a.pendingSends > 0);
-      const fd = memfdWith('closed too early');
-      const doomed = assert.rejects(a.send('doomed', [fd]), code('EBADF'));
+      const fd = memfdWith('closed at once');
+      sends.push(a.send('queued', [fd]));
       fs.closeSync(fd);
+      const gone = memfdWith('closed before');
+      fs.closeSync(gone);
+      await assert.rejects(a.send('doomed', [gone]), code('EBADF'));
       sends.push(a.send('marker'));
       for (let i = 0; i < 8; i++) assert.equal((await b.receive()).data.length, 60000);
+      const m = await b.receive();
+      assert.equal(m.data.toString(), 'queued');
+      assert.equal(readFd(m.fds[0]!), 'closed at once', 'the file the caller passed, though it closed its descriptor');
+      m.closeFds();
       assert.equal((await b.receive()).data.toString(), 'marker', 'the doomed message never arrived');
-      await doomed;
       await Promise.all(sends);
     });
 

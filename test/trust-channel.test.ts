@@ -73,7 +73,7 @@ describe('Channel trust boundary', () => {
 
   describe('sendBuffer() owns what it queues (item 2)', () => {
     it('never sends another file when the caller closes the buffer at once', async () => {
-      const [a, b] = pair();
+      const [a, b] = pair({ maxQueuedFds: 4096 });  // room for the whole burst
       const sends: Promise<void>[] = [];
       const n = 2000;
       for (let i = 0; i < n; i++) {
