@@ -5,6 +5,7 @@
 // Usage: npm run build:ts && node bench/channel-js.js [roundTrips=20000] [pipelined=200000]
 'use strict';
 const fs = require('node:fs');
+const { once } = require('node:events');
 const { Channel, socketPair, spawnWithChannel, memfdCreate } = require('..');
 
 if (process.env.MEMSEAL_CHANNEL_FD !== undefined) {
@@ -44,7 +45,11 @@ async function pipeline(a, n, done) {
   const S = Buffer.from('s');
   const t0 = process.hrtime.bigint();
   let last;
-  for (let i = 0; i < n; i++) last = a.send(S, [memfd]);  // all at once: the channel queues under backpressure
+  for (let i = 0; i < n; i++) {
+    // all at once: the channel queues under backpressure, up to its bound (maxQueuedFds), then waits for 'drain'
+    if (a.queuedFds >= a.maxQueuedFds) await once(a, 'drain');
+    last = a.send(S, [memfd]);
+  }
   await last;
   await done();
   return n / (Number(process.hrtime.bigint() - t0) / 1e9);

@@ -269,7 +269,11 @@ async function channel(cPing, pin) {
   const done = drain.channel.receive();
   a = process.hrtime.bigint();
   const sends = [];
-  for (let i = 0; i < n; i++) sends.push(drain.channel.send('.', [fd]));
+  for (let i = 0; i < n; i++) {
+    // the send queue is bounded (maxQueuedFds): wait for it to drain, as a real sender would
+    if (drain.channel.queuedFds >= drain.channel.maxQueuedFds) await once(drain.channel, 'drain');
+    sends.push(drain.channel.send('.', [fd]));
+  }
   sends.push(drain.channel.send('end'));
   await Promise.all(sends);
   const got = Number((await done).data.toString());

@@ -300,18 +300,25 @@ describe('Channel', () => {
       assert.equal(m.data.toString(), 'early');
     });
 
-    it('close() closes received descriptors nobody took', async () => {
+    it('after a hang-up nothing is read ahead; close() lets unread messages die with the socket', async () => {
       const [a, b] = pair();
       const before = countFds();
       const fd = memfdWith('x');
       await a.send('fds', [fd, fd, fd]);
+      await a.send('more', [fd]);
       fs.closeSync(fd);
       a.close();
-      await once(b, 'close');  // b read the message while draining, nobody took it
-      // -1 memfd, -1 a, -1 b (closed on hang-up), +3 received and held by b
-      assert.equal(countFds(), before + 1, 'three received descriptors are held by the channel');
-      b.close();
+      await once(b, 'close');
+      // -1 memfd, -1 a; b keeps its socket (not its fd number: b.fd is -1) while messages are unread
+      assert.equal(countFds(), before - 1, 'the hang-up read nothing in');
+      assert.equal(b.fd, -1);
+      const m = await b.receive();
+      assert.equal(m.fds.length, 3);
+      m.closeFds();
+      assert.equal(countFds(), before - 1);
+      b.close();  // 'more' and its descriptor die with the socket: the kernel closes them
       assert.equal(countFds(), before - 2);
+      await assert.rejects(b.receive(), code('ERR_MEMSEAL_CLOSED'));
     });
 
     it('Message.takeFds() hands descriptors over; dispose closes the rest', async () => {
