@@ -130,7 +130,7 @@ interface Waiter {
  * Events: `'message'` (Message), `'close'` (after `close()` or when the peer
  * hung up), `'error'` (a bad incoming message while `'message'` listeners
  * are attached: ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE), `'drain'` (the send
- * queue has emptied).
+ * queue has emptied: sent, or failed by close() or a hang-up).
  *
  * Sends that have to wait for the kernel are queued, up to
  * {@link ChannelOptions.maxQueuedBytes} and {@link ChannelOptions.maxQueuedFds};
@@ -535,13 +535,18 @@ export class Channel extends EventEmitter {
     this.#queuedFds -= job.fds.length;
   }
 
-  /** Rejects every queued send (the channel closed or the peer went). */
+  /**
+   * Rejects every queued send (the channel closed or the peer went). 'drain'
+   * follows too, so a sender waiting for it wakes up (and its next send rejects).
+   */
   #failQueued(error: () => Error): void {
-    for (const job of this.#sendq.drain()) {
+    const jobs = this.#sendq.drain();
+    for (const job of jobs) {
       this.#dequeued(job);
       job.reject(error());
     }
     for (const done of this.#drained.splice(0)) done();
+    if (jobs.length > 0) process.nextTick(() => this.emit('drain'));
   }
 
   /**
