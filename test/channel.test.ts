@@ -11,7 +11,7 @@ import {
   Channel, type ChannelOptions, ChannelServer, connect, listen, MAX_FDS, MAX_PAYLOAD, memfdCreate, Message, socketPair, spawnWithChannel,
 } from '../src';
 import { native } from '../src/binding';
-import { collectGarbage, countFds, FIXTURES, runFixture } from './helpers';
+import { collectGarbage, countFds, FIXTURES, killChildren, runFixture } from './helpers';
 
 const PEER = path.join(FIXTURES, 'channel-peer.js');
 
@@ -71,12 +71,7 @@ describe('Channel', () => {
   afterEach(async () => {
     for (const x of open.splice(0)) x.close();
     for (const fd of fdsToClose.splice(0)) fs.closeSync(fd);
-    for (const child of children.splice(0)) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
-      }
-    }
+    await killChildren(children);
     await tick();
     assert.equal(countFds(), baseline, 'open descriptors are back at their baseline');
   });

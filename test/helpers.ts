@@ -1,5 +1,6 @@
 // Shared test helpers: resource counts from /proc and child-process runners.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { type ChildProcess, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -64,4 +65,14 @@ export function smapsFor(address: bigint): { flags: string[]; lockedKb: number }
     return { flags, lockedKb };
   }
   return undefined;
+}
+
+/** SIGKILLs every child still running and waits for it to exit; empties the list. */
+export async function killChildren(children: ChildProcess[]): Promise<void> {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  }
 }

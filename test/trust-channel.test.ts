@@ -12,7 +12,7 @@ import {
   Channel, type ChannelOptions, type ChannelServer, connect, listen, SealedBuffer, socketPair, spawnWithChannel,
 } from '../src';
 import { native } from '../src/binding';
-import { countFds, FIXTURES, runFixture } from './helpers';
+import { countFds, FIXTURES, killChildren, runFixture } from './helpers';
 
 const FIXTURE = path.join(FIXTURES, 'trust-channel.js');
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -61,12 +61,7 @@ describe('Channel trust boundary', () => {
   });
   afterEach(async () => {
     for (const x of open.splice(0)) x.close();
-    for (const child of children.splice(0)) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
-      }
-    }
+    await killChildren(children);
     await tick();
     assert.equal(countFds(), baseline, 'open descriptors are back at their baseline');
   });
