@@ -1,8 +1,12 @@
-// constants.cc — kernel constants by their kernel names and values, for
-// src/constants.ts to freeze. See memfd_create(2), fcntl(2), mmap(2),
-// madvise(2), msync(2).
+// constants.cc — kernel constants by their kernel names and values: the
+// public table src/constants.ts freezes (memfd_create(2), fcntl(2), mmap(2),
+// madvise(2), msync(2)), and an internal one (`internalConstants`) of numbers
+// the TypeScript layer needs but does not export (MAP_FIXED, file types of
+// stat(2), errno values Node's os.constants may lack).
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "kernel.h"
 #include "native.h"
@@ -72,8 +76,24 @@ void InitConstants(Napi::Env env, Napi::Object exports) {
   MEMSEAL_CONST(MS_SYNC);
   MEMSEAL_CONST(MS_ASYNC);
   MEMSEAL_CONST(MS_INVALIDATE);
-#undef MEMSEAL_CONST
   exports.Set("constants", c);
+
+  c = Napi::Object::New(env);
+  MEMSEAL_CONST(MAP_FIXED);
+  MEMSEAL_CONST(MADV_HWPOISON);
+  MEMSEAL_CONST(MADV_SOFT_OFFLINE);
+  MEMSEAL_CONST(MEMSEAL_KNOWN_SEALS);
+  MEMSEAL_CONST(S_IFMT);
+  MEMSEAL_CONST(S_IFREG);
+  MEMSEAL_CONST(S_IFDIR);
+  MEMSEAL_CONST(S_IFCHR);
+  MEMSEAL_CONST(S_IFBLK);
+  MEMSEAL_CONST(S_IFIFO);
+  MEMSEAL_CONST(S_IFSOCK);
+  MEMSEAL_CONST(S_IFLNK);
+  MEMSEAL_CONST(ETOOMANYREFS);
+#undef MEMSEAL_CONST
+  exports.Set("internalConstants", c);
 }
 
 }  // namespace memseal

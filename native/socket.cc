@@ -67,7 +67,7 @@ bool MakeAddr(const uint8_t* path, size_t len, sockaddr_un* addr, socklen_t* add
 // socketpair() -> [fd0, fd1] | -errno
 Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0, sv) < 0) return Result(info.Env(), -errno);
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0, sv) < 0) return Errno(info.Env());
   Napi::Array out = Napi::Array::New(info.Env(), 2);
   out.Set(0u, Napi::Number::New(info.Env(), sv[0]));
   out.Set(1u, Napi::Number::New(info.Env(), sv[1]));
@@ -112,11 +112,9 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   socklen_t addrlen;
   Napi::Value early;
   if (!AddrArgs(info, &fd, &addr, &addrlen, &early)) return early;
-  int r;
-  do {
-    r = connect(fd, reinterpret_cast<sockaddr*>(&addr), addrlen);
-  } while (r < 0 && errno == EINTR);
-  return Errno(info.Env(), r);
+  // No retry on EINTR: an interrupted connect(2) goes on in the background and
+  // a second call would fail with EALREADY; the caller sees EINTR instead.
+  return Errno(info.Env(), connect(fd, reinterpret_cast<sockaddr*>(&addr), addrlen));
 }
 
 // listen(fd, backlog) -> 0 | -errno
@@ -171,7 +169,7 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   do {
     r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // recvmsg(fd, buf: Uint8Array, fds: Int32Array, out: Int32Array(2)) -> bytes | -errno.
@@ -211,7 +209,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   do {
     r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | MSG_TRUNC);
   } while (r < 0 && errno == EINTR);
-  if (r < 0) return Result(info.Env(), -errno);
+  if (r < 0) return Errno(info.Env());
 
   bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
   size_t n = 0;
@@ -242,7 +240,7 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   ucred cred{};
   socklen_t len = sizeof(cred);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Result(info.Env(), -errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Errno(info.Env());
   Napi::Array out = Napi::Array::New(info.Env(), 3);
   out.Set(0u, Napi::Number::New(info.Env(), cred.pid));
   out.Set(1u, Napi::Number::New(info.Env(), cred.uid));
@@ -256,9 +254,9 @@ Napi::Value SockType(const Napi::CallbackInfo& info) {
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int domain = 0, type = 0;
   socklen_t len = sizeof(int);
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) return Result(info.Env(), -errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) return Errno(info.Env());
   len = sizeof(int);
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return Result(info.Env(), -errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return Errno(info.Env());
   Napi::Array out = Napi::Array::New(info.Env(), 2);
   out.Set(0u, Napi::Number::New(info.Env(), domain));
   out.Set(1u, Napi::Number::New(info.Env(), type));
@@ -270,9 +268,9 @@ Napi::Value SetNonblockCloexec(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return Result(info.Env(), -errno);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return Errno(info.Env());
   int fdfl = fcntl(fd, F_GETFD);
-  if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) return Result(info.Env(), -errno);
+  if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) return Errno(info.Env());
   return Result(info.Env(), 0);
 }
 
