@@ -79,42 +79,30 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), socket(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0));
 }
 
-// The (fd, sunPath: Uint8Array) arguments of bind() and connect(). On false,
-// *early is what to return: undefined after a TypeError, or -ENAMETOOLONG.
-bool AddrArgs(const Napi::CallbackInfo& info, int* fd, sockaddr_un* addr, socklen_t* addrlen, Napi::Value* early) {
+// bind() and connect(): (fd, sunPath: Uint8Array) -> 0 | -errno. A malformed
+// argument throws a TypeError; a sun_path that does not fit is -ENAMETOOLONG.
+using AddrCall = int (*)(int fd, const sockaddr* addr, socklen_t addrlen);
+Napi::Value CallWithAddr(const Napi::CallbackInfo& info, AddrCall call) {
+  int fd;
   uint8_t* path;
   size_t len;
-  if (!ArgFd(info, 0, fd) || !ArgBytes(info, 1, &path, &len)) {
-    *early = info.Env().Undefined();
-    return false;
-  }
-  if (!MakeAddr(path, len, addr, addrlen)) {
-    *early = Result(info.Env(), -ENAMETOOLONG);
-    return false;
-  }
-  return true;
+  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &path, &len)) return info.Env().Undefined();
+  sockaddr_un addr;
+  socklen_t addrlen;
+  if (!MakeAddr(path, len, &addr, &addrlen)) return Result(info.Env(), -ENAMETOOLONG);
+  return Errno(info.Env(), call(fd, reinterpret_cast<sockaddr*>(&addr), addrlen));
 }
 
-// bind(fd, sunPath: Uint8Array) -> 0 | -errno
+// bind(fd, sunPath) -> 0 | -errno
 Napi::Value Bind(const Napi::CallbackInfo& info) {
-  int fd;
-  sockaddr_un addr;
-  socklen_t addrlen;
-  Napi::Value early;
-  if (!AddrArgs(info, &fd, &addr, &addrlen, &early)) return early;
-  return Errno(info.Env(), bind(fd, reinterpret_cast<sockaddr*>(&addr), addrlen));
+  return CallWithAddr(info, [](int fd, const sockaddr* addr, socklen_t addrlen) { return bind(fd, addr, addrlen); });
 }
 
-// connect(fd, sunPath: Uint8Array) -> 0 | -errno (EAGAIN: the listener's backlog is full)
+// connect(fd, sunPath) -> 0 | -errno (EAGAIN: the listener's backlog is full).
+// No retry on EINTR: an interrupted connect(2) goes on in the background and a
+// second call would fail with EALREADY; the caller sees EINTR instead.
 Napi::Value Connect(const Napi::CallbackInfo& info) {
-  int fd;
-  sockaddr_un addr;
-  socklen_t addrlen;
-  Napi::Value early;
-  if (!AddrArgs(info, &fd, &addr, &addrlen, &early)) return early;
-  // No retry on EINTR: an interrupted connect(2) goes on in the background and
-  // a second call would fail with EALREADY; the caller sees EINTR instead.
-  return Errno(info.Env(), connect(fd, reinterpret_cast<sockaddr*>(&addr), addrlen));
+  return CallWithAddr(info, [](int fd, const sockaddr* addr, socklen_t addrlen) { return connect(fd, addr, addrlen); });
 }
 
 // listen(fd, backlog) -> 0 | -errno
@@ -289,16 +277,8 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("sockType", Napi::Function::New(env, SockType, "sockType"));
   exports.Set("setNonblockCloexec", Napi::Function::New(env, SetNonblockCloexec, "setNonblockCloexec"));
 
-  Napi::Object c = Napi::Object::New(env);
-#define CHANNEL_CONST(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
-  CHANNEL_CONST(SCM_MAX_FD);
-  CHANNEL_CONST(UNIX_PATH_MAX);
-  CHANNEL_CONST(MSG_TRUNC);
-  CHANNEL_CONST(MSG_CTRUNC);
-  CHANNEL_CONST(AF_UNIX);
-  CHANNEL_CONST(SOCK_SEQPACKET);
-#undef CHANNEL_CONST
-  exports.Set("channelConstants", c);
+  exports.Set("channelConstants", ConstTable(env, {MEMSEAL_NAMED(SCM_MAX_FD), MEMSEAL_NAMED(UNIX_PATH_MAX),
+      MEMSEAL_NAMED(MSG_TRUNC), MEMSEAL_NAMED(MSG_CTRUNC), MEMSEAL_NAMED(AF_UNIX), MEMSEAL_NAMED(SOCK_SEQPACKET)}));
 }
 
 }  // namespace memseal
