@@ -3,7 +3,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { native, type RegionHandle } from './binding';
 import { constants as C } from './constants';
-import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, rangeError, systemError } from './errors';
+import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, rangeError, systemError } from './errors';
 import { features } from './features';
 import { validateFd, validateInt32, validateInteger, validateLength } from './validate';
 
@@ -94,7 +94,8 @@ export class Mapping {
   /** A new external ArrayBuffer over part of the region (it keeps the pages mapped while alive). */
   #window(offset: number, length: number): ArrayBuffer {
     const ab = native.view(this.#handle, offset, length);
-    if (typeof ab === 'number') throw systemError(ab, 'mmap', 'view');
+    // -EINVAL only for a window outside the region, which every caller has ruled out: not a syscall's error
+    if (typeof ab === 'number') throw outOfRange('offset + length', `<= ${this.length} (the mapping's length)`, offset + length);
     return ab;
   }
 
