@@ -4,15 +4,13 @@
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
 import {
-  type Channel, type ChannelOptions, channelOptions, closeQuietly, newChannel, type PeerCredentials, peerCredentials,
+  type Channel, type ChannelOptions, channelOptions, closeQuietly, newChannel, openPoll, type PeerCredentials, peerCredentials,
 } from './channel';
-import { illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from './errors';
+import { E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from './errors';
 import { validateInteger, validateObject, validateString } from './validate';
 
-const E = osConstants.errno;
 const K = native.channelConstants;
 const P = native.pollConstants;
 const construct = Symbol('ChannelServer.construct');
@@ -72,10 +70,12 @@ export class ChannelServer extends EventEmitter {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
     this.#allow = allow;
-    const handle = native.pollOpen(fd, (status) => this.#onPoll(status));
-    if (typeof handle === 'number') {
-      closeQuietly(fd);
-      throw systemError(handle, 'uv_poll_init');
+    let handle: PollHandle;
+    try {
+      handle = openPoll(fd, (status) => this.#onPoll(status));
+    } catch (err) {
+      closeQuietly(fd);  // the listening socket is ours (listen() made it) either way
+      throw err;
     }
     this.#fd = fd;
     this.#handle = handle;
@@ -260,7 +260,7 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   try {
     return new ChannelServer(construct, fd, path, channel, allow);
   } catch (err) {
-    if (!abstract) fs.rmSync(path, { force: true });
+    if (!abstract) fs.rmSync(path, { force: true });  // the constructor has closed the socket
     throw err;
   }
 }
@@ -329,9 +329,8 @@ function sunPath(path: string): Buffer {
   if (!abstract && path.includes('\0')) throw outOfRange('path', 'a path without NUL characters', printable(path));
   const bytes = Buffer.from(abstract ? path : `${path}\0`, 'utf8');
   if (bytes.length > K.UNIX_PATH_MAX) {
-    const err = outOfRange('path', `at most ${K.UNIX_PATH_MAX - (abstract ? 0 : 1)} bytes (sun_path)`, Buffer.byteLength(path));
-    (err as RangeError & { hint?: string }).hint = 'use a shorter path (e.g. a relative one) or an abstract name';
-    throw err;
+    throw outOfRange('path', `at most ${K.UNIX_PATH_MAX - (abstract ? 0 : 1)} bytes (sun_path)`, Buffer.byteLength(path),
+      'use a shorter path (e.g. a relative one) or an abstract name');
   }
   return bytes;
 }

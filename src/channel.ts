@@ -8,14 +8,11 @@
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
 import { EventEmitter } from 'node:events';
-import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
-import { illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
+import { closedError as closed, E, illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
 import { Queue } from './queue';
-import { validateFd, validateInteger, validateObject } from './validate';
+import { toBytes, validateFd, validateInteger, validateObject } from './validate';
 
-const E = osConstants.errno;
-const ETOOMANYREFS = (E as Record<string, number>).ETOOMANYREFS ?? 109;
 const K = native.channelConstants;
 const P = native.pollConstants;
 const construct = Symbol('Channel.construct');
@@ -173,14 +170,7 @@ export class Channel extends EventEmitter {
     this.#maxQueuedFds = o.maxQueuedFds;
     this.#fdBuf = new Int32Array(o.maxFds);
     this.#peer = peer ?? peerCredentials(fd);
-    const handle = native.pollOpen(fd, (status, events) => this.#onPoll(status, events));
-    if (typeof handle === 'number') {
-      if (handle === -E.EEXIST) {
-        throw new MemsealError('ERR_MEMSEAL_FD_IN_USE', `descriptor ${fd} is already watched on this thread's event loop (by another Channel or a Node handle); it was left alone`,
-          { hint: 'use the Channel that already owns it; a socket can belong to one Channel only' });
-      }
-      throw systemError(handle, 'uv_poll_init');
-    }
+    const handle = openPoll(fd, (status, events) => this.#onPoll(status, events));
     this.#fd = fd;
     this.#handle = handle;
     this.on('newListener', (event) => {
@@ -691,25 +681,36 @@ function queueFullError(ch: Channel, cost: number, nfds: number): MemsealError {
   { hint: "the peer is not reading fast enough: wait for the channel's 'drain' event before sending more" });
 }
 
-function toBytes(data: unknown): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data);
-}
-
 function sendError(r: number): SystemError {
   let hint: string | undefined;
   if (r === -E.EBADF) hint = 'a descriptor in fds is not open';
   else if (r === -E.EPIPE || r === -E.ECONNRESET) hint = 'the peer has closed its end';
   else if (r === -E.EMSGSIZE) hint = 'the message is larger than the socket send buffer (net.core.wmem_default)';
-  else if (r === -ETOOMANYREFS) hint = 'too many descriptors in flight for this user (bounded by RLIMIT_NOFILE)';
+  else if (r === -E.ETOOMANYREFS) hint = 'too many descriptors in flight for this user (bounded by RLIMIT_NOFILE)';
   return systemError(r, 'sendmsg', undefined, hint);
 }
 
-/** @internal */
+/** @internal ERR_MEMSEAL_CLOSED for Channel.<op>(). */
 export function closedError(op: string): MemsealError {
-  return new MemsealError('ERR_MEMSEAL_CLOSED', `the channel is closed (${op})`);
+  return closed(`Channel.${op}()`, 'the channel');
+}
+
+/**
+ * @internal A poll watcher that adopts `fd` when it returns. When it throws,
+ * `fd` is untouched and still the caller's: ERR_MEMSEAL_FD_IN_USE when another
+ * handle of this loop watches it (uv_poll_init: EEXIST), else as epoll_ctl(2).
+ */
+export function openPoll(fd: number, callback: (status: number, events: number) => void): PollHandle {
+  const handle = native.pollOpen(fd, callback);
+  if (typeof handle !== 'number') return handle;
+  // Never close `fd` here: whoever passed it still owns it when this throws. With EEXIST it
+  // is another handle's socket, and closing it would pull that channel's socket from under it.
+  if (handle === -E.EEXIST) {
+    throw new MemsealError('ERR_MEMSEAL_FD_IN_USE',
+      `descriptor ${fd} is already watched on this thread's event loop (by another Channel or a Node handle); it was left alone`,
+      { hint: 'use the Channel that already owns it; a socket can belong to one Channel only' });
+  }
+  throw systemError(handle, 'epoll_ctl');
 }
 
 /** @internal close(2), ignoring the result: for descriptors we own and are giving up. */
