@@ -3,7 +3,7 @@
 // a hang-up does not make the receiver read everything in, running out of
 // descriptors does not kill a server, and a server chooses who may connect.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
