@@ -5,7 +5,7 @@ import { closeSync, readSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native } from './binding';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, illegalConstructor, invalidArgValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { check, illegalConstructor, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
 import { features } from './features';
 import { type Mapping, mmap } from './mapping';
 import { memfdCreate } from './memfd';
@@ -259,19 +259,27 @@ export class SealedBuffer {
   static create(size: number, fill: (bytes: Buffer) => void, options?: SealedBufferOptions): SealedBuffer {
     validateLength(size, 'size');
     validateFunction(fill, 'fill');
+    // An async fill would write after the view is detached and the file sealed: refuse it before any syscall.
+    if (isAsyncFunction(fill)) throw asyncFill(Promise.prototype, ' (fill is an async function)');
     const { name, seals } = creationOptions(options);
     const fd = createMemfd(name);
     try {
+      let returned: unknown;
       if (size > 0) {
         check(native.ftruncate(fd, size), 'ftruncate');
         const m = mmap(size, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | C.MAP_POPULATE, fd);
         try {
-          fill(m.bytes());
+          returned = fill(m.bytes());
         } finally {
           m.unmap(); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
         }
       } else {
-        fill(Buffer.alloc(0));
+        returned = fill(Buffer.alloc(0));
+      }
+      if (isThenable(returned)) {
+        // Its continuation will find the view detached and reject; the error thrown here already says why.
+        try { returned.then(undefined, () => {}); } catch { /* a hostile thenable: nothing to silence */ }
+        throw asyncFill(returned);
       }
       return SealedBuffer.#seal(fd, size, seals);
     } catch (err) {
@@ -362,4 +370,21 @@ export class SealedBuffer {
   }
 
   [Symbol.dispose](): void { this.close(); }
+}
+
+const AsyncFunction = (async () => {}).constructor;
+
+function isAsyncFunction(fn: unknown): boolean {
+  return fn instanceof AsyncFunction || Object.prototype.toString.call(fn) === '[object AsyncFunction]';
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null &&
+    typeof (value as { then?: unknown }).then === 'function';
+}
+
+function asyncFill(actual: unknown, note?: string): TypeError {
+  return invalidReturnValue('fill', 'undefined (it must write synchronously)', actual,
+    'SealedBuffer.create() unmaps and seals as soon as fill returns: await your data first and write it ' +
+    'inside a synchronous fill, or use SealedBuffer.from(data)', note);
 }
