@@ -54,6 +54,9 @@ interface Policy {
   forbid: number;
   minSize: number;
   maxSize: number;
+  /** Which option set each bound, so a refusal names what the caller passed. */
+  minFrom?: 'minSize' | 'exactSize';
+  maxFrom?: 'maxSize' | 'exactSize';
 }
 
 function policy(options: VerifyOptions | undefined): Policy {
@@ -62,16 +65,15 @@ function policy(options: VerifyOptions | undefined): Policy {
   const { require = DEFAULT_REQUIRED_SEALS, forbid = 0, minSize, maxSize, exactSize } = options;
   validateFlags(require, 'options.require');
   validateFlags(forbid, 'options.forbid');
-  let lo = 0;
-  let hi = Number.MAX_SAFE_INTEGER;
-  if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); lo = minSize; }
-  if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); hi = maxSize; }
+  const p: Policy = { require, forbid, minSize: 0, maxSize: Number.MAX_SAFE_INTEGER };
+  if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); p.minSize = minSize; p.minFrom = 'minSize'; }
+  if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); p.maxSize = maxSize; p.maxFrom = 'maxSize'; }
   if (exactSize !== undefined) {
     validateLength(exactSize, 'options.exactSize');
-    lo = Math.max(lo, exactSize);
-    hi = Math.min(hi, exactSize);
+    if (exactSize >= p.minSize) { p.minSize = exactSize; p.minFrom = 'exactSize'; }
+    if (exactSize <= p.maxSize) { p.maxSize = exactSize; p.maxFrom = 'exactSize'; }
   }
-  return { require, forbid, minSize: lo, maxSize: hi };
+  return p;
 }
 
 /** @internal Validates verify options (throws TypeError/RangeError) without touching a descriptor. */
@@ -112,11 +114,20 @@ function verify(fd: number, p: Policy): VerifyResult {
       reason: `forbidden seals present: ${describeSeals(forbidden)}` };
   }
   if (size < p.minSize || size > p.maxSize) {
-    const bound = p.minSize === p.maxSize ? `exactly ${p.minSize}` : `${p.minSize}..${p.maxSize}`;
-    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE',
-      reason: `size ${size} bytes is outside the accepted range (${bound} bytes)` };
+    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE', reason: sizeReason(size, p) };
   }
   return { ok: true, seals, size, missing: 0 };
+}
+
+/** Names the option that refused the size: `size 8192 bytes exceeds maxSize (4096 bytes)`. */
+function sizeReason(size: number, p: Policy): string {
+  const range = p.minSize === p.maxSize ? `exactly ${p.minSize}` : `${p.minSize}..${p.maxSize}`;
+  const from = size > p.maxSize ? p.maxFrom : p.minFrom;
+  const what = from === 'exactSize' ? `is not exactSize (${p.maxSize} bytes)`
+    : from === 'maxSize' ? `exceeds maxSize (${p.maxSize} bytes)`
+      : from === 'minSize' ? `is below minSize (${p.minSize} bytes)`
+        : `is over the largest size accepted without a maxSize (${p.maxSize} bytes)`;
+  return `size ${size} bytes ${what}; accepted: ${range} bytes`;
 }
 
 function fileKind(mode: number): string {
@@ -296,23 +307,7 @@ export class SealedBuffer {
    *   seals), ERR_MEMSEAL_SIZE; EBADF if `fd` is not open
    */
   static open(fd: number, options?: VerifyOptions): SealedBuffer {
-    validateFd(fd);
-    let result: VerifyResult;
-    try {
-      result = verify(fd, policy(options));
-    } catch (err) {
-      native.close(fd);
-      throw err;
-    }
-    if (!result.ok) {
-      native.close(fd);
-      throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `SealedBuffer.open(): ${result.reason}`, {
-        hint: result.code === 'ERR_MEMSEAL_NOT_SEALED'
-          ? 'the sender must add the seals before sending (SealedBuffer.from/create do)'
-          : undefined,
-      });
-    }
-    return new SealedBuffer(construct, fd, result.size, result.seals);
+    return openSealed(fd, options, 'SealedBuffer.open()');
   }
 
   /**
@@ -370,6 +365,31 @@ export class SealedBuffer {
   }
 
   [Symbol.dispose](): void { this.close(); }
+}
+
+/**
+ * @internal SealedBuffer.open() for callers that adopt a descriptor on the
+ * user's behalf (Channel.receiveBuffer()): a refusal names `caller`, the call
+ * the user made, rather than SealedBuffer.open().
+ */
+export function openSealed(fd: number, options: VerifyOptions | undefined, caller: string): SealedBuffer {
+  validateFd(fd);
+  let result: VerifyResult;
+  try {
+    result = verify(fd, policy(options));
+  } catch (err) {
+    native.close(fd);
+    throw err;
+  }
+  if (!result.ok) {
+    native.close(fd);
+    throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `${caller}: ${result.reason}`, {
+      hint: result.code === 'ERR_MEMSEAL_NOT_SEALED'
+        ? 'the sender must add the seals before sending (SealedBuffer.from/create do)'
+        : undefined,
+    });
+  }
+  return new SealedBuffer(construct, fd, result.size, result.seals);
 }
 
 const AsyncFunction = (async () => {}).constructor;
