@@ -1,7 +1,7 @@
 // Fan-out: one 64 MiB sealed buffer, handed to four workers at once. Every
 // worker maps the same page-cache pages: the bytes exist once, however many
 // processes read them.
-// Run: npx tsx examples/fan-out.ts
+// Run: npm run example:fan-out
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Channel, SealedBuffer, spawnWithChannel } from '../src';

@@ -1,7 +1,7 @@
 // A server on an abstract socket name hands each client a sealed, read-only
 // "config" memfd; clients are separate processes that connect(), map it and
 // answer. The server sees who connected (SO_PEERCRED).
-// Run: npx tsx examples/server-client.ts
+// Run: npm run example:server-client
 import { closeSync, writeSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { addSeals, connect, constants as C, listen, memfdCreate, mmap, Seal, type Channel } from '../src';

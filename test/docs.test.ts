@@ -1,0 +1,129 @@
+// Every ```ts and ```js snippet in README.md and docs/*.md runs as written.
+//
+// Conventions (see CONTRIBUTING notes in docs/api.md, "Examples in these docs"):
+//   - a ```ts snippet runs as an ES module (top-level await, `using`), a ```js one as CommonJS;
+//   - a snippet whose first line is `// file: <name>` is not run: it is written to <name> next to
+//     the others of the same document (a worker script a snippet spawns);
+//   - `<!-- snippet: not run (<reason>) -->` on the line before the fence skips it (signatures);
+//   - `<!-- snippet: needs <feature> -->` runs it only where `features.<feature>` is true.
+// `'memseal'` resolves to this checkout's src/ (through tsx), in the snippet and in the processes it starts.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { features } from '../src';
+
+const ROOT = path.join(__dirname, '..');
+const SRC = path.join(ROOT, 'src', 'index.ts');
+const TSX_LOADER = pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+
+export interface Snippet {
+  doc: string;
+  line: number;
+  lang: 'ts' | 'js';
+  code: string;
+  /** `// file: <name>`: a helper file, not run. */
+  file?: string;
+  skip?: string;
+  needs?: string;
+}
+
+/** The ```ts and ```js blocks of a Markdown file, with the directive comment before each. */
+export function snippets(doc: string): Snippet[] {
+  const lines = readFileSync(path.join(ROOT, doc), 'utf8').split('\n');
+  const out: Snippet[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const fence = /^```(ts|js)\s*$/.exec(lines[i]!);
+    if (!fence) {
+      if (/^```/.test(lines[i]!)) { // another language: skip to its end
+        for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++);
+      }
+      continue;
+    }
+    const start = i;
+    const body: string[] = [];
+    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++) body.push(lines[i]!);
+    const s: Snippet = { doc, line: start + 1, lang: fence[1] as 'ts' | 'js', code: body.join('\n') + '\n' };
+    const directive = /^<!-- snippet: (.*) -->$/.exec(lines[start - 1] ?? '');
+    if (directive) {
+      const skip = /^not run \((.+)\)$/.exec(directive[1]!);
+      const needs = /^needs (\w+)$/.exec(directive[1]!);
+      assert.ok(skip || needs, `${doc}:${start}: unknown snippet directive "${directive[1]}"`);
+      if (skip) s.skip = skip[1];
+      if (needs) s.needs = needs[1];
+    }
+    const file = /^\/\/ file: (\S+)$/.exec(body[0] ?? '');
+    if (file) s.file = file[1];
+    out.push(s);
+  }
+  return out;
+}
+
+/**
+ * What the snippet says it prints: the trailing comment of each `console.log(...)` line, quotes
+ * stripped, up to an explanation after ' — '.
+ */
+export function printed(code: string): string[] {
+  const out: string[] = [];
+  for (const line of code.split('\n')) {
+    const m = /console\.log\(.*\/\/ (.+)$/.exec(line);
+    if (!m) continue;
+    let text = m[1]!.split(' — ')[0]!.trim();
+    if (/^'.*'$/.test(text)) text = text.slice(1, -1);
+    out.push(text);
+  }
+  return out;
+}
+
+function localise(code: string): string {
+  return code.replace(/(from\s+|require\()'memseal'/g, (_m, pre: string) => `${pre}${JSON.stringify(SRC)}`);
+}
+
+export const DOCS = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+
+describe('documentation snippets run as written', function () {
+  this.timeout(60000);
+
+  for (const doc of DOCS) {
+    const all = snippets(doc);
+    if (all.length === 0) continue;
+    describe(doc, () => {
+      let dir = '';
+      before(() => {
+        dir = mkdtempSync(path.join(os.tmpdir(), 'memseal-doc-'));
+        for (const s of all) if (s.file) writeFileSync(path.join(dir, s.file), localise(s.code));
+      });
+      after(() => { rmSync(dir, { recursive: true, force: true }); });
+
+      for (const s of all) {
+        if (s.file) continue;
+        it(`${doc}:${s.line} (${s.lang})`, function () {
+          if (s.skip) {
+            // a skipped snippet must say why, and still parse as TypeScript/JavaScript is not demanded
+            this.skip();
+          }
+          if (s.needs) {
+            assert.ok(s.needs in features, `unknown feature ${s.needs}`);
+            if (!(features as unknown as Record<string, unknown>)[s.needs]) {
+              console.log(`      (skipped: this kernel lacks ${s.needs})`);
+              this.skip();
+            }
+          }
+          const file = path.join(dir, `snippet-${s.line}.${s.lang === 'ts' ? 'mts' : 'cjs'}`);
+          writeFileSync(file, localise(s.code));
+          const r = spawnSync(process.execPath, [file], {
+            cwd: dir, encoding: 'utf8', timeout: 50000,
+            env: { ...process.env, NODE_OPTIONS: `--import=${TSX_LOADER}` },
+          });
+          assert.equal(r.status, 0, `${doc}:${s.line} exited ${r.status ?? r.signal}\n${r.stdout}${r.stderr}`);
+          assert.doesNotMatch(r.stderr, /Error|Warning/, `${doc}:${s.line} wrote to stderr:\n${r.stderr}`);
+          for (const expected of printed(s.code)) {
+            assert.ok(r.stdout.includes(expected), `${doc}:${s.line} should print "${expected}"; it printed:\n${r.stdout}`);
+          }
+        });
+      }
+    });
+  }
+});
