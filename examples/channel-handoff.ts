@@ -45,7 +45,7 @@ async function childMain(): Promise<void> {
   writeSync(mine, 'written by the child', 0);
   await channel.send(`checked ${digest}`, [mine]);
   closeSync(mine);
-  await new Promise((resolve) => channel.once('close', resolve));  // the parent hangs up when done
+  await new Promise<void>((resolve) => channel.once('close', resolve));  // the parent hangs up when done
 }
 
 (process.argv[2] === 'child' ? childMain() : parent()).catch((err) => {

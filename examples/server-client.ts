@@ -41,7 +41,7 @@ async function client(address: string): Promise<void> {
   const config = JSON.parse(text) as { greeting: string; limit: number };
   map.unmap();
   await ch.send(`client ${process.pid} read greeting=${config.greeting} limit=${config.limit}`);
-  await new Promise((resolve) => ch.once('close', resolve));
+  await new Promise<void>((resolve) => ch.once('close', resolve));
 }
 
 (process.argv[2] === 'client' ? client(`\0${process.argv[3]!}`) : server()).catch((err) => {

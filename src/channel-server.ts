@@ -8,6 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
 import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel } from './channel';
 import { illegalConstructor, outOfRange, systemError } from './errors';
+import { type EmitterEvents, type Listener } from './events';
 import { validateInteger, validateObject, validateString } from './validate';
 
 const E = osConstants.errno;
@@ -20,12 +21,42 @@ export interface ListenOptions extends ChannelOptions {
   backlog?: number;
 }
 
+export interface ChannelServerEvents extends EmitterEvents {
+  /** An accepted connection (accept4(2)), non-blocking and close-on-exec; the listener owns it. */
+  connection: [channel: Channel];
+  /** After `close()`. */
+  close: [];
+  /** accept failed for a reason other than a gone peer (EMFILE...). */
+  error: [error: Error];
+}
+
+// Typed listeners over EventEmitter's methods: a wrong event name or listener fails to compile.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface ChannelServer {
+  on<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
+  once<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
+  off<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
+  addListener<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
+  removeListener<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
+  prependListener<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
+  prependOnceListener<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
+  emit<E extends keyof ChannelServerEvents>(event: E, ...args: ChannelServerEvents[E]): boolean;
+}
+
 /**
  * A listening SOCK_SEQPACKET socket. Emits `'connection'` (Channel) for each
  * peer that connects (accept4(2)); a connection arriving while nobody listens
  * for `'connection'` is closed at once. `'close'` after `close()`; `'error'` when
  * accept fails for a reason other than a gone peer (EMFILE...).
+ *
+ * @example
+ * ```ts
+ * import { listen } from 'memseal';
+ * const server = await listen('\\0my-service');
+ * server.on('connection', (ch) => { console.log('pid', ch.peer.pid); ch.close(); });
+ * ```
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class ChannelServer extends EventEmitter {
   /** The path or abstract name ('\0name') it listens on. */
   readonly address: string;
@@ -119,7 +150,7 @@ export class ChannelServer extends EventEmitter {
       try {
         ch = newChannel(fd, this.#options);
       } catch (err) {
-        this.emit('error', err);
+        this.emit('error', err as Error);
         continue;
       }
       if (this.listenerCount('connection') === 0) ch.close();

@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
 import { illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
+import { type EmitterEvents, type Listener } from './events';
 import { Queue } from './queue';
 import { validateFd, validateInteger, validateObject } from './validate';
 
@@ -95,6 +96,29 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** The events of a {@link Channel} and their listeners' arguments. */
+export interface ChannelEvents extends EmitterEvents {
+  /** A received message; it and its descriptors belong to the listener. */
+  message: [message: Message];
+  /** Once: after `close()`, or when the peer hung up and everything it sent was read. */
+  close: [];
+  /** A refused incoming message (ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE) while `'message'` listeners are attached. */
+  error: [error: Error];
+}
+
+// Typed listeners over EventEmitter's methods: a wrong event name or listener fails to compile.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface Channel {
+  on<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
+  once<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
+  off<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
+  addListener<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
+  removeListener<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
+  prependListener<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
+  prependOnceListener<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
+  emit<E extends keyof ChannelEvents>(event: E, ...args: ChannelEvents[E]): boolean;
+}
+
 /**
  * One end of a SOCK_SEQPACKET connection. Each `send()` is one message: up to
  * {@link MAX_PAYLOAD} bytes and up to 253 descriptors, delivered whole or not
@@ -106,7 +130,16 @@ interface Waiter {
  * Events: `'message'` (Message), `'close'` (after `close()` or when the peer
  * hung up), `'error'` (a bad incoming message while `'message'` listeners
  * are attached: ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE).
+ *
+ * @example
+ * ```ts
+ * import { socketPair } from 'memseal';
+ * const [a, b] = socketPair();
+ * b.on('message', (m) => { console.log(m.data.toString(), m.fds); m.closeFds(); });
+ * await a.send('hello');
+ * ```
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Channel extends EventEmitter {
   /** Most payload bytes per message: 65536. */
   static readonly MAX_PAYLOAD = MAX_PAYLOAD;
