@@ -65,8 +65,8 @@ export class ChannelServer extends EventEmitter {
   #options: ChannelOptions;
   #closed = false;
 
-  /** @internal use listen() */
-  constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
+  /** Not public: use listen(). */
+  private constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
     const handle = native.pollOpen(fd, (status) => this.#onPoll(status));
@@ -194,7 +194,9 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
     closeQuietly(fd);
     throw systemError(r, 'listen');
   }
-  return new ChannelServer(construct, fd, path, { maxFds: options.maxFds });
+  // The constructor is private to the public types; listen() is its one caller.
+  return new (ChannelServer as unknown as new (...args: [symbol, number, string, ChannelOptions]) => ChannelServer)(
+    construct, fd, path, { maxFds: options.maxFds });
 }
 
 /**

@@ -158,8 +158,8 @@ export class Channel extends EventEmitter {
   #waiters = new Queue<Waiter>();
   #closed = false;
 
-  /** @internal use socketPair(), connect(), Channel.fromFd() or spawnWithChannel() */
-  constructor(token: symbol, fd: number, options: ChannelOptions = {}) {
+  /** Not public: use socketPair(), connect(), Channel.fromFd() or spawnWithChannel(). */
+  private constructor(token: symbol, fd: number, options: ChannelOptions = {}) {
     if (token !== construct) throw illegalConstructor('socketPair(), connect() or Channel.fromFd()');
     super();
     const maxFds = options.maxFds ?? MAX_FDS;
@@ -514,8 +514,8 @@ export function socketPair(options?: ChannelOptions): [Channel, Channel] {
   if (typeof r === 'number') throw systemError(r, 'socketpair');
   let a: Channel | undefined;
   try {
-    a = new Channel(construct, r[0], options);
-    return [a, new Channel(construct, r[1], options)];
+    a = newChannel(r[0], options);
+    return [a, newChannel(r[1], options)];
   } catch (err) {
     if (a === undefined) closeQuietly(r[0]);
     else a.close();
@@ -526,7 +526,8 @@ export function socketPair(options?: ChannelOptions): [Channel, Channel] {
 
 /** @internal: a Channel over a connected socket it adopts (listen/connect/spawn). */
 export function newChannel(fd: number, options?: ChannelOptions): Channel {
-  return new Channel(construct, fd, options);
+  // The constructor is private to the public types; this module is its one other caller.
+  return new (Channel as unknown as new (token: symbol, fd: number, options?: ChannelOptions) => Channel)(construct, fd, options);
 }
 
 // ---- helpers ----

@@ -42,8 +42,8 @@ export class Mapping {
   #closed = false;
   #sealed = false;
 
-  /** @internal use {@link mmap} */
-  constructor(token: symbol, handle: RegionHandle, address: bigint, length: number, prot: number, flags: number) {
+  /** Not public: use {@link mmap}. */
+  private constructor(token: symbol, handle: RegionHandle, address: bigint, length: number, prot: number, flags: number) {
     if (token !== construct) throw illegalConstructor('mmap()');
     this.#handle = handle;
     this.address = address;
@@ -244,7 +244,9 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
     });
   }
   const [handle, address] = r as Exclude<typeof r, number>;
-  return new Mapping(construct, handle, address, length, prot, mapFlags);
+  // The constructor is private to the public types; mmap() is its one caller.
+  return new (Mapping as unknown as new (...args: [symbol, RegionHandle, bigint, number, number, number]) => Mapping)(
+    construct, handle, address, length, prot, mapFlags);
 }
 
 /**

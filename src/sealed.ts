@@ -217,8 +217,8 @@ export class SealedBuffer {
   #view: SealedBufferView | null = null;
   #closed = false;
 
-  /** @internal use from(), create() or open() */
-  constructor(token: symbol, fd: number, size: number, seals: number) {
+  /** Not public: use from(), create() or open(). */
+  private constructor(token: symbol, fd: number, size: number, seals: number) {
     if (token !== construct) throw illegalConstructor('SealedBuffer.from(), create() or open()');
     this.fd = fd;
     this.size = size;
@@ -391,7 +391,9 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
         : undefined,
     });
   }
-  return new SealedBuffer(construct, fd, result.size, result.seals);
+  // The constructor is private to the public types; the static factories and this are its callers.
+  return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number]) => SealedBuffer)(
+    construct, fd, result.size, result.seals);
 }
 
 const AsyncFunction = (async () => {}).constructor;

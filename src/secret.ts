@@ -62,8 +62,8 @@ export class SecretBuffer {
   #bytes: Buffer;
   #closed = false;
 
-  /** @internal use {@link SecretBuffer.alloc} */
-  constructor(token: symbol, mapping: Mapping, size: number, kind: SecretKind) {
+  /** Not public: use {@link SecretBuffer.alloc}. */
+  private constructor(token: symbol, mapping: Mapping, size: number, kind: SecretKind) {
     if (token !== construct) throw illegalConstructor('SecretBuffer.alloc()');
     this.#mapping = mapping;
     this.size = size;
