@@ -173,6 +173,11 @@ export class ChannelServer extends EventEmitter {
  * listen(2); accepted with accept4(2) (Linux 2.6.28). A filesystem path must not exist yet (EADDRINUSE otherwise);
  * `server.close()` removes it.
  * @param path at most 107 bytes (108 for an abstract name, counting its leading NUL)
+ * @example
+ * ```ts
+ * const server = await listen('\\0my-service');
+ * server.on('connection', (ch) => { void ch.send(`hello ${ch.peer.pid}`); });
+ * ```
  */
 export async function listen(path: string, options: ListenOptions = {}): Promise<ChannelServer> {
   const addr = sunPath(path);
@@ -203,6 +208,11 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
  * Connects to a {@link listen}ing path or abstract name: socket(2), connect(2).
  * While the listener's backlog is full (EAGAIN) it retries for up to 5 s.
  * @rejects ENOENT (no such path), ECONNREFUSED (nobody listening), EPROTOTYPE (not a SEQPACKET listener)
+ * @example
+ * ```ts
+ * await using ch = await connect('\\0my-service');
+ * const greeting = await ch.receive();
+ * ```
  */
 export async function connect(path: string, options?: ChannelOptions): Promise<Channel> {
   const addr = sunPath(path);

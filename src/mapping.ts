@@ -220,6 +220,13 @@ function msealHint(e: number): string | undefined {
  *   (there is no address to fix: TypeError ERR_INVALID_ARG_VALUE)
  * @throws EPERM (PROT_WRITE + MAP_SHARED on a write-sealed memfd), EACCES,
  *   EINVAL (length 0, bad flags), ENOMEM, EBADF
+ * @example
+ * ```ts
+ * import { constants as C, mmap } from 'memseal';
+ * using m = mmap(1 << 20, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE);   // anonymous
+ * m.bytes().fill(7);
+ * m.protect(C.PROT_READ);
+ * ```
  */
 export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0): Mapping {
   validateLength(length, 'length');
@@ -251,6 +258,11 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
 
 /**
  * Seals a whole mapping: mseal(2), Linux 6.10. Same as `mapping.seal()`.
+ * @example
+ * ```ts
+ * const m = mmap(4096, C.PROT_READ, C.MAP_PRIVATE);
+ * if (features.mseal) mseal(m);   // from now on munmap/mprotect of it fail with EPERM, until exit
+ * ```
  */
 export function mseal(mapping: Mapping): void {
   if (!(mapping instanceof Mapping)) throw invalidArgType('mapping', 'an instance of Mapping', mapping);

@@ -152,6 +152,11 @@ function fileKind(mode: number): string {
  * open. Without F_SEAL_SHRINK a peer could truncate the file under your
  * mapping and every access past the new end would raise SIGBUS.
  * @throws EBADF for a closed descriptor; TypeError/RangeError for bad options
+ * @example
+ * ```ts
+ * const r = verifySeals(fd, { maxSize: 64 << 20 });
+ * if (!r.ok) throw new Error(`refused: ${r.reason}`);
+ * ```
  */
 export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
   validateFd(fd);
@@ -204,6 +209,12 @@ function createMemfd(name: string): number {
  * the receiver runs {@link SealedBuffer.open}, which verifies before mapping.
  * `bytes` is a private copy-on-write mapping: reading it costs no copy, and
  * writing to it changes only this process's view, never the file.
+ * @example
+ * ```ts
+ * import { SealedBuffer } from 'memseal';
+ * using sb = SealedBuffer.from(JSON.stringify({ routes: [200, 404] }));
+ * await channel.sendBuffer(sb, 'routes v1');            // the peer: await channel.receiveBuffer({ maxSize })
+ * ```
  */
 export class SealedBuffer {
   /** The memfd this buffer owns (close-on-exec). */
@@ -229,6 +240,10 @@ export class SealedBuffer {
   /**
    * Copies `data` into a new sealed memfd. Strings are encoded as UTF-8.
    * For large payloads prefer {@link create}, which lets you write in place.
+   * @example
+   * ```ts
+   * using sb = SealedBuffer.from('hello');   // sb.size === 5, sealed SHRINK|GROW|WRITE|SEAL
+   * ```
    */
   static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
     let src: Buffer;
@@ -267,7 +282,13 @@ export class SealedBuffer {
    * Creates a sealed buffer of `size` bytes, letting `fill` write straight into
    * the shared pages (no intermediate copy). The writable mapping is unmapped
    * before sealing, and the `bytes` view passed to `fill` is detached then:
-   * do not keep it.
+   * do not keep it. `fill` must finish synchronously.
+   * @throws TypeError ERR_INVALID_RETURN_VALUE if `fill` is an async function or returns a
+   *   promise (nothing is sealed, the memfd is closed)
+   * @example
+   * ```ts
+   * using sb = SealedBuffer.create(64 << 20, (bytes) => { bytes.fill(0x2a); });   // synchronous fill only
+   * ```
    */
   static create(size: number, fill: (bytes: Buffer) => void, options?: SealedBufferOptions): SealedBuffer {
     validateLength(size, 'size');
@@ -307,6 +328,11 @@ export class SealedBuffer {
    * of `fd` in every case: a rejected descriptor is closed.
    * @throws MemsealError ERR_MEMSEAL_NOT_MEMFD, ERR_MEMSEAL_NOT_SEALED (the message names the missing
    *   seals), ERR_MEMSEAL_SIZE; EBADF if `fd` is not open
+   * @example
+   * ```ts
+   * const { fds: [fd] } = await channel.receive();
+   * using sb = SealedBuffer.open(fd!, { maxSize: 1 << 20 });   // closed and thrown if it fails a check
+   * ```
    */
   static open(fd: number, options?: VerifyOptions): SealedBuffer {
     return openSealed(fd, options, 'SealedBuffer.open()');

@@ -52,6 +52,13 @@ export interface SecretBufferOptions {
  * keys in one buffer. `dispose()` zeroes, then unmaps; so does the garbage
  * collector once the object and all views of `bytes` are gone, and every live
  * buffer is zeroed in the process 'exit' event.
+ * @example
+ * ```ts
+ * import { randomFillSync } from 'node:crypto';
+ * import { SecretBuffer } from 'memseal';
+ * using key = SecretBuffer.alloc(32, { fallback: 'mlock' });
+ * randomFillSync(key.bytes);    // generated in place, never in ordinary memory
+ * ```
  */
 export class SecretBuffer {
   /** Bytes requested; `bytes.length`. The mapping is rounded up to whole pages. */
