@@ -18,3 +18,4 @@ export type { SpawnWithChannelOptions } from './spawn';
 export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect';
 export { WriteOnceArena, type WriteOnceArenaOptions, type ArenaSealOptions, type ArenaSealMethod, type TypedArrayConstructorLike } from './arena';
 export { SecretBuffer, type SecretBufferOptions, type SecretKind } from './secret';
+export { SnapshotPublisher, SnapshotReader, type Snapshot, type SnapshotReaderOptions } from './snapshot';
