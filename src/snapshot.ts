@@ -118,6 +118,7 @@ export class SnapshotReader {
   #latest: Snapshot | null = null;
   #waiters: { after: number; resolve: (s: Snapshot) => void; reject: (e: Error) => void }[] = [];
   #error: Error | null = null;
+  #given = 0;
 
   constructor(channel: Channel, options: SnapshotReaderOptions) {
     validateObject(options, 'options');
@@ -128,11 +129,16 @@ export class SnapshotReader {
   /** The newest version received, or null before the first. */
   get latest(): Snapshot | null { return this.#latest; }
 
-  /** Resolves with the first version newer than `after` (default: the latest held). */
-  next(after = this.#latest?.version ?? 0): Promise<Snapshot> {
-    if (this.#latest !== null && this.#latest.version > after) return Promise.resolve(this.#latest);
-    if (this.#error !== null) return Promise.reject(this.#error);
-    return new Promise((resolve, reject) => { this.#waiters.push({ after, resolve, reject }); });
+  /**
+   * Resolves with the latest version once it is newer than `after` (default: the
+   * version the previous `next()` resolved with; 0 at first). Versions that came
+   * and went in between are skipped.
+   */
+  next(after = this.#given): Promise<Snapshot> {
+    const p = this.#latest !== null && this.#latest.version > after ? Promise.resolve(this.#latest)
+      : this.#error !== null ? Promise.reject(this.#error)
+        : new Promise<Snapshot>((resolve, reject) => { this.#waiters.push({ after, resolve, reject }); });
+    return p.then((snap) => { this.#given = Math.max(this.#given, snap.version); return snap; });
   }
 
   async #read(options: SnapshotReaderOptions): Promise<void> {
