@@ -6,17 +6,18 @@
 //     the others of the same document (a worker script a snippet spawns);
 //   - `<!-- snippet: not run (<reason>) -->` on the line before the fence skips it (signatures);
 //   - `<!-- snippet: needs <feature> -->` runs it only where `features.<feature>` is true.
-// `'memseal'` resolves to this checkout's src/ (through tsx), in the snippet and in the processes it starts.
+// `'memseal'` resolves as in a project that depends on this checkout (node_modules/memseal -> here, so
+// through package.json "exports" to dist/), in the snippet and in every process or thread it starts;
+// tsx only compiles the TypeScript of the snippets themselves.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { features } from '../src';
 
 const ROOT = path.join(__dirname, '..');
-const SRC = path.join(ROOT, 'src', 'index.ts');
 const TSX_LOADER = pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
 export interface Snippet {
@@ -77,14 +78,17 @@ export function printed(code: string): string[] {
   return out;
 }
 
-function localise(code: string): string {
-  return code.replace(/(from\s+|require\()'memseal'/g, (_m, pre: string) => `${pre}${JSON.stringify(SRC)}`);
-}
 
 export const DOCS = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
 
 describe('documentation snippets run as written', function () {
   this.timeout(60000);
+
+  before(() => {
+    const built = statSync(path.join(ROOT, 'dist', 'index.js')).mtimeMs;
+    const stale = readdirSync(path.join(ROOT, 'src')).filter((f) => statSync(path.join(ROOT, 'src', f)).mtimeMs > built);
+    assert.deepEqual(stale, [], 'dist/ is older than src/: run `npm run build:ts` first');
+  });
 
   for (const doc of DOCS) {
     const all = snippets(doc);
@@ -93,7 +97,9 @@ describe('documentation snippets run as written', function () {
       let dir = '';
       before(() => {
         dir = mkdtempSync(path.join(os.tmpdir(), 'memseal-doc-'));
-        for (const s of all) if (s.file) writeFileSync(path.join(dir, s.file), localise(s.code));
+        mkdirSync(path.join(dir, 'node_modules'));
+        symlinkSync(ROOT, path.join(dir, 'node_modules', 'memseal'));
+        for (const s of all) if (s.file) writeFileSync(path.join(dir, s.file), s.code);
       });
       after(() => { rmSync(dir, { recursive: true, force: true }); });
 
@@ -112,7 +118,7 @@ describe('documentation snippets run as written', function () {
             }
           }
           const file = path.join(dir, `snippet-${s.line}.${s.lang === 'ts' ? 'mts' : 'cjs'}`);
-          writeFileSync(file, localise(s.code));
+          writeFileSync(file, s.code);
           const r = spawnSync(process.execPath, [file], {
             cwd: dir, encoding: 'utf8', timeout: 50000,
             env: { ...process.env, NODE_OPTIONS: `--import=${TSX_LOADER}` },
@@ -126,4 +132,17 @@ describe('documentation snippets run as written', function () {
       }
     });
   }
+});
+
+describe('docs/api.md covers every export', () => {
+  it('names every export of the package in its export table, and nothing that is not exported', async () => {
+    const api = readFileSync(path.join(ROOT, 'docs', 'api.md'), 'utf8');
+    const table = api.slice(api.indexOf('## Every export'));
+    const listed = new Set([...table.matchAll(/^\| ([^|]+) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`(\w+)`/g)].map((x) => x[1]!)));
+    const index = readFileSync(path.join(ROOT, 'src', 'index.ts'), 'utf8');
+    const exported = new Set([...index.matchAll(/export (?:type )?\{([^}]*)\}/g)]
+      .flatMap((m) => m[1]!.split(',').map((n) => n.trim().replace(/^type /, '')).filter(Boolean)));
+    assert.deepEqual([...exported].filter((n) => !listed.has(n)), [], 'exported but not in docs/api.md "Every export"');
+    assert.deepEqual([...listed].filter((n) => !exported.has(n)), [], 'listed in docs/api.md but not exported');
+  });
 });
