@@ -2,13 +2,12 @@
 // SOCK_SEQPACKET socket (socket(2), bind(2), listen(2), accept4(2); Linux
 // 2.6.28), connect(2), and the encoding of filesystem paths and abstract
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
 import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel } from './channel';
 import { illegalConstructor, outOfRange, systemError } from './errors';
-import { type EmitterEvents, type Listener } from './events';
+import { type EmitterEvents, TypedEventEmitter } from './events';
 import { validateInteger, validateObject, validateString } from './validate';
 
 const E = osConstants.errno;
@@ -30,19 +29,6 @@ export interface ChannelServerEvents extends EmitterEvents {
   error: [error: Error];
 }
 
-// Typed listeners over EventEmitter's methods: a wrong event name or listener fails to compile.
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export interface ChannelServer {
-  on<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
-  once<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
-  off<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
-  addListener<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
-  removeListener<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
-  prependListener<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
-  prependOnceListener<E extends keyof ChannelServerEvents>(event: E, listener: Listener<ChannelServerEvents, E>): this;
-  emit<E extends keyof ChannelServerEvents>(event: E, ...args: ChannelServerEvents[E]): boolean;
-}
-
 /**
  * A listening SOCK_SEQPACKET socket. Emits `'connection'` (Channel) for each
  * peer that connects (accept4(2)); a connection arriving while nobody listens
@@ -56,8 +42,7 @@ export interface ChannelServer {
  * server.on('connection', (ch) => { console.log('pid', ch.peer.pid); ch.close(); });
  * ```
  */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export class ChannelServer extends EventEmitter {
+export class ChannelServer extends TypedEventEmitter<ChannelServerEvents> {
   /** The path or abstract name ('\0name') it listens on. */
   readonly address: string;
   #fd: number;

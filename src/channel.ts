@@ -7,11 +7,10 @@
 // Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
-import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
 import { illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
-import { type EmitterEvents, type Listener } from './events';
+import { type EmitterEvents, TypedEventEmitter } from './events';
 import { Queue } from './queue';
 import { validateFd, validateInteger, validateObject } from './validate';
 
@@ -106,19 +105,6 @@ export interface ChannelEvents extends EmitterEvents {
   error: [error: Error];
 }
 
-// Typed listeners over EventEmitter's methods: a wrong event name or listener fails to compile.
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export interface Channel {
-  on<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
-  once<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
-  off<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
-  addListener<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
-  removeListener<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
-  prependListener<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
-  prependOnceListener<E extends keyof ChannelEvents>(event: E, listener: Listener<ChannelEvents, E>): this;
-  emit<E extends keyof ChannelEvents>(event: E, ...args: ChannelEvents[E]): boolean;
-}
-
 /**
  * One end of a SOCK_SEQPACKET connection. Each `send()` is one message: up to
  * {@link MAX_PAYLOAD} bytes and up to 253 descriptors, delivered whole or not
@@ -139,8 +125,7 @@ export interface Channel {
  * await a.send('hello');
  * ```
  */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export class Channel extends EventEmitter {
+export class Channel extends TypedEventEmitter<ChannelEvents> {
   /** Most payload bytes per message: 65536. */
   static readonly MAX_PAYLOAD = MAX_PAYLOAD;
   /** Most descriptors per message: 253 (SCM_MAX_FD). */

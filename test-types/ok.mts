@@ -1,6 +1,6 @@
 // Must compile: what a strict TypeScript program does with memseal, through the package's own
 // exports (self-reference: 'memseal' resolves to ../package.json "exports", i.e. dist/*.d.(m)ts).
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import memseal, {
   type Channel, type ChannelEvents, type ChannelServer, type Message, MemsealError, type MemsealErrorCode,
   SealedBuffer, socketPair, type SystemError, WriteOnceArena,
@@ -15,6 +15,10 @@ export async function main(): Promise<void> {
   // typed events: the listener's argument types come from ChannelEvents
   b.on('message', (m) => { const data: Buffer = m.data; const fds: number[] = m.fds; void data; void fds; m.closeFds(); });
   b.once('close', () => {});
+  const emitter: EventEmitter = b;   // still an EventEmitter to code that takes one
+  void emitter;
+  const isEmitter: boolean = b instanceof EventEmitter;
+  void isEmitter;
   b.on('error', (err) => { const e: Error = err; void e; });
   b.off('message', (m: Message) => { void m; });
   const args: ChannelEvents['message'] = [undefined as unknown as Message];

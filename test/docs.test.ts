@@ -11,9 +11,10 @@
 // tsx only compiles the TypeScript of the snippets themselves.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ensureBuilt } from './built';
 import { pathToFileURL } from 'node:url';
 import { features } from '../src';
 
@@ -84,10 +85,9 @@ export const DOCS = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter
 describe('documentation snippets run as written', function () {
   this.timeout(60000);
 
-  before(() => {
-    const built = statSync(path.join(ROOT, 'dist', 'index.js')).mtimeMs;
-    const stale = readdirSync(path.join(ROOT, 'src')).filter((f) => statSync(path.join(ROOT, 'src', f)).mtimeMs > built);
-    assert.deepEqual(stale, [], 'dist/ is older than src/: run `npm run build:ts` first');
+  before(function () {
+    this.timeout(120000);
+    ensureBuilt();
   });
 
   for (const doc of DOCS) {
