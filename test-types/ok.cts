@@ -1,4 +1,5 @@
 // Must compile: CommonJS consumers (require condition: dist/index.d.ts).
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the CommonJS form a .cts consumer writes is what is tested
 import memseal = require('memseal');
 import { SealedBuffer, type Channel } from 'memseal';
 
