@@ -10,7 +10,7 @@
 // through package.json "exports" to dist/), in the snippet and in every process or thread it starts;
 // tsx only compiles the TypeScript of the snippets themselves.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -95,34 +95,26 @@ describe('documentation snippets run as written', function () {
     if (all.length === 0) continue;
     describe(doc, () => {
       let dir = '';
+      const results = new Map<Snippet, Promise<Run>>();
       before(() => {
         dir = mkdtempSync(path.join(os.tmpdir(), 'memseal-doc-'));
         mkdirSync(path.join(dir, 'node_modules'));
         symlinkSync(ROOT, path.join(dir, 'node_modules', 'memseal'));
         for (const s of all) if (s.file) writeFileSync(path.join(dir, s.file), s.code);
+        // Start this document's snippets now, a few at a time; each test below awaits its own.
+        for (const s of all) if (!s.file && !s.skip && featurePresent(s.needs)) results.set(s, limit(() => runSnippet(dir, s)));
       });
       after(() => { rmSync(dir, { recursive: true, force: true }); });
 
       for (const s of all) {
         if (s.file) continue;
-        it(`${doc}:${s.line} (${s.lang})`, function () {
-          if (s.skip) {
-            // a skipped snippet must say why, and still parse as TypeScript/JavaScript is not demanded
+        it(`${doc}:${s.line} (${s.lang})`, async function () {
+          if (s.skip) this.skip(); // a signature, not a program: the directive says why
+          if (!featurePresent(s.needs)) {
+            console.log(`      (skipped: this kernel lacks ${s.needs})`);
             this.skip();
           }
-          if (s.needs) {
-            assert.ok(s.needs in features, `unknown feature ${s.needs}`);
-            if (!(features as unknown as Record<string, unknown>)[s.needs]) {
-              console.log(`      (skipped: this kernel lacks ${s.needs})`);
-              this.skip();
-            }
-          }
-          const file = path.join(dir, `snippet-${s.line}.${s.lang === 'ts' ? 'mts' : 'cjs'}`);
-          writeFileSync(file, s.code);
-          const r = spawnSync(process.execPath, [file], {
-            cwd: dir, encoding: 'utf8', timeout: 50000,
-            env: { ...process.env, NODE_OPTIONS: `--import=${TSX_LOADER}` },
-          });
+          const r = await results.get(s)!;
           assert.equal(r.status, 0, `${doc}:${s.line} exited ${r.status ?? r.signal}\n${r.stdout}${r.stderr}`);
           assert.doesNotMatch(r.stderr, /Error|Warning/, `${doc}:${s.line} wrote to stderr:\n${r.stderr}`);
           for (const expected of printed(s.code)) {
@@ -133,6 +125,44 @@ describe('documentation snippets run as written', function () {
     });
   }
 });
+
+interface Run { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+function featurePresent(needs: string | undefined): boolean {
+  if (needs === undefined) return true;
+  assert.ok(needs in features, `unknown feature ${needs}`);
+  return Boolean((features as unknown as Record<string, unknown>)[needs]);
+}
+
+function runSnippet(dir: string, s: Snippet): Promise<Run> {
+  const file = path.join(dir, `snippet-${s.line}.${s.lang === 'ts' ? 'mts' : 'cjs'}`);
+  writeFileSync(file, s.code);
+  return new Promise((resolve) => {
+    execFile(process.execPath, [file], {
+      cwd: dir, encoding: 'utf8', timeout: 50000,
+      env: { ...process.env, NODE_OPTIONS: `--import=${TSX_LOADER}` },
+    }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
+      resolve({ status: e === null ? 0 : typeof e.code === 'number' ? e.code : null, signal: e?.signal ?? null, stdout, stderr });
+    });
+  });
+}
+
+/** Runs at most three snippets at once: each is a Node process (and some start more). */
+const limit = (() => {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(job: () => Promise<T>): Promise<T> => {
+    if (running >= 3) await new Promise<void>((go) => waiting.push(go));
+    running++;
+    try {
+      return await job();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+})();
 
 describe('docs/api.md covers every export', () => {
   it('names every export of the package in its export table, and nothing that is not exported', async () => {
