@@ -2,13 +2,13 @@
 // SOCK_SEQPACKET socket (socket(2), bind(2), listen(2), accept4(2); Linux
 // 2.6.28), connect(2), and the encoding of filesystem paths and abstract
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { native, type PollHandle } from './binding';
 import {
   type Channel, type ChannelOptions, channelOptions, closeQuietly, newChannel, openPoll, type PeerCredentials, peerCredentials,
 } from './channel';
 import { E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from './errors';
+import { type EmitterEvents, TypedEventEmitter } from './events';
 import { validateInteger, validateObject, validateString } from './validate';
 
 const K = native.channelConstants;
@@ -42,6 +42,22 @@ const ACCEPT_SHORTAGES = new Set([E.EMFILE, E.ENFILE, E.ENOBUFS, E.ENOMEM]);
 const ACCEPT_RETRY_FIRST = 10;
 const ACCEPT_RETRY_MAX = 1000;
 
+export interface ChannelServerEvents extends EmitterEvents {
+  /** An accepted connection (accept4(2)) that `allow()` admitted, non-blocking and close-on-exec; the listener owns it. */
+  connection: [channel: Channel];
+  /** A peer `allow()` turned away; its socket was closed. */
+  refused: [peer: PeerCredentials];
+  /**
+   * accept4 ran out of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): accepting
+   * pauses for `warning.retryIn` ms and resumes; nothing is lost or thrown.
+   */
+  warning: [warning: SystemError & { retryIn: number }];
+  /** After `close()`. */
+  close: [];
+  /** accept failed otherwise (not a gone peer, not a shortage), or `allow()` threw. */
+  error: [error: Error];
+}
+
 /**
  * A listening SOCK_SEQPACKET socket. Emits `'connection'` (Channel) for each
  * peer that connects (accept4(2)) and that `allow()` accepts; a connection
@@ -51,8 +67,15 @@ const ACCEPT_RETRY_MAX = 1000;
  * resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): the server pauses and retries,
  * connections wait in the backlog, nothing is lost and nothing is thrown.
  * `'close'` after `close()`; `'error'` for any other accept failure.
+ *
+ * @example
+ * ```ts
+ * import { listen } from 'memseal';
+ * const server = await listen('\\0my-service');
+ * server.on('connection', (ch) => { console.log('pid', ch.peer.pid); ch.close(); });
+ * ```
  */
-export class ChannelServer extends EventEmitter {
+export class ChannelServer extends TypedEventEmitter<ChannelServerEvents> {
   /** The path or abstract name ('\0name') it listens on. */
   readonly address: string;
   #fd: number;
@@ -65,8 +88,8 @@ export class ChannelServer extends EventEmitter {
   #shortages = 0;
   #refed = true;
 
-  /** @internal use listen() */
-  constructor(token: symbol, fd: number, address: string, options: ChannelOptions, allow: (peer: PeerCredentials) => boolean) {
+  /** Not public: use listen(). */
+  private constructor(token: symbol, fd: number, address: string, options: ChannelOptions, allow: (peer: PeerCredentials) => boolean) {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
     this.#allow = allow;
@@ -173,7 +196,7 @@ export class ChannelServer extends EventEmitter {
       allowed = this.#allow(peer) === true;
     } catch (err) {
       closeQuietly(fd);
-      this.emit('error', err);  // as a throwing 'connection' listener would
+      this.emit('error', err as Error);  // as a throwing 'connection' listener would
       return;
     }
     if (!allowed) {
@@ -190,7 +213,7 @@ export class ChannelServer extends EventEmitter {
       ch = newChannel(fd, this.#options, peer);
     } catch (err) {
       closeQuietly(fd);
-      this.emit('error', err);
+      this.emit('error', err as Error);
       return;
     }
     this.emit('connection', ch);
@@ -232,6 +255,11 @@ export class ChannelServer extends EventEmitter {
  * listen(2); accepted with accept4(2) (Linux 2.6.28). A filesystem path must not exist yet (EADDRINUSE otherwise);
  * `server.close()` removes it.
  * @param path at most 107 bytes (108 for an abstract name, counting its leading NUL)
+ * @example
+ * ```ts
+ * const server = await listen('\\0my-service');
+ * server.on('connection', (ch) => { void ch.send(`hello ${ch.peer.pid}`); });
+ * ```
  */
 export async function listen(path: string, options: ListenOptions = {}): Promise<ChannelServer> {
   const addr = sunPath(path);
@@ -258,7 +286,9 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
     throw err;
   }
   try {
-    return new ChannelServer(construct, fd, path, channel, allow);
+    // The constructor is private to the public types; listen() is its one caller.
+    return new (ChannelServer as unknown as new (...args: [symbol, number, string, ChannelOptions, ListenOptions['allow']]) => ChannelServer)(
+      construct, fd, path, channel, allow);
   } catch (err) {
     if (!abstract) fs.rmSync(path, { force: true });  // the constructor has closed the socket
     throw err;
@@ -297,6 +327,11 @@ function bindMode(fd: number, addr: Buffer, path: string, mode: number | undefin
  * Connects to a {@link listen}ing path or abstract name: socket(2), connect(2).
  * While the listener's backlog is full (EAGAIN) it retries for up to 5 s.
  * @rejects ENOENT (no such path), ECONNREFUSED (nobody listening), EPROTOTYPE (not a SEQPACKET listener)
+ * @example
+ * ```ts
+ * await using ch = await connect('\\0my-service');
+ * const greeting = await ch.receive();
+ * ```
  */
 export async function connect(path: string, options?: ChannelOptions): Promise<Channel> {
   const addr = sunPath(path);

@@ -7,9 +7,9 @@
 // Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
-import { EventEmitter } from 'node:events';
 import { native, type PollHandle } from './binding';
 import { closedError as closed, E, illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
+import { type EmitterEvents, TypedEventEmitter } from './events';
 import { Queue } from './queue';
 import { toBytes, validateFd, validateInteger, validateObject } from './validate';
 
@@ -116,6 +116,18 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** The events of a {@link Channel} and their listeners' arguments. */
+export interface ChannelEvents extends EmitterEvents {
+  /** A received message; it and its descriptors belong to the listener. */
+  message: [message: Message];
+  /** Once: after `close()`, or when the peer hung up (what it sent before can still be received). */
+  close: [];
+  /** A refused incoming message (ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE) while `'message'` listeners are attached. */
+  error: [error: Error];
+  /** The send queue has emptied: its messages sent, or rejected by `close()` or a hang-up. */
+  drain: [];
+}
+
 /**
  * One end of a SOCK_SEQPACKET connection. Each `send()` is one message: up to
  * {@link MAX_PAYLOAD} bytes and up to 253 descriptors, delivered whole or not
@@ -133,8 +145,16 @@ interface Waiter {
  * {@link ChannelOptions.maxQueuedBytes} and {@link ChannelOptions.maxQueuedFds};
  * a queued message owns duplicates of its descriptors, so the caller's may be
  * closed as soon as `send()` returns.
+ *
+ * @example
+ * ```ts
+ * import { socketPair } from 'memseal';
+ * const [a, b] = socketPair();
+ * b.on('message', (m) => { console.log(m.data.toString(), m.fds); m.closeFds(); });
+ * await a.send('hello');
+ * ```
  */
-export class Channel extends EventEmitter {
+export class Channel extends TypedEventEmitter<ChannelEvents> {
   /** Most payload bytes per message: 65536. */
   static readonly MAX_PAYLOAD = MAX_PAYLOAD;
   /** Most descriptors per message: 253 (SCM_MAX_FD). */
@@ -158,10 +178,10 @@ export class Channel extends EventEmitter {
   #peerGone = false;     // hung up: the socket stays open only while it holds unread messages
 
   /**
-   * @internal use socketPair(), connect(), Channel.fromFd() or spawnWithChannel().
+   * Not public: use socketPair(), connect(), Channel.fromFd() or spawnWithChannel().
    * Adopts `fd` only when it returns: if it throws, the caller still owns `fd`.
    */
-  constructor(token: symbol, fd: number, options: ChannelOptions = {}, peer?: PeerCredentials) {
+  private constructor(token: symbol, fd: number, options: ChannelOptions = {}, peer?: PeerCredentials) {
     if (token !== construct) throw illegalConstructor('socketPair(), connect() or Channel.fromFd()');
     super();
     const o = channelOptions(options);
@@ -619,8 +639,8 @@ export function socketPair(options?: ChannelOptions): [Channel, Channel] {
   if (typeof r === 'number') throw systemError(r, 'socketpair');
   let a: Channel | undefined;
   try {
-    a = new Channel(construct, r[0], options);
-    return [a, new Channel(construct, r[1], options)];
+    a = newChannel(r[0], options);
+    return [a, newChannel(r[1], options)];
   } catch (err) {
     if (a === undefined) closeQuietly(r[0]);
     else a.close();
@@ -634,7 +654,9 @@ export function socketPair(options?: ChannelOptions): [Channel, Channel] {
  * If it throws, `fd` is still the caller's to close.
  */
 export function newChannel(fd: number, options?: ChannelOptions, peer?: PeerCredentials): Channel {
-  return new Channel(construct, fd, options, peer);
+  // The constructor is private to the public types; this module is its one other caller.
+  return new (Channel as unknown as new (token: symbol, fd: number, options?: ChannelOptions, peer?: PeerCredentials) => Channel)(
+    construct, fd, options, peer);
 }
 
 /** @internal SO_PEERCRED of a connected socket; uid/gid -1 when the kernel cannot say. */
