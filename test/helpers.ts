@@ -76,3 +76,15 @@ export async function killChildren(children: ChildProcess[]): Promise<void> {
     }
   }
 }
+
+/** Things a test opened, closed in its afterEach: `track(x)` remembers one, `closeAll()` closes them. */
+export class Tracker {
+  readonly #open: { close(): void }[] = [];
+  track<T extends { close(): void }>(x: T): T {
+    this.#open.push(x);
+    return x;
+  }
+  closeAll(): void {
+    for (const x of this.#open.splice(0)) x.close();
+  }
+}

@@ -12,7 +12,7 @@ import {
   Channel, type ChannelOptions, type ChannelServer, connect, listen, SealedBuffer, socketPair, spawnWithChannel,
 } from '../src';
 import { native } from '../src/binding';
-import { countFds, FIXTURES, killChildren, runFixture } from './helpers';
+import { countFds, FIXTURES, killChildren, runFixture, Tracker } from './helpers';
 
 const FIXTURE = path.join(FIXTURES, 'trust-channel.js');
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -41,17 +41,11 @@ function fillKernelBuffer(a: Channel): Promise<void>[] {
 }
 
 describe('Channel trust boundary', () => {
-  const open: { close(): void }[] = [];
+  const tracker = new Tracker();
+  const track = <T extends { close(): void }>(x: T): T => tracker.track(x);
+  const pair = (options?: ChannelOptions): [Channel, Channel] => socketPair(options).map(track) as [Channel, Channel];
   const children: ChildProcess[] = [];
   let baseline = 0;
-  function track<T extends { close(): void }>(x: T): T {
-    open.push(x);
-    return x;
-  }
-  function pair(options?: ChannelOptions): [Channel, Channel] {
-    const [a, b] = socketPair(options);
-    return [track(a), track(b)];
-  }
 
   before(async () => {
     await sleep(200);  // tsx closes a cache descriptor shortly after compiling
@@ -60,7 +54,7 @@ describe('Channel trust boundary', () => {
     baseline = countFds();
   });
   afterEach(async () => {
-    for (const x of open.splice(0)) x.close();
+    tracker.closeAll();
     await killChildren(children);
     await tick();
     assert.equal(countFds(), baseline, 'open descriptors are back at their baseline');
