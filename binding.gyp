@@ -7,7 +7,8 @@
         "native/constants.cc",
         "native/memfd.cc",
         "native/mapping.cc",
-        "native/channel.cc"
+        "native/channel.cc",
+        "native/pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -42,7 +42,9 @@ export type MemsealErrorCode =
   | 'ERR_MEMSEAL_CLOSED'
   | 'ERR_MEMSEAL_SEALED'
   | 'ERR_MEMSEAL_CTRUNC'
-  | 'ERR_MEMSEAL_NO_CHANNEL';
+  | 'ERR_MEMSEAL_NO_CHANNEL'
+  | 'ERR_MEMSEAL_TORN'
+  | 'ERR_MEMSEAL_PROTOCOL';
 
 /** A condition memseal detects itself (policy, state), not a failed syscall. */
 export class MemsealError extends Error {

@@ -14,3 +14,7 @@ export type { ChannelOptions, ListenOptions, SpawnWithChannelOptions, PeerCreden
 export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect';
 export { WriteOnceArena, type WriteOnceArenaOptions, type ArenaSealOptions, type ArenaSealMethod, type TypedArrayConstructorLike } from './arena';
 export { SecretBuffer, type SecretBufferOptions, type SecretKind } from './secret';
+export { Publisher, Loan, POOL_SEALS } from './pubsub/publisher';
+export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, DetachReason } from './pubsub/publisher';
+export { Subscriber, Sample, DEFAULT_MAX_POOL_SIZE } from './pubsub/subscriber';
+export type { SubscriberOptions, SubscriberConnectOptions } from './pubsub/subscriber';
