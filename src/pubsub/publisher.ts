@@ -4,7 +4,8 @@
 // read-only. A sample costs one small message per subscriber (protocol.ts).
 import { EventEmitter } from 'node:events';
 import { native } from '../binding';
-import { Channel, type ChannelServer, listen, type ListenOptions, type Message, type PeerCredentials } from '../channel';
+import { Channel, type Message, type PeerCredentials } from '../channel';
+import { type ChannelServer, listen, type ListenOptions } from '../channel-server';
 import { constants as C, Seal } from '../constants';
 import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, outOfRange } from '../errors';
 import { features } from '../features';

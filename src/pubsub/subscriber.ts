@@ -4,7 +4,8 @@
 // maxSize), maps it PROT_READ | MAP_SHARED once, and from then on turns each
 // announcement into a Sample: a read-only view of one slot.
 import { native } from '../binding';
-import { type Channel, connect, type ChannelOptions, type Message } from '../channel';
+import { type Channel, type ChannelOptions, type Message } from '../channel';
+import { connect } from '../channel-server';
 import { constants as C, Seal, sealNames } from '../constants';
 import { illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
 import { type Mapping, mmap } from '../mapping';
