@@ -105,7 +105,8 @@ function fmtMs(x) {
  * A log-log line chart of handoff time by size, as a standalone SVG.
  * series: [{ name, color, points: [[size, ms], ...] }]
  */
-function handoffSvg(series, title) {
+function handoffSvg(series, title,
+  caption = 'time from "sender holds the bytes" to "receiver verified them and read one byte per page" (log scale, lower is better)') {
   const W = 920, H = 440, L = 70, R = 250, T = 40, B = 60;
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
@@ -131,7 +132,7 @@ function handoffSvg(series, title) {
     out.push(`<text x="${x}" y="${H - B + 18}" text-anchor="middle">${fmtSize(t)}</text>`);
   }
   out.push(`<text x="${(L + W - R) / 2}" y="${H - 28}" text-anchor="middle">payload size (log scale)</text>`);
-  out.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" font-size="11" fill="#555">time from "sender holds the bytes" to "receiver verified them and read one byte per page" (log scale, lower is better)</text>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" font-size="11" fill="#555">${caption}</text>`);
   series.forEach((s, i) => {
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ' stroke-dasharray="6 4"' : ''}/>`);
