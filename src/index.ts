@@ -17,6 +17,7 @@ export { spawnWithChannel, CHANNEL_FD_ENV } from './spawn';
 export type { SpawnWithChannelOptions } from './spawn';
 export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect';
 export { WriteOnceArena, type WriteOnceArenaOptions, type ArenaSealOptions, type ArenaSealMethod, type TypedArrayConstructorLike } from './arena';
+export { inspectPools, type InspectPool } from './inspect-pools';
 export { SecretBuffer, type SecretBufferOptions, type SecretKind } from './secret';
 export { Publisher, Loan, POOL_SEALS } from './pubsub/publisher';
 export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, DetachReason } from './pubsub/publisher';
