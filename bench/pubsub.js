@@ -185,9 +185,10 @@ async function run({ quick = false, log = console.error } = {}) {
 }
 
 /** Markdown lines for docs/bench.md. */
-function report(p) {
+function report(p, machine) {
   const { fmtSize, fmtMs } = lib;
   const L = ['## 5. Streams: Publisher/Subscriber over a sealed slot pool', ''];
+  if (machine) L.push(`Measured ${machine.date} (Linux ${machine.kernel}, Node ${machine.node}), separately from sections 1–4 (\`npm run bench -- --pubsub-only\`).`, '');
   L.push('N samples of one size sent back to back to one child process; time per sample from the first send to ' +
     '"the receiver read one byte per page of every sample" (ms, lower is better), then how many times faster than ' +
     '`child.send()` each memseal way is, and the CPU time of both processes per sample. "In place": the producer ' +
