@@ -88,6 +88,33 @@ function checksum(bytes) {
   return bytes.length ? s + bytes[bytes.length - 1] : 0;
 }
 
+/** Reads frames (u64 little-endian length + bytes) from a stream socket; calls onFrame(bytes) for each. */
+function onFrames(sock, onFrame) {
+  let chunks = [];
+  let have = 0;
+  let want = -1;
+  sock.on('data', (chunk) => {
+    chunks.push(chunk);
+    have += chunk.length;
+    for (;;) {
+      if (want < 0) {
+        if (have < 8) return;
+        const head = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+        want = Number(head.readBigUInt64LE(0));
+        chunks = [head.subarray(8)];
+        have -= 8;
+      }
+      if (have < want) return;
+      const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, have);
+      onFrame(all.subarray(0, want));
+      const rest = all.subarray(want);
+      chunks = rest.length ? [rest] : [];
+      have = rest.length;
+      want = -1;
+    }
+  });
+}
+
 function fmtSize(n) {
   if (n >= 2 ** 20) return `${n / 2 ** 20} MiB`;
   if (n >= 2 ** 10) return `${n / 2 ** 10} KiB`;
@@ -146,4 +173,4 @@ function handoffSvg(series, title,
 }
 
 module.exports = {
-  pinned, buildC, runC, stats, measure, pss, machine, pattern, checksum, fmtSize, fmtMs, handoffSvg };
+  pinned, buildC, runC, stats, measure, pss, machine, pattern, checksum, onFrames, fmtSize, fmtMs, handoffSvg };

@@ -7,7 +7,7 @@
 // 'done' once it has read that many in all (samples may arrive before or after the request).
 'use strict';
 const net = require('node:net');
-const { checksum } = require('./lib');
+const { checksum, onFrames } = require('./lib');
 
 const mode = process.argv[2];
 let total = 0;
@@ -67,29 +67,7 @@ if (mode === 'sub') {
   })().catch((err) => { console.error(err); process.exit(1); });
 } else if (mode === 'net') {
   const sock = net.connect(process.argv[3]);
-  let chunks = [];
-  let have = 0;
-  let want = -1;
-  sock.on('data', (chunk) => {
-    chunks.push(chunk);
-    have += chunk.length;
-    for (;;) {
-      if (want < 0) {
-        if (have < 8) return;
-        const head = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-        want = Number(head.readBigUInt64LE(0));
-        chunks = [head.subarray(8)];
-        have -= 8;
-      }
-      if (have < want) return;
-      const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, have);
-      got(all.subarray(0, want));
-      const rest = all.subarray(want);
-      chunks = rest.length ? [rest] : [];
-      have = rest.length;
-      want = -1;
-    }
-  });
+  onFrames(sock, got);
   sock.on('close', () => process.exit(0));
 } else if (mode !== 'ipc') {
   console.error(`unknown mode ${mode}`);
