@@ -352,6 +352,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /**
    * loan() + one copy of `data` into the slot + send(). Strings are sent as UTF-8.
+   * When every slot is held, the copy happens once one is free: do not change `data`
+   * until the returned promise settles.
    * @rejects RangeError if data is larger than slotSize (nothing loaned); ERR_MEMSEAL_CLOSED
    */
   publish(data: ArrayBufferView | ArrayBuffer | string, meta?: Uint8Array | string): Promise<void> {
@@ -366,10 +368,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.#publish(slot, src.length, m);
         return Promise.resolve();
       }
-      const copy = typeof data === 'string' ? src : Buffer.from(src);  // the caller may reuse its buffer meanwhile
+      // no copy while waiting: the bytes are read when a slot is free (a stream's steady state)
       return this.loan().then((loan) => {
-        loan.bytes.set(copy);
-        return loan.send(copy.length, m);
+        loan.bytes.set(src);
+        return loan.send(src.length, m);
       });
     } catch (err) {
       return Promise.reject(err);
