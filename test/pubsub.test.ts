@@ -214,6 +214,7 @@ describe('Publisher/Subscriber', function () {
       assert.equal(s.copy().toString(), 'kept');
       s.release();
       assert.equal(s.bytes.length, 0, 'unmapped (view detached) once the last sample was released');
+      assert.equal(codeOf(() => s.copy()), 'ERR_MEMSEAL_CLOSED', 'a released sample cannot be copied');
     });
   });
 

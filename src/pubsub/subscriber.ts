@@ -70,9 +70,13 @@ export class Sample {
    * checks the slot's sequence word before and after the copy in native code
    * with acquire ordering. Returns the copy (`length` bytes).
    * @throws MemsealError ERR_MEMSEAL_TORN if the publisher had started to reuse the slot
-   *   (before or during the copy); RangeError if `target` is too small
+   *   (before or during the copy); ERR_MEMSEAL_CLOSED after release(); RangeError if `target` is too small
    */
   copy(target?: Uint8Array): Buffer {
+    if (this.#released) {
+      throw new MemsealError('ERR_MEMSEAL_CLOSED', `Sample.copy(): sample ${this.sequence} was released`,
+        { hint: 'copy before release(): once released the publisher may reuse the slot' });
+    }
     let dst: Buffer;
     if (target === undefined) dst = Buffer.allocUnsafe(this.length);
     else {
