@@ -123,7 +123,7 @@ async function stream(m, src, n, runs, { memory = false } = {}) {
   const pids = [process.pid, ...m.children.map((c) => c.pid)];
   const pssBase = memory ? pids.reduce((s, pid) => s + lib.pss(pid), 0) : 0;
   let peak = 0;
-  const sampler = memory ? setInterval(() => { peak = Math.max(peak, pids.reduce((s, pid) => s + lib.pss(pid), 0) - pssBase); }, 5) : null;
+  const sampler = memory ? setInterval(() => { peak = Math.max(peak, pids.reduce((s, pid) => s + lib.pss(pid), 0) - pssBase); }, 20) : null;
   const ms = [], cpu = [];
   for (let r = 0; r < runs; r++) {
     const c0 = pids.reduce((s, pid) => s + cpuOf(pid), 0);
@@ -171,11 +171,13 @@ async function run({ quick = false, log = console.error } = {}) {
   // fan-out of a 1 MiB stream to 8 (quick: 4) subscribers, memory included
   const fsize = 1 * MiB, fcount = quick ? 4 : 8, fn = quick ? 30 : 300, slots = 16;
   const fsrc = lib.pattern(Buffer.alloc(fsize));
-  const fan = { size: fsize, subscribers: fcount, samples: fn, poolSize: 0 };
+  const fan = { size: fsize, subscribers: fcount, samples: fn, ipcSamples: Math.ceil(fn / 5), poolSize: 0 };
   for (const key of ['publish', 'loan', 'ipcAdvanced']) {
     const m = key === 'ipcAdvanced' ? await ipc(fcount) : await pool(fsize, fcount, { slots, inPlace: key === 'loan' });
     if (m.pub) fan.poolSize = m.pub.size;
-    fan[key] = await stream(m, fsrc, fn, runs, { memory: true });
+    // child.send() has no backpressure: every sample is queued (and serialized) for every child at once;
+    // fewer samples keep that queue to a few hundred MiB
+    fan[key] = await stream(m, fsrc, key === 'ipcAdvanced' ? Math.ceil(fn / 5) : fn, runs, { memory: true });
     m.close();
   }
   log(`fan-out ${lib.fmtSize(fsize)} x ${fcount}: publish ${lib.fmtMs(fan.publish.median)}  loan ${lib.fmtMs(fan.loan.median)}  ` +
@@ -188,7 +190,10 @@ async function run({ quick = false, log = console.error } = {}) {
 function report(p, machine) {
   const { fmtSize, fmtMs } = lib;
   const L = ['## 5. Streams: Publisher/Subscriber over a sealed slot pool', ''];
-  if (machine) L.push(`Measured ${machine.date} (Linux ${machine.kernel}, Node ${machine.node}), separately from sections 1–4 (\`npm run bench -- --pubsub-only\`).`, '');
+  if (machine) {
+    const load = machine.loadavg ? `; 1-minute load average ${machine.loadavg.map((x) => x.toFixed(1)).join(' → ')} on ${machine.cores} cores: other work shared the CPUs, so absolute times are high and ratios noisy` : '';
+    L.push(`Measured ${machine.date} (Linux ${machine.kernel}, Node ${machine.node}), separately from sections 1–4 (\`npm run bench -- --pubsub-only\`)${load}.`, '');
+  }
   L.push('N samples of one size sent back to back to one child process; time per sample from the first send to ' +
     '"the receiver read one byte per page of every sample" (ms, lower is better), then how many times faster than ' +
     '`child.send()` each memseal way is, and the CPU time of both processes per sample. "In place": the producer ' +
@@ -202,7 +207,9 @@ function report(p, machine) {
       `${row.publish.cpuUs.toFixed(0)} · ${row.loan.cpuUs.toFixed(0)} · ${row.ipcAdvanced.cpuUs.toFixed(0)} |`);
   }
   const f = p.fanout;
-  L.push('', `Fan-out: one ${fmtSize(f.size)} stream to ${f.subscribers} subscribers (${f.samples} samples, pool of ${(f.poolSize / MiB).toFixed(1)} MiB).`, '');
+  L.push('', `Fan-out: one ${fmtSize(f.size)} stream to ${f.subscribers} subscribers (${f.samples} samples through a pool of ` +
+    `${(f.poolSize / MiB).toFixed(1)} MiB; ${f.ipcSamples ?? f.samples} for \`child.send()\`, which queues every sample for every child at once). ` +
+    'Memory: growth of the summed PSS of all processes, sampled every 20 ms, less the baseline after warm-up.', '');
   L.push('| method | ms per sample (all receivers done) | × faster than IPC | total PSS growth | × pool size |', '|---|---:|---:|---:|---:|');
   for (const [key, name] of [['publish', 'pool publish()'], ['loan', 'pool loan() in place'], ['ipcAdvanced', 'child.send() advanced']]) {
     const x = f[key];

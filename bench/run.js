@@ -1,6 +1,7 @@
 // memseal benchmarks, side by side with the alternatives in one run.
 // Usage: npm run bench [-- --quick] [-- --out DIR] [-- --pubsub-only]
 //   --pubsub-only: run section 5 (streams over a pool) alone and merge it into DIR/bench.json
+//   --report-only: rewrite DIR/bench.md and the charts from DIR/bench.json
 //   full run: writes docs/bench.md, docs/bench.json, docs/bench-handoff.svg and docs/bench-pubsub.svg
 //   --quick:  a smoke run (< 1 min) written to bench/out/ (CI runs it so the code cannot rot)
 // No pass/fail on speed: figures and ratios only.
@@ -367,11 +368,15 @@ function targets(r) {
 async function main() {
   const t0 = Date.now();
   let r;
-  if (argv.includes('--pubsub-only')) {
+  if (argv.includes('--report-only')) {
+    // regenerate bench.md and the charts from <out>/bench.json, measuring nothing
+    r = JSON.parse(fs.readFileSync(path.join(outDir, 'bench.json'), 'utf8'));
+  } else if (argv.includes('--pubsub-only')) {
     // only section 5, merged into the figures already in <out>/bench.json (the other sections are kept as measured)
     r = JSON.parse(fs.readFileSync(path.join(outDir, 'bench.json'), 'utf8'));
+    const load = os.loadavg()[0];
     r.pubsub = await pubsub.run({ quick, log });
-    r.pubsubMachine = lib.machine();
+    r.pubsubMachine = { ...lib.machine(), loadavg: [load, os.loadavg()[0]] };
   } else {
     const bins = { handoff: lib.buildC('handoff'), cycle: lib.buildC('cycle'), pingpong: lib.buildC('pingpong') };
     r = { quick, machine: lib.machine() };
