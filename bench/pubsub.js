@@ -149,7 +149,7 @@ const METHODS = [
 
 async function run({ quick = false, log = console.error } = {}) {
   const sizes = quick ? [4 * KiB, 1 * MiB] : [4 * KiB, 64 * KiB, 1 * MiB, 64 * MiB];
-  const countFor = (size) => (quick ? (size >= MiB ? 50 : 1000) : size >= 64 * MiB ? 20 : size >= MiB ? 500 : size >= 64 * KiB ? 2000 : 20000);
+  const countFor = (size) => (quick ? (size >= MiB ? 50 : 1000) : size >= 64 * MiB ? 10 : size >= MiB ? 500 : size >= 64 * KiB ? 2000 : 20000);
   const slotsFor = (size) => (size >= 64 * MiB ? 4 : size >= MiB ? 16 : 64);
   const runs = quick ? 1 : 3;
   const rows = [];
