@@ -7,11 +7,11 @@ import { native } from '../binding';
 import { Channel, type Message, type PeerCredentials } from '../channel';
 import { type ChannelServer, listen, type ListenOptions } from '../channel-server';
 import { constants as C, Seal } from '../constants';
-import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, outOfRange } from '../errors';
+import { check, closedError, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, outOfRange } from '../errors';
 import { features } from '../features';
 import { type Mapping, mmap } from '../mapping';
 import { memfdCreate } from '../memfd';
-import { validateInteger, validateObject, validateString } from '../validate';
+import { toBytes, validateInteger, validateObject, validateString } from '../validate';
 import * as P from './protocol';
 
 const PAGE = native.pageSize();
@@ -83,24 +83,19 @@ interface LoanWaiter {
   reject: (err: Error) => void;
 }
 
-function toBytes(data: unknown, name: string): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw invalidArgType(name, 'a string, an ArrayBuffer or an ArrayBufferView', data);
-}
+const DATA_TYPES = 'a string, an ArrayBuffer or an ArrayBufferView';
 
 function toMeta(meta: unknown): Uint8Array {
   if (meta === undefined) return EMPTY;
-  const b = toBytes(meta, 'meta');
+  if (typeof meta !== 'string' && !ArrayBuffer.isView(meta)) throw invalidArgType('meta', 'a string or an ArrayBufferView', meta);
+  const b = toBytes(meta);
   if (b.length > P.MAX_META) throw outOfRange('meta.byteLength', `<= ${P.MAX_META}`, b.length);
   // the caller may reuse its buffer; the announcement goes out on the next tick
   return b.length === 0 ? EMPTY : Buffer.from(b);
 }
 
-function closedError(op: string): MemsealError {
-  return new MemsealError('ERR_MEMSEAL_CLOSED', `Publisher.${op}(): the publisher is closed`);
+function publisherClosed(op: string): MemsealError {
+  return closedError(`Publisher.${op}()`, 'the publisher');
 }
 
 /**
@@ -125,7 +120,7 @@ export class Loan {
 
   /** The slot's bytes, writable, `slotSize` long. Throws ERR_MEMSEAL_CLOSED once sent or cancelled. */
   get bytes(): Buffer {
-    if (this.#bytes === null) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'Loan.bytes: the loan was sent or cancelled');
+    if (this.#bytes === null) throw closedError('Loan.bytes', 'the loan', 'sent or cancelled');
     return this.#bytes;
   }
 
@@ -292,8 +287,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    */
   async attach(channel: Channel): Promise<void> {
     if (!(channel instanceof Channel)) throw invalidArgType('channel', 'an instance of Channel', channel);
-    if (this.#closed) throw closedError('attach');
-    if (channel.closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'Publisher.attach(): the channel is closed');
+    if (this.#closed) throw publisherClosed('attach');
+    if (channel.closed) throw closedError('Publisher.attach()', 'the channel');
     channel.maxFds = 0;  // a subscriber sends no descriptors: any that come are closed with ERR_MEMSEAL_CTRUNC
     const sub: Sub = { id: this.#nextId++, channel, held: new Map(), pending: [], flushScheduled: false, gone: false };
     const hello = channel.send(P.encodeHello(this.#geometry), [this.#fd]);
@@ -316,11 +311,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * subscriber that connects. The publisher closes the server when it closes.
    */
   async listen(path: string, options?: ListenOptions): Promise<ChannelServer> {
-    if (this.#closed) throw closedError('listen');
+    if (this.#closed) throw publisherClosed('listen');
     const server = await listen(path, options);
     if (this.#closed) {
       server.close();
-      throw closedError('listen');
+      throw publisherClosed('listen');
     }
     this.#servers.push(server);
     server.on('connection', (ch: Channel) => {
@@ -341,7 +336,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * @rejects ERR_MEMSEAL_CLOSED when the publisher closes
    */
   loan(): Promise<Loan> {
-    if (this.#closed) return Promise.reject(closedError('loan'));
+    if (this.#closed) return Promise.reject(publisherClosed('loan'));
     const slot = this.#take();
     if (slot >= 0) return Promise.resolve(new Loan(construct, this, slot, this.#view(slot)));
     return new Promise<Loan>((resolve, reject) => {
@@ -358,10 +353,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    */
   publish(data: ArrayBufferView | ArrayBuffer | string, meta?: Uint8Array | string): Promise<void> {
     try {
-      const src = toBytes(data, 'data');
+      const src = toBytes(data, DATA_TYPES, { arrayBuffers: true });
       if (src.length > this.slotSize) throw outOfRange('data.byteLength', `<= ${this.slotSize} (slotSize)`, src.length);
       const m = toMeta(meta);
-      if (this.#closed) throw closedError('publish');
+      if (this.#closed) throw publisherClosed('publish');
       const slot = this.#take();
       if (slot >= 0) {
         this.#view(slot).set(src);
@@ -390,7 +385,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     fdRegistry.unregister(this);
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    for (const w of this.#waiters.splice(0)) w.reject(closedError('loan'));
+    for (const w of this.#waiters.splice(0)) w.reject(publisherClosed('loan'));
     for (const sub of [...this.#subs]) this.#drop(sub, 'publisher-closed');
     for (const s of this.#servers.splice(0)) s.close();
     this.#views = [];
@@ -402,7 +397,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   static {
     publishSlot = (p, slot, length, meta) => {
-      if (p.#closed) throw closedError('send');
+      if (p.#closed) throw publisherClosed('send');
       p.#publish(slot, length, meta);
     };
     cancelSlot = (p, slot) => {

@@ -7,7 +7,7 @@ import { native } from '../binding';
 import { type Channel, type ChannelOptions, type Message } from '../channel';
 import { connect } from '../channel-server';
 import { constants as C, Seal, sealNames } from '../constants';
-import { illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
+import { closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
 import { type Mapping, mmap } from '../mapping';
 import { verifySeals } from '../sealed';
 import { validateLength, validateObject } from '../validate';
@@ -74,8 +74,9 @@ export class Sample {
    */
   copy(target?: Uint8Array): Buffer {
     if (this.#released) {
-      throw new MemsealError('ERR_MEMSEAL_CLOSED', `Sample.copy(): sample ${this.sequence} was released`,
-        { hint: 'copy before release(): once released the publisher may reuse the slot' });
+      const err = closedError('Sample.copy()', `sample ${this.sequence}`, 'released');
+      err.hint = 'copy before release(): once released the publisher may reuse the slot';
+      throw err;
     }
     let dst: Buffer;
     if (target === undefined) dst = Buffer.allocUnsafe(this.length);
