@@ -9,7 +9,8 @@
         "native/memfd.cc",
         "native/mapping.cc",
         "native/socket.cc",
-        "native/poll.cc"
+        "native/poll.cc",
+        "native/pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -88,6 +88,33 @@ function checksum(bytes) {
   return bytes.length ? s + bytes[bytes.length - 1] : 0;
 }
 
+/** Reads frames (u64 little-endian length + bytes) from a stream socket; calls onFrame(bytes) for each. */
+function onFrames(sock, onFrame) {
+  let chunks = [];
+  let have = 0;
+  let want = -1;
+  sock.on('data', (chunk) => {
+    chunks.push(chunk);
+    have += chunk.length;
+    for (;;) {
+      if (want < 0) {
+        if (have < 8) return;
+        const head = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+        want = Number(head.readBigUInt64LE(0));
+        chunks = [head.subarray(8)];
+        have -= 8;
+      }
+      if (have < want) return;
+      const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, have);
+      onFrame(all.subarray(0, want));
+      const rest = all.subarray(want);
+      chunks = rest.length ? [rest] : [];
+      have = rest.length;
+      want = -1;
+    }
+  });
+}
+
 function fmtSize(n) {
   if (n >= 2 ** 20) return `${n / 2 ** 20} MiB`;
   if (n >= 2 ** 10) return `${n / 2 ** 10} KiB`;
@@ -105,7 +132,8 @@ function fmtMs(x) {
  * A log-log line chart of handoff time by size, as a standalone SVG.
  * series: [{ name, color, points: [[size, ms], ...] }]
  */
-function handoffSvg(series, title) {
+function handoffSvg(series, title,
+  caption = 'time from "sender holds the bytes" to "receiver verified them and read one byte per page" (log scale, lower is better)') {
   const W = 920, H = 440, L = 70, R = 250, T = 40, B = 60;
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
@@ -131,7 +159,7 @@ function handoffSvg(series, title) {
     out.push(`<text x="${x}" y="${H - B + 18}" text-anchor="middle">${fmtSize(t)}</text>`);
   }
   out.push(`<text x="${(L + W - R) / 2}" y="${H - 28}" text-anchor="middle">payload size (log scale)</text>`);
-  out.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" font-size="11" fill="#555">time from "sender holds the bytes" to "receiver verified them and read one byte per page" (log scale, lower is better)</text>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" font-size="11" fill="#555">${caption}</text>`);
   series.forEach((s, i) => {
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ' stroke-dasharray="6 4"' : ''}/>`);
@@ -145,4 +173,4 @@ function handoffSvg(series, title) {
 }
 
 module.exports = {
-  pinned, buildC, runC, stats, measure, pss, machine, pattern, checksum, fmtSize, fmtMs, handoffSvg };
+  pinned, buildC, runC, stats, measure, pss, machine, pattern, checksum, onFrames, fmtSize, fmtMs, handoffSvg };

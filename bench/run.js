@@ -1,6 +1,8 @@
 // memseal benchmarks, side by side with the alternatives in one run.
-// Usage: npm run bench [-- --quick] [-- --out DIR]
-//   full run: writes docs/bench.md, docs/bench.json and docs/bench-handoff.svg
+// Usage: npm run bench [-- --quick] [-- --out DIR] [-- --pubsub-only]
+//   --pubsub-only: run section 5 (streams over a pool) alone and merge it into DIR/bench.json
+//   --report-only: rewrite DIR/bench.md and the charts from DIR/bench.json
+//   full run: writes docs/bench.md, docs/bench.json, docs/bench-handoff.svg and docs/bench-pubsub.svg
 //   --quick:  a smoke run (< 1 min) written to bench/out/ (CI runs it so the code cannot rot)
 // No pass/fail on speed: figures and ratios only.
 'use strict';
@@ -11,6 +13,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const lib = require('./lib');
+const pubsub = require('./pubsub');
 const memseal = require('..');
 
 const { SealedBuffer, spawnWithChannel, memfdCreate, addSeals, getSeals, mmap, Seal, constants: C } = memseal;
@@ -334,6 +337,7 @@ function report(r) {
       `${Math.round(ch.fdsPerSec)} | ${Math.round(ch.c.fdsPerSec)} | ${(ch.fdsPerSec / ch.c.fdsPerSec).toFixed(2)}× |`);
   }
   L.push('');
+  if (r.pubsub) L.push(...pubsub.report(r.pubsub, r.pubsubMachine));
   L.push(...targets(r));
   return `${L.join('\n')}\n`;
 }
@@ -353,6 +357,7 @@ function targets(r) {
     [`channel ping-pong round trip${r.channelPinned ? ' (pinned)' : ''}`, '≤ 20 µs', `${ch.pingPongUs.toFixed(1)} µs`, ch.pingPongUs <= 20],
     [`channel pipelined${r.channelPinned ? ' (pinned)' : ''}`, '≥ 100k fds/s', `${Math.round(ch.fdsPerSec / 1000)}k fds/s`, ch.fdsPerSec >= 100000],
   ];
+  if (r.pubsub) rows.push(...pubsub.targets(r.pubsub));
   const L = ['## Targets (from the design)', '', '| figure | target | this run | |', '|---|---|---|---|'];
   for (const [what, target, got, ok] of rows) L.push(`| ${what} | ${target} | ${got} | ${yes(ok)} |`);
   L.push('', 'Where a target is missed, the limit is the kernel\'s per-page work, which the C floor pays too: a ' +
@@ -378,18 +383,32 @@ function withHandWritten(generated, file) {
 
 async function main() {
   const t0 = Date.now();
-  const bins = { handoff: lib.buildC('handoff'), cycle: lib.buildC('cycle'), pingpong: lib.buildC('pingpong') };
-  const r = { quick, machine: lib.machine() };
-  r.handoff = await handoff(bins.handoff);
-  r.fanout = await fanout();
-  r.cycle = cycle(bins.cycle);
-  r.channel = await channel(bins.pingpong);
-  if (os.cpus().length > 1) r.channelPinned = await lib.pinned(0, () => channel(bins.pingpong, 0));
+  let r;
+  if (argv.includes('--report-only')) {
+    // regenerate bench.md and the charts from <out>/bench.json, measuring nothing
+    r = JSON.parse(fs.readFileSync(path.join(outDir, 'bench.json'), 'utf8'));
+  } else if (argv.includes('--pubsub-only')) {
+    // only section 5, merged into the figures already in <out>/bench.json (the other sections are kept as measured)
+    r = JSON.parse(fs.readFileSync(path.join(outDir, 'bench.json'), 'utf8'));
+    const load = os.loadavg()[0];
+    r.pubsub = await pubsub.run({ quick, log });
+    r.pubsubMachine = { ...lib.machine(), loadavg: [load, os.loadavg()[0]] };
+  } else {
+    const bins = { handoff: lib.buildC('handoff'), cycle: lib.buildC('cycle'), pingpong: lib.buildC('pingpong') };
+    r = { quick, machine: lib.machine() };
+    r.handoff = await handoff(bins.handoff);
+    r.fanout = await fanout();
+    r.cycle = cycle(bins.cycle);
+    r.channel = await channel(bins.pingpong);
+    if (os.cpus().length > 1) r.channelPinned = await lib.pinned(0, () => channel(bins.pingpong, 0));
+    r.pubsub = await pubsub.run({ quick, log });
+  }
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'bench.json'), `${JSON.stringify(r, null, 2)}\n`);
   fs.writeFileSync(path.join(outDir, 'bench.md'), withHandWritten(report(r), path.join(outDir, 'bench.md')));
   const series = r.handoff.methods.map((m) => ({ ...m, points: r.handoff.rows.filter((row) => row[m.key]).map((row) => [row.size, row[m.key].median]) }));
   fs.writeFileSync(path.join(outDir, 'bench-handoff.svg'), lib.handoffSvg(series, `memseal handoff vs alternatives (${r.machine.cores} cores, Linux ${r.machine.kernel}, Node ${r.machine.node})`));
+  fs.writeFileSync(path.join(outDir, 'bench-pubsub.svg'), pubsub.svg(r.pubsub, r.pubsubMachine ?? r.machine));
   process.stdout.write(report(r));
   log(`wrote ${path.relative(process.cwd(), outDir) || '.'}/bench.{md,json} and bench-handoff.svg in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }

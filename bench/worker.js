@@ -8,7 +8,7 @@
 // With argv includes --hold, a receiver keeps what it received until told to release it (fan-out RSS).
 'use strict';
 const net = require('node:net');
-const { checksum } = require('./lib');
+const { checksum, onFrames } = require('./lib');
 
 const mode = process.argv[2];
 const hold = process.argv.includes('--hold');
@@ -61,31 +61,10 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
   process.on('disconnect', () => process.exit(0));
 } else if (mode === 'net') {
   const sock = net.connect(process.argv[3]);
-  let chunks = [];
-  let have = 0;
-  let want = -1;
-  sock.on('data', (chunk) => {
-    chunks.push(chunk);
-    have += chunk.length;
-    for (;;) {
-      if (want < 0) {
-        if (have < 8) return;
-        const head = Buffer.concat(chunks);
-        want = Number(head.readBigUInt64LE(0));
-        chunks = [head.subarray(8)];
-        have -= 8;
-      }
-      if (have < want) return;
-      const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, have);
-      const frame = all.subarray(0, want);
-      const rest = all.subarray(want);
-      const sum = Buffer.alloc(8);
-      sum.writeBigUInt64LE(BigInt(checksum(frame)));
-      sock.write(sum);
-      chunks = rest.length ? [rest] : [];
-      have = rest.length;
-      want = -1;
-    }
+  onFrames(sock, (frame) => {
+    const sum = Buffer.alloc(8);
+    sum.writeBigUInt64LE(BigInt(checksum(frame)));
+    sock.write(sum);
   });
   sock.on('close', () => process.exit(0));
 } else if (mode === 'netecho') {

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   memseal::InitMapping(env, exports);
   memseal::InitSocket(env, exports);
   memseal::InitPoll(env, exports);
+  memseal::InitPool(env, exports);
   return exports;
 }
 

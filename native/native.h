@@ -22,5 +22,6 @@ void InitMemfd(Napi::Env env, Napi::Object exports);
 void InitMapping(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitPoll(Napi::Env env, Napi::Object exports);
+void InitPool(Napi::Env env, Napi::Object exports);
 
 }  // namespace memseal

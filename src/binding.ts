@@ -95,6 +95,15 @@ export interface NativeBinding {
   pollStart(handle: PollHandle, events: number): number;
   pollRef(handle: PollHandle, ref: boolean): number;
   pollClose(handle: PollHandle): number;
+  // pool.cc: a pool's per-slot sequence words (8-byte aligned offsets into a header view)
+  /** Publisher: store an odd word, then a full fence, before the slot is rewritten. */
+  poolBegin(header: Uint8Array, offset: number, word: number): void;
+  /** Publisher: full fence, then a release store of the even word: the slot is complete. */
+  poolEnd(header: Uint8Array, offset: number, word: number): void;
+  /** Acquire load of a word. */
+  poolLoad(header: Uint8Array, offset: number): number;
+  /** Seqcount-checked copy: 0 copied, 1 the word differed before (dst untouched), 2 it changed during the copy. */
+  poolCopy(header: Uint8Array, offset: number, word: number, src: Uint8Array, dst: Uint8Array): number;
   readonly pollConstants: { readonly UV_READABLE: number; readonly UV_WRITABLE: number; readonly UV_DISCONNECT: number };
 }
 

@@ -3,6 +3,7 @@
 // Exit codes: 0 something found, 1 nothing found, 2 usage error, or a requested
 // pid that could not be inspected (permission denied, no such process).
 import { hasFindings, inspect, type InspectMemfd, type InspectProcess } from './inspect';
+import { inspectPools } from './inspect-pools';
 
 const USAGE = `Usage: memseal inspect [options] [pid ...]
 
@@ -85,6 +86,15 @@ export function renderHuman(processes: InspectProcess[], scanAll: boolean): stri
     }
   }
   if (rows.length > 0) out.push(table(['PID', 'COMMAND', 'FD', 'NAME', 'SIZE', 'MODE', 'ACC', 'SEALS', 'MAPPINGS'], rows));
+
+  const pools = inspectPools(processes);
+  if (pools.length > 0) {
+    out.push('', 'Publisher/Subscriber pools:');
+    out.push(table(['INODE', 'NAME', 'SLOTS', 'SIZE', 'PUBLISHER', 'SUBSCRIBERS (map it read-only)'], pools.map((x) => [
+      String(x.inode), x.name ?? '', `${x.slots} × ${formatSize(x.slotSize)}`, formatSize(x.size),
+      x.publisher === null ? '-' : `${x.publisher.pid} ${x.publisher.comm ?? '?'}`,
+      x.subscribers.length === 0 ? '-' : x.subscribers.map((s) => `${s.pid} ${s.comm ?? '?'}`).join(', ')])));
+  }
 
   const sealedRows: string[][] = [];
   for (const p of processes) {

@@ -56,7 +56,9 @@ export type MemsealErrorCode =
   | 'ERR_MEMSEAL_CTRUNC'
   | 'ERR_MEMSEAL_NO_CHANNEL'
   | 'ERR_MEMSEAL_QUEUE_FULL'
-  | 'ERR_MEMSEAL_FD_IN_USE';
+  | 'ERR_MEMSEAL_FD_IN_USE'
+  | 'ERR_MEMSEAL_TORN'
+  | 'ERR_MEMSEAL_PROTOCOL';
 
 /** A condition memseal detects itself (policy, state), not a failed syscall. */
 export class MemsealError extends Error {

@@ -28,6 +28,8 @@ describe('examples (run as the README says)', function () {
       /alloc\(\) after seal\(\): refused/, /still readable: \{"listen"/]],
     ['examples/secret-key.ts', [/32-byte key in (secretmem|mlock) memory/, /HMAC-SHA256\("message"\): [0-9a-f]{16}/,
       /read through \/proc\/self\/mem: (refused, EIO|the key \(mlock memory is not hidden\))/, /after wipe\(\): <Buffer 00 00/]],
+    ['examples/stream.ts', [/worker [0-2]: 30 frames \(20 read in place, 10 copied\), 0 wrong; pool mapped read-only/,
+      /producer: 30 frames of 225 KiB to 3 workers through a [\d.]+ MiB pool/]],
     ['examples/demo.js', [/checksum ok/, /memseal was [\d.]+x faster/]],
     ['examples/cluster-dataset.ts', [/(worker \d+: 16777216 bytes, checksum ok\n){3}/,
       /3 workers read the same 16 MiB dataset \(sha256 [0-9a-f]{16}\); 1 other process refused/]],

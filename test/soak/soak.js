@@ -120,6 +120,30 @@ op('SecretBuffer mlock fallback alloc + dispose', CYCLES / 4, () => {
 op('verifySeals on a sealed memfd', CYCLES, () => {
   if (!m.verifySeals(source.fd).ok) throw new Error('verify');
 });
+if (m.features.futureWrite) {
+  // Publisher/Subscriber: a stream through one pool, and whole attach/detach cycles
+  const pool = m.Publisher.create({ slots: 8, slotSize: PAGE, name: 'soak-pool' });
+  const [pa, sa] = m.socketPair();
+  pool.attach(pa);
+  let streamSub = null;
+  op('Publisher publish + Subscriber receive + copy + release', CYCLES, async () => {
+    streamSub ??= await m.Subscriber.attach(sa);
+    await pool.publish(payload, 'meta');
+    const s = await streamSub.receive();
+    if (s.copy()[0] !== 7) throw new Error('bytes');
+    s.release();
+  });
+  op('Subscriber attach (verify, map) + first sample + close', CYCLES / 10, async () => {
+    const [x, y] = m.socketPair();
+    pool.attach(x);
+    const sub = await m.Subscriber.attach(y);
+    (await sub.receive()).release();
+    sub.close();
+  });
+  process.on('beforeExit', () => { pool.close(); streamSub?.close(); });
+} else {
+  console.log('(Publisher/Subscriber cycles skipped: features.futureWrite is false on this kernel)');
+}
 op('inspect(process.pid)', Math.max(1, CYCLES / 500), () => {
   m.inspect(process.pid);
 });

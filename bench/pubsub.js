@@ -1,0 +1,259 @@
+// Streams: Publisher/Subscriber over a sealed slot pool against child.send() (advanced
+// serialization), one SealedBuffer per message, and raw bytes over a Unix stream socket (net),
+// side by side in one run. Called from bench/run.js; `node bench/pubsub.js [--quick]` runs it alone.
+//
+// A stream is N samples of one size sent back to back; the figure is the time per sample from the
+// first send to "the receiver has read one byte per page of every sample" (ms), and the CPU time
+// of every process involved per sample (µs). In-place ("loan") samples are written by the
+// producer straight into the slot: the bench stamps a sequence number into the slot and sends it,
+// because producing the bytes costs the same in every method and is not part of moving them.
+'use strict';
+const { fork } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const lib = require('./lib');
+const { Publisher, SealedBuffer, spawnWithChannel } = require('..');
+
+const WORKER = path.join(__dirname, 'pubsub-worker.js');
+const KiB = 1024, MiB = 1024 * KiB;
+const TICK = 1e6 / 100;  // µs per clock tick in /proc/<pid>/stat (USER_HZ 100)
+
+function waitFor(child, what) {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m) => { if (m === what) { child.off('message', onMsg); child.off('exit', onExit); resolve(); } };
+    const onExit = (code) => reject(new Error(`worker exited (${code}) before '${what}'`));
+    child.on('message', onMsg);
+    child.once('exit', onExit);
+  });
+}
+
+/** CPU time (µs) of a process so far, from /proc/<pid>/stat (utime + stime). */
+function cpuOf(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK;
+}
+
+function sockPath(tag) {
+  const p = path.join(os.tmpdir(), `memseal-bench-${tag}-${process.pid}.sock`);
+  fs.rmSync(p, { force: true });
+  return p;
+}
+
+/** Receivers of one method: `send(i)` emits sample i to all of them; `close()`. */
+async function pool(size, count, { inPlace = false, slots }) {
+  const pub = Publisher.create({ slots, slotSize: size, name: 'bench-pool', slowTimeout: Infinity });
+  const p = sockPath('pool');
+  await pub.listen(p);
+  const children = Array.from({ length: count }, () => fork(WORKER, ['sub', p], { stdio: 'inherit' }));
+  await Promise.all(children.map((c) => waitFor(c, 'attached')));
+  while (pub.subscribers < count) await new Promise((r) => setTimeout(r, 5));
+  return {
+    children,
+    pub,
+    send: inPlace
+      ? async (src, i) => {
+        const loan = await pub.loan();
+        loan.bytes.writeUInt32LE(i, 0);
+        return loan.send(size);
+      }
+      : (src) => pub.publish(src),
+    close: () => { pub.close(); children.forEach((c) => c.disconnect()); },
+  };
+}
+
+async function ipc(count) {
+  const children = Array.from({ length: count }, () => fork(WORKER, ['ipc'], { serialization: 'advanced', stdio: 'inherit' }));
+  return {
+    children,
+    send: (src) => { for (const c of children) c.send(src); },
+    close: () => children.forEach((c) => c.disconnect()),
+  };
+}
+
+async function sealed(count) {
+  const peers = Array.from({ length: count }, () => spawnWithChannel(process.execPath, [WORKER, 'sealed'],
+    { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] }));
+  return {
+    children: peers.map((p) => p.child),
+    send: async (src) => {
+      const sb = SealedBuffer.from(src);
+      await Promise.all(peers.map((p) => p.channel.sendBuffer(sb)));
+      sb.close();
+    },
+    close: () => peers.forEach((p) => { p.channel.close(); p.child.disconnect(); }),
+  };
+}
+
+async function netStream(count) {
+  const p = sockPath('net');
+  const server = net.createServer();
+  server.listen(p);
+  await new Promise((r) => server.once('listening', r));
+  const children = Array.from({ length: count }, () => fork(WORKER, ['net', p], { stdio: 'inherit' }));
+  const socks = [];
+  while (socks.length < count) socks.push(await new Promise((r) => server.once('connection', r)));
+  server.close();
+  const head = Buffer.alloc(8);
+  return {
+    children,
+    send: async (src) => {
+      head.writeBigUInt64LE(BigInt(src.length));
+      let ok = true;
+      for (const s of socks) { s.write(head); ok = s.write(src) && ok; }
+      if (!ok) await Promise.all(socks.map((s) => (s.writableNeedDrain ? new Promise((r) => s.once('drain', r)) : null)));
+    },
+    close: () => socks.forEach((s) => s.end()),
+  };
+}
+
+/** Streams n samples through `m`, `runs` times; per-sample ms and CPU µs (medians), and the peak PSS growth. */
+async function stream(m, src, n, runs, { memory = false } = {}) {
+  let sent = 0;
+  const once = async (k) => {
+    const done = Promise.all(m.children.map((c) => waitFor(c, 'done')));
+    for (const c of m.children) c.send({ expect: sent + k });
+    for (let i = 0; i < k; i++) await m.send(src, sent + i);
+    sent += k;
+    await done;
+  };
+  await once(Math.max(2, Math.ceil(n / 10)));  // warm-up: pages faulted in, code optimized
+  const pids = [process.pid, ...m.children.map((c) => c.pid)];
+  const pssBase = memory ? pids.reduce((s, pid) => s + lib.pss(pid), 0) : 0;
+  let peak = 0;
+  const sampler = memory ? setInterval(() => { peak = Math.max(peak, pids.reduce((s, pid) => s + lib.pss(pid), 0) - pssBase); }, 20) : null;
+  const ms = [], cpu = [];
+  for (let r = 0; r < runs; r++) {
+    const c0 = pids.reduce((s, pid) => s + cpuOf(pid), 0);
+    const a = process.hrtime.bigint();
+    await once(n);
+    ms.push(Number(process.hrtime.bigint() - a) / 1e6 / n);
+    cpu.push((pids.reduce((s, pid) => s + cpuOf(pid), 0) - c0) / n);
+  }
+  if (sampler) {
+    clearInterval(sampler);
+    peak = Math.max(peak, pids.reduce((s, pid) => s + lib.pss(pid), 0) - pssBase);
+  }
+  return { ...lib.stats(ms), cpuUs: lib.stats(cpu).median, pssDelta: memory ? peak : undefined };
+}
+
+const METHODS = [
+  { key: 'publish', name: 'pool publish() (one copy)', color: '#1565c0' },
+  { key: 'loan', name: 'pool loan() in place', color: '#00897b' },
+  { key: 'ipcAdvanced', name: 'child.send() advanced', color: '#e53935' },
+  { key: 'sealed', name: 'SealedBuffer per sample', color: '#42a5f5' },
+  { key: 'net', name: 'Unix stream socket (net)', color: '#8e24aa' },
+];
+
+async function run({ quick = false, log = console.error } = {}) {
+  const sizes = quick ? [4 * KiB, 1 * MiB] : [4 * KiB, 64 * KiB, 1 * MiB, 64 * MiB];
+  const countFor = (size) => (quick ? (size >= MiB ? 50 : 1000) : size >= 64 * MiB ? 10 : size >= MiB ? 500 : size >= 64 * KiB ? 2000 : 20000);
+  const slotsFor = (size) => (size >= 64 * MiB ? 4 : size >= MiB ? 16 : 64);
+  const runs = quick ? 1 : 3;
+  const rows = [];
+  for (const size of sizes) {
+    const src = lib.pattern(Buffer.alloc(size));
+    const n = countFor(size);
+    const row = { size, samples: n };
+    for (const meth of METHODS) {
+      const m = meth.key === 'publish' ? await pool(size, 1, { slots: slotsFor(size) })
+        : meth.key === 'loan' ? await pool(size, 1, { slots: slotsFor(size), inPlace: true })
+          : meth.key === 'ipcAdvanced' ? await ipc(1)
+            : meth.key === 'sealed' ? await sealed(1) : await netStream(1);
+      row[meth.key] = await stream(m, src, n, runs);
+      m.close();
+    }
+    rows.push(row);
+    log(`stream ${lib.fmtSize(size)}: ${METHODS.map((x) => `${x.key} ${lib.fmtMs(row[x.key].median)}`).join('  ')} ms/sample`);
+  }
+  // fan-out of a 1 MiB stream to 8 (quick: 4) subscribers, memory included
+  const fsize = 1 * MiB, fcount = quick ? 4 : 8, fn = quick ? 30 : 300, slots = 16;
+  const fsrc = lib.pattern(Buffer.alloc(fsize));
+  const fan = { size: fsize, subscribers: fcount, samples: fn, ipcSamples: Math.ceil(fn / 5), poolSize: 0 };
+  for (const key of ['publish', 'loan', 'ipcAdvanced']) {
+    const m = key === 'ipcAdvanced' ? await ipc(fcount) : await pool(fsize, fcount, { slots, inPlace: key === 'loan' });
+    if (m.pub) fan.poolSize = m.pub.size;
+    // child.send() has no backpressure: every sample is queued (and serialized) for every child at once;
+    // fewer samples keep that queue to a few hundred MiB
+    fan[key] = await stream(m, fsrc, key === 'ipcAdvanced' ? Math.ceil(fn / 5) : fn, runs, { memory: true });
+    m.close();
+  }
+  log(`fan-out ${lib.fmtSize(fsize)} x ${fcount}: publish ${lib.fmtMs(fan.publish.median)}  loan ${lib.fmtMs(fan.loan.median)}  ` +
+    `child.send ${lib.fmtMs(fan.ipcAdvanced.median)} ms/sample; PSS ${(fan.publish.pssDelta / MiB).toFixed(1)} MiB vs pool ${(fan.poolSize / MiB).toFixed(1)} MiB`);
+  await new Promise((r) => setTimeout(r, 100));
+  return { methods: METHODS, rows, fanout: fan };
+}
+
+/** Markdown lines for docs/bench.md. */
+function report(p, machine) {
+  const { fmtSize, fmtMs } = lib;
+  const L = ['## 5. Streams: Publisher/Subscriber over a sealed slot pool', ''];
+  if (machine) {
+    const load = machine.loadavg ? `; 1-minute load average ${machine.loadavg.map((x) => x.toFixed(1)).join(' → ')} on ${machine.cores} cores: other work shared the CPUs, so absolute times are high and ratios noisy` : '';
+    L.push(`Measured ${machine.date} (Linux ${machine.kernel}, Node ${machine.node}), separately from sections 1–4 (\`npm run bench -- --pubsub-only\`)${load}.`, '');
+  }
+  L.push('N samples of one size sent back to back to one child process; time per sample from the first send to ' +
+    '"the receiver read one byte per page of every sample" (ms, lower is better), then how many times faster than ' +
+    '`child.send()` each memseal way is, and the CPU time of both processes per sample. "In place": the producer ' +
+    'writes into the loaned slot (here it stamps a sequence number; producing the bytes costs the same in every method).', '');
+  L.push(`| size | N | ${p.methods.map((x) => x.name).join(' | ')} | publish ÷ IPC | loan ÷ IPC | CPU µs/sample: publish · loan · IPC |`);
+  L.push(`|---|---:|${p.methods.map(() => '---:').join('|')}|---:|---:|---|`);
+  for (const row of p.rows) {
+    const ipcMs = row.ipcAdvanced.median;
+    L.push(`| ${fmtSize(row.size)} | ${row.samples} | ${p.methods.map((x) => fmtMs(row[x.key].median)).join(' | ')} | ` +
+      `${(ipcMs / row.publish.median).toFixed(1)}× | ${(ipcMs / row.loan.median).toFixed(1)}× | ` +
+      `${row.publish.cpuUs.toFixed(0)} · ${row.loan.cpuUs.toFixed(0)} · ${row.ipcAdvanced.cpuUs.toFixed(0)} |`);
+  }
+  const f = p.fanout;
+  L.push('', `Fan-out: one ${fmtSize(f.size)} stream to ${f.subscribers} subscribers (${f.samples} samples through a pool of ` +
+    `${(f.poolSize / MiB).toFixed(1)} MiB; ${f.ipcSamples ?? f.samples} for \`child.send()\`, which queues every sample for every child at once). ` +
+    'Memory: growth of the summed PSS of all processes, sampled every 20 ms, less the baseline after warm-up.', '');
+  L.push('| method | ms per sample (all receivers done) | × faster than IPC | total PSS growth | × pool size |', '|---|---:|---:|---:|---:|');
+  for (const [key, name] of [['publish', 'pool publish()'], ['loan', 'pool loan() in place'], ['ipcAdvanced', 'child.send() advanced']]) {
+    const x = f[key];
+    L.push(`| ${name} | ${fmtMs(x.median)} | ${(f.ipcAdvanced.median / x.median).toFixed(1)}× | ${(x.pssDelta / MiB).toFixed(1)} MiB | ${(x.pssDelta / f.poolSize).toFixed(2)}× |`);
+  }
+  L.push('', '![stream time per sample by size](bench-pubsub.svg)', '');
+  return L;
+}
+
+/** Target rows for the table in docs/bench.md: [what, target, got, ok]. */
+function targets(p) {
+  const row = (size) => p.rows.find((r) => r.size === size);
+  const out = [];
+  const add = (size, key, label, want) => {
+    const r = row(size);
+    if (!r) return;
+    const x = r.ipcAdvanced.median / r[key].median;
+    out.push([`${lib.fmtSize(size)} stream, ${label}, vs child.send()`, `≥ ${want}×`, `${x.toFixed(1)}×`, x >= want]);
+  };
+  add(MiB, 'publish', 'one copy', 15);
+  add(MiB, 'loan', 'in place', 50);
+  add(64 * MiB, 'publish', 'one copy', 15);
+  add(64 * MiB, 'loan', 'in place', 100);
+  add(4 * KiB, 'publish', 'one copy', 3);
+  const f = p.fanout;
+  const fx = f.ipcAdvanced.median / f.publish.median;
+  out.push([`fan-out of a 1 MiB stream to ${f.subscribers}, vs child.send()`, '≥ 30×', `${fx.toFixed(1)}×`, fx >= 30]);
+  const mem = f.publish.pssDelta / f.poolSize;
+  out.push(['fan-out total PSS', '≤ 1.2× pool', `${mem.toFixed(2)}× pool`, mem <= 1.2]);
+  return out;
+}
+
+function svg(p, machine) {
+  const series = p.methods.map((m) => ({ ...m, points: p.rows.map((r) => [r.size, r[m.key].median]) }));
+  return lib.handoffSvg(series, `memseal streams: time per sample (${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node})`,
+    'time per sample in a stream, first send to "receiver read one byte per page of every sample" (log scale, lower is better)');
+}
+
+module.exports = { run, report, targets, svg };
+
+if (require.main === module) {
+  const quick = process.argv.includes('--quick');
+  run({ quick }).then((p) => {
+    process.stdout.write(`${report(p).join('\n')}\n`);
+    for (const t of targets(p)) console.log(t.join(' | '));
+  }).catch((err) => { console.error(err); process.exit(1); });
+}

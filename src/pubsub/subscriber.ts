@@ -1,0 +1,424 @@
+// Subscriber: the reading end of a Publisher's pool. It verifies the pool's
+// memfd (a memfd, sealed against shrinking, growing and writes by anyone
+// without an existing writable mapping, sized as announced and within
+// maxSize), maps it PROT_READ | MAP_SHARED once, and from then on turns each
+// announcement into a Sample: a read-only view of one slot.
+import { native } from '../binding';
+import { type Channel, type ChannelOptions, type Message } from '../channel';
+import { connect } from '../channel-server';
+import { constants as C, Seal, sealNames } from '../constants';
+import { closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
+import { type Mapping, mmap } from '../mapping';
+import { verifySeals } from '../sealed';
+import { validateLength, validateObject } from '../validate';
+import * as P from './protocol';
+
+const construct = Symbol('Subscriber.construct');
+
+/** Default bound on the pool size a subscriber maps: 1 GiB. */
+export const DEFAULT_MAX_POOL_SIZE = 2 ** 30;
+
+export interface SubscriberOptions {
+  /** Largest pool (whole file, header included) to map, in bytes. Default 1 GiB. */
+  maxSize?: number;
+}
+
+export interface SubscriberConnectOptions extends SubscriberOptions, ChannelOptions {}
+
+/**
+ * One sample: a read-only view of a slot of the pool, held until
+ * `release()`. While held, a cooperating publisher does not reuse the slot.
+ */
+export class Sample {
+  /** The publisher's sequence number: 1, 2, 3… in publishing order (gaps: samples sent before you attached). */
+  readonly sequence: number;
+  /** Bytes in the sample. */
+  readonly length: number;
+  /** The publisher's meta bytes (a private copy). */
+  readonly meta: Buffer;
+  /** The slot it lives in. */
+  readonly slot: number;
+  #sub: Subscriber;
+  #bytes: Buffer;
+  #released = false;
+
+  /** @internal made by Subscriber */
+  constructor(token: symbol, sub: Subscriber, e: P.SampleEntry, bytes: Buffer) {
+    if (token !== construct) throw illegalConstructor('subscriber.receive()');
+    this.#sub = sub;
+    this.sequence = e.sequence;
+    this.length = e.length;
+    this.meta = e.meta as Buffer;
+    this.slot = e.slot;
+    this.#bytes = bytes;
+  }
+
+  /**
+   * The live bytes: a view of the shared pages (PROT_READ, MAP_SHARED), no
+   * copy. Nobody but the publisher can change them and the file cannot
+   * shrink (no SIGBUS); a misbehaving publisher can still write while you
+   * read. Writing to this view kills the process (SIGSEGV). For a stable
+   * copy, use {@link copy}.
+   */
+  get bytes(): Buffer { return this.#bytes; }
+
+  /** Released (the view may still read, but the publisher may reuse the slot). */
+  get released(): boolean { return this.#released; }
+
+  /**
+   * Copies the sample into private memory (`target`, or a new Buffer) and
+   * checks the slot's sequence word before and after the copy in native code
+   * with acquire ordering. Returns the copy (`length` bytes).
+   * @throws MemsealError ERR_MEMSEAL_TORN if the publisher had started to reuse the slot
+   *   (before or during the copy); ERR_MEMSEAL_CLOSED after release(); RangeError if `target` is too small
+   */
+  copy(target?: Uint8Array): Buffer {
+    if (this.#released) {
+      const err = closedError('Sample.copy()', `sample ${this.sequence}`, 'released');
+      err.hint = 'copy before release(): once released the publisher may reuse the slot';
+      throw err;
+    }
+    let dst: Buffer;
+    if (target === undefined) dst = Buffer.allocUnsafe(this.length);
+    else {
+      if (!(target instanceof Uint8Array)) throw invalidArgType('target', 'an instance of Uint8Array', target);
+      if (target.byteLength < this.length) throw outOfRange('target.byteLength', `>= ${this.length} (sample.length)`, target.byteLength);
+      dst = Buffer.from(target.buffer, target.byteOffset, this.length);
+    }
+    const r = copySample(this.#sub, this, this.#bytes, dst);
+    if (r !== 0) {
+      throw new MemsealError('ERR_MEMSEAL_TORN', `Sample.copy(): the publisher reused slot ${this.slot} ` +
+        `${r === 1 ? 'before' : 'during'} the copy of sample ${this.sequence}`,
+        { hint: 'the sample was released (or this subscriber detached) before it was copied; copy before release()' });
+    }
+    return dst;
+  }
+
+  /** Gives the slot back to the publisher. Idempotent. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    releaseSample(this.#sub, this);
+  }
+
+  [Symbol.dispose](): void { this.release(); }
+}
+
+let copySample: (s: Subscriber, sample: Sample, src: Buffer, dst: Buffer) => number;
+let releaseSample: (s: Subscriber, sample: Sample) => void;
+
+interface Waiter {
+  resolve: (s: Sample) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The reading end of a {@link Publisher}'s stream. Samples arrive in
+ * publishing order; each stays valid (and its slot held) until released.
+ */
+export class Subscriber {
+  /** The pool's seals as verified (F_GET_SEALS). */
+  readonly seals: number;
+  readonly slots: number;
+  readonly slotSize: number;
+  /** Bytes of the pool mapping. */
+  readonly size: number;
+  #channel: Channel;
+  #mapping: Mapping;
+  #header: Buffer;
+  #geometry: P.PoolGeometry;
+  #queue: Sample[] = [];
+  #qhead = 0;
+  #waiters: Waiter[] = [];
+  #held: Uint8Array;       // slots this side holds (delivered or queued, not released)
+  #heldCount = 0;
+  #lastSeq = 0;
+  #relSlots: number[] = [];
+  #relSeqs: number[] = [];
+  #relScheduled = false;
+  #closed = false;
+  #failure: MemsealError | null = null;
+
+  /** @internal use Subscriber.attach() or connect() */
+  constructor(token: symbol, channel: Channel, mapping: Mapping, g: P.PoolGeometry, seals: number) {
+    if (token !== construct) throw illegalConstructor('Subscriber.attach() or Subscriber.connect()');
+    this.#channel = channel;
+    this.#mapping = mapping;
+    this.#geometry = g;
+    this.#header = mapping.bytes(0, g.headerSize);
+    this.#held = new Uint8Array(g.slots);
+    this.seals = seals;
+    this.slots = g.slots;
+    this.slotSize = g.slotSize;
+    this.size = g.poolSize;
+    channel.maxFds = 0;  // nothing after HELLO carries a descriptor: any that come are closed at once
+    channel.on('message', (m: Message) => this.#onMessage(m));
+    channel.on('error', (err: Error) => this.#fail(P.protocolError(`the publisher sent a bad message: ${err.message}`)));
+    channel.on('close', () => this.#shut(false));
+  }
+
+  /**
+   * Receives the pool from the publisher at the other end of `channel`,
+   * verifies it and maps it read-only. The subscriber owns the channel from
+   * now on. The first message must be the pool's HELLO with exactly one
+   * descriptor; whatever is refused is closed (every received descriptor,
+   * and the channel).
+   * @rejects MemsealError ERR_MEMSEAL_NOT_MEMFD, ERR_MEMSEAL_NOT_SEALED (no SHRINK/GROW, or
+   *   neither WRITE nor FUTURE_WRITE), ERR_MEMSEAL_SIZE (not the announced size, or over maxSize),
+   *   ERR_MEMSEAL_PROTOCOL (not a HELLO, bad geometry, header mismatch), ERR_MEMSEAL_CLOSED
+   */
+  static async attach(channel: Channel, options: SubscriberOptions = {}): Promise<Subscriber> {
+    if (channel === null || typeof channel !== 'object' || typeof (channel as Channel).receive !== 'function') {
+      throw invalidArgType('channel', 'an instance of Channel', channel);
+    }
+    validateObject(options, 'options');
+    const maxSize = options.maxSize ?? DEFAULT_MAX_POOL_SIZE;
+    validateLength(maxSize, 'options.maxSize');
+    try {
+      const message = await channel.receive();
+      return Subscriber.#open(channel, message, maxSize);
+    } catch (err) {
+      channel.close();
+      throw err;
+    }
+  }
+
+  /** connect(path) + attach(). */
+  static async connect(path: string, options: SubscriberConnectOptions = {}): Promise<Subscriber> {
+    validateObject(options, 'options');
+    const { maxSize, ...channelOptions } = options;
+    if (maxSize !== undefined) validateLength(maxSize, 'options.maxSize');
+    const channel = await connect(path, channelOptions);
+    return Subscriber.attach(channel, { maxSize });
+  }
+
+  static #open(channel: Channel, message: Message, maxSize: number): Subscriber {
+    const fds = message.takeFds();
+    try {
+      if (fds.length !== 1) {
+        throw fds.length === 0
+          ? new MemsealError('ERR_MEMSEAL_NOT_MEMFD', 'Subscriber.attach(): the first message carried no descriptor',
+            { hint: 'the peer is not a memseal Publisher' })
+          : new MemsealError('ERR_MEMSEAL_CTRUNC', `Subscriber.attach(): the first message carried ${fds.length} descriptors, expected 1`);
+      }
+      const g = P.decodeHello(message.data);
+      const fd = fds[0]!;
+      const v = verifySeals(fd, { require: Seal.SHRINK | Seal.GROW });
+      if (!v.ok) {
+        throw new MemsealError(v.code ?? 'ERR_MEMSEAL_NOT_SEALED', `Subscriber.attach(): ${v.reason}`,
+          { hint: v.code === 'ERR_MEMSEAL_NOT_SEALED' ? 'a pool must be sealed SHRINK | GROW | FUTURE_WRITE' : undefined });
+      }
+      if ((v.seals & (Seal.WRITE | Seal.FUTURE_WRITE)) === 0) {
+        throw new MemsealError('ERR_MEMSEAL_NOT_SEALED', 'Subscriber.attach(): the pool is writable by anyone who holds it ' +
+          `(seals: ${sealNames(v.seals).join(', ') || 'none'}; neither write nor future_write)`,
+        { hint: 'a pool must be sealed F_SEAL_FUTURE_WRITE (or F_SEAL_WRITE)' });
+      }
+      if (v.size !== g.poolSize) {
+        throw new MemsealError('ERR_MEMSEAL_SIZE', `Subscriber.attach(): the pool file is ${v.size} bytes, its HELLO says ${g.poolSize}`);
+      }
+      if (v.size > maxSize) {
+        throw new MemsealError('ERR_MEMSEAL_SIZE', `Subscriber.attach(): the pool is ${v.size} bytes, over maxSize ${maxSize}`,
+          { hint: 'raise options.maxSize if this publisher is trusted to need that much' });
+      }
+      let mapping: Mapping;
+      try {
+        mapping = mmap(g.poolSize, C.PROT_READ, C.MAP_SHARED, fd);
+      } catch (err) {
+        // WRITE-sealed read-only MAP_SHARED is refused before ~6.1; such a pool cannot change, so a private map sees the same bytes
+        if ((err as { code?: string }).code !== 'EPERM' || (v.seals & Seal.WRITE) === 0) throw err;
+        mapping = mmap(g.poolSize, C.PROT_READ, C.MAP_PRIVATE, fd);
+      }
+      try {
+        P.checkHeader(mapping.bytes(0, P.HEADER_FIXED), g);
+      } catch (err) {
+        mapping.unmap();
+        throw err;
+      }
+      return new Subscriber(construct, channel, mapping, g, v.seals);
+    } finally {
+      for (const fd of fds) native.close(fd);  // the mapping keeps the file; the descriptor is not needed
+    }
+  }
+
+  /** Closed locally, or the publisher hung up (samples already received can still be taken). */
+  get closed(): boolean { return this.#closed; }
+  /** Samples this side holds: received (queued or delivered) and not released. */
+  get held(): number { return this.#heldCount; }
+  /** The publisher's process (SO_PEERCRED). */
+  get peer(): Channel['peer'] { return this.#channel.peer; }
+  /** Why the stream ended, if the publisher detached this subscriber or broke the protocol. */
+  get failure(): MemsealError | null { return this.#failure; }
+
+  /**
+   * The next sample.
+   * @rejects ERR_MEMSEAL_CLOSED once the stream ended and every received sample was taken (the
+   *   error's cause says why, if the publisher detached us); ERR_MEMSEAL_PROTOCOL once, when the publisher
+   *   sent something invalid (the stream then ends)
+   */
+  receive(): Promise<Sample> {
+    if (this.#qhead < this.#queue.length) return Promise.resolve(this.#shift());
+    if (this.#closed) return Promise.reject(this.#takeEndError());
+    return new Promise<Sample>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** `for await (const sample of subscriber)`: samples until the stream ends. Release each one. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Sample, void, undefined> {
+    for (;;) {
+      let s: Sample;
+      try {
+        s = await this.receive();
+      } catch (err) {
+        if ((err as MemsealError).code === 'ERR_MEMSEAL_CLOSED') return;
+        throw err;
+      }
+      yield s;
+    }
+  }
+
+  /**
+   * Hangs up (the publisher frees what this side held). Samples not yet
+   * received are dropped; samples already received stay readable until
+   * released, and the pool is unmapped when the last one is. Idempotent.
+   */
+  close(): void {
+    this.#channel.close();
+    this.#shut(true);
+  }
+
+  [Symbol.dispose](): void { this.close(); }
+
+  static {
+    copySample = (sub, sample, src, dst) =>
+      native.poolCopy(sub.#header, P.wordOffset(sample.slot), 2 * sample.sequence, src, dst);
+    releaseSample = (sub, sample) => sub.#release(sample.slot, sample.sequence);
+  }
+
+  // ---- internals ----
+
+  #shift(): Sample {
+    const s = this.#queue[this.#qhead]!;
+    this.#queue[this.#qhead++] = undefined as unknown as Sample;
+    if (this.#qhead === this.#queue.length) {
+      this.#queue = [];
+      this.#qhead = 0;
+    }
+    return s;
+  }
+
+  #endError(): MemsealError {
+    const why = this.#failure;
+    return new MemsealError('ERR_MEMSEAL_CLOSED', why === null ? 'the stream has ended (the publisher or this side hung up)'
+      : `the stream has ended: ${why.message}`, why === null ? undefined : { cause: why });
+  }
+
+  #onMessage(m: Message): void {
+    m.closeFds();
+    if (this.#closed) return;
+    const type = m.data[0] ?? 0;
+    if (type === P.MsgType.SAMPLES) {
+      let entries: P.SampleEntry[];
+      try {
+        entries = P.decodeSamples(m.data, this.#geometry);
+      } catch (err) {
+        this.#fail(err as MemsealError);
+        return;
+      }
+      for (const e of entries) {
+        if (this.#held[e.slot] !== 0) {
+          this.#fail(P.protocolError(`the publisher announced slot ${e.slot} again while this subscriber holds it`));
+          return;
+        }
+        if (e.sequence <= this.#lastSeq) {
+          this.#fail(P.protocolError(`sample sequence ${e.sequence} is not after ${this.#lastSeq}`));
+          return;
+        }
+        this.#lastSeq = e.sequence;
+        this.#held[e.slot] = 1;
+        this.#heldCount++;
+        const off = this.#geometry.headerSize + e.slot * this.#geometry.slotStride;
+        const s = new Sample(construct, this, e, this.#mapping.bytes(off, e.length));
+        const w = this.#waiters.shift();
+        if (w !== undefined) w.resolve(s);
+        else this.#queue.push(s);
+      }
+    } else if (type === P.MsgType.DETACH) {
+      const reason = m.data.subarray(4).toString('utf8');
+      this.#failure = new MemsealError('ERR_MEMSEAL_CLOSED', `the publisher detached this subscriber: ${reason}`);
+    } else if (type < 0x80) {
+      this.#fail(P.protocolError(`the publisher sent an unknown message type ${type}`));
+    }
+  }
+
+  /** A protocol violation: samples received before it are still delivered, then receive() rejects with it once. */
+  #fail(err: MemsealError): void {
+    if (this.#closed) return;
+    this.#failure = err;
+    this.#failOnce = err;
+    this.#channel.close();
+    this.#shut(false);
+  }
+
+  #release(slot: number, seq: number): void {
+    if (this.#held[slot] === 0) return;
+    this.#held[slot] = 0;
+    this.#heldCount--;
+    if (!this.#closed) {
+      this.#relSlots.push(slot);
+      this.#relSeqs.push(seq);
+      if (!this.#relScheduled) {
+        this.#relScheduled = true;
+        process.nextTick(() => this.#flushReleases());
+      }
+    } else if (this.#heldCount === 0) {
+      this.#unmap();
+    }
+  }
+
+  #flushReleases(): void {
+    this.#relScheduled = false;
+    const slots = this.#relSlots;
+    const seqs = this.#relSeqs;
+    this.#relSlots = [];
+    this.#relSeqs = [];
+    if (this.#closed) return;
+    for (let i = 0; i < slots.length; i += P.MAX_RELEASES) {
+      const n = Math.min(P.MAX_RELEASES, slots.length - i);
+      this.#channel.send(P.encodeRelease(slots, seqs, i, n)).catch(() => { /* the publisher is gone: nothing to release */ });
+    }
+  }
+
+  /** The stream ends. Locally: samples not yet received are dropped (released). From the publisher's side: they stay receivable. */
+  #shut(local: boolean): void {
+    if (this.#closed) {
+      if (local) this.#dropQueued();
+      return;
+    }
+    this.#closed = true;
+    if (local) this.#dropQueued();
+    for (const w of this.#waiters.splice(0)) w.reject(this.#takeEndError());
+    if (this.#heldCount === 0) this.#unmap();
+  }
+
+  #dropQueued(): void {
+    const undelivered = this.#queue.slice(this.#qhead);
+    this.#queue = [];
+    this.#qhead = 0;
+    for (const s of undelivered) s.release();
+  }
+
+  /** The violation once, then ERR_MEMSEAL_CLOSED. */
+  #takeEndError(): MemsealError {
+    const err = this.#failOnce;
+    if (err !== null) {
+      this.#failOnce = null;
+      return err;
+    }
+    return this.#endError();
+  }
+
+  #failOnce: MemsealError | null = null;
+
+  #unmap(): void {
+    if (!this.#mapping.closed) this.#mapping.unmap();
+  }
+}

@@ -1,0 +1,462 @@
+// Publisher/Subscriber over a sealed slot pool, in one process and against real child processes.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type Channel, constants as C, features, getSeals, mmap, Publisher, Seal, Subscriber, socketPair, spawnWithChannel } from '../src';
+import * as P from '../src/pubsub/protocol';
+import { countFds, countMappings, FIXTURES, skipUnless } from './helpers';
+
+const PUBLISHER = path.join(FIXTURES, 'pool-publisher.js');
+const SUBSCRIBER = path.join(FIXTURES, 'pool-subscriber.js');
+
+async function pair(options: Parameters<typeof Publisher.create>[0]): Promise<{ pub: Publisher; sub: Subscriber }> {
+  const pub = Publisher.create(options);
+  const [a, b] = socketPair();
+  const attached = pub.attach(a);
+  const sub = await Subscriber.attach(b);
+  await attached;
+  return { pub, sub };
+}
+
+/** Lines of /proc/self/maps that map a memfd of this name. */
+function poolMappings(name: string): number {
+  return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes(`/memfd:${name} `)).length;
+}
+
+function tick(ms = 0): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+}
+
+function lines(stream: NodeJS.ReadableStream): { next(match: RegExp): Promise<string> } {
+  let text = '';
+  const waiting: Array<[RegExp, (s: string) => void]> = [];
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    text += chunk;
+    for (let i = 0; i < waiting.length; i++) {
+      const [re, resolve] = waiting[i]!;
+      const m = re.exec(text);
+      if (m) {
+        waiting.splice(i--, 1);
+        resolve(m[0]);
+      }
+    }
+  });
+  return {
+    next(re) {
+      const m = re.exec(text);
+      return m ? Promise.resolve(m[0]) : new Promise((resolve) => waiting.push([re, resolve]));
+    },
+  };
+}
+
+describe('Publisher/Subscriber', function () {
+  before(function () {
+    skipUnless(this, features.futureWrite, 'needs F_SEAL_FUTURE_WRITE (Linux 5.1)');
+  });
+
+  describe('Publisher.create()', () => {
+    it('seals the pool SHRINK | GROW | FUTURE_WRITE | SEAL: no new writable mapping, no write(2), no resize', () => {
+      using pub = Publisher.create({ slots: 2, slotSize: 100 });
+      const seals = getSeals(pub.fd);
+      assert.equal(seals & (Seal.SHRINK | Seal.GROW | Seal.FUTURE_WRITE | Seal.SEAL), Seal.SHRINK | Seal.GROW | Seal.FUTURE_WRITE | Seal.SEAL);
+      assert.equal(codeOf(() => mmap(pub.size, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, pub.fd)), 'EPERM');
+      assert.equal(codeOf(() => fs.writeSync(pub.fd, 'x', 0)), 'EPERM');
+      assert.equal(codeOf(() => fs.ftruncateSync(pub.fd, 0)), 'EPERM');
+      assert.equal(codeOf(() => fs.ftruncateSync(pub.fd, pub.size * 2)), 'EPERM');
+      // a read-only shared mapping cannot be made writable later (FUTURE_WRITE clears VM_MAYWRITE)
+      const ro = mmap(pub.size, C.PROT_READ, C.MAP_SHARED, pub.fd);
+      assert.equal(codeOf(() => ro.protect(C.PROT_READ | C.PROT_WRITE)), 'EACCES');
+      ro.unmap();
+    });
+
+    it('lays out header and slots as the protocol says', () => {
+      using pub = Publisher.create({ slots: 3, slotSize: 100 });
+      const g = P.geometry(3, 100, 4096);
+      assert.equal(pub.size, g.poolSize);
+      assert.equal(g.slotStride, 128);
+      const m = mmap(pub.size, C.PROT_READ, C.MAP_SHARED, pub.fd);
+      P.checkHeader(m.bytes(0, P.HEADER_FIXED), g);
+      m.unmap();
+    });
+
+    it('checks its options before any syscall', () => {
+      assert.equal(codeOf(() => Publisher.create({ slots: 0, slotSize: 1 })), 'ERR_OUT_OF_RANGE');
+      assert.equal(codeOf(() => Publisher.create({ slots: 1, slotSize: 0 })), 'ERR_OUT_OF_RANGE');
+      assert.equal(codeOf(() => Publisher.create({ slots: 2, slotSize: 1, maxHeld: 3 })), 'ERR_OUT_OF_RANGE');
+      assert.equal(codeOf(() => Publisher.create({ slots: 2, slotSize: 1, onSlow: 'drop' as 'wait' })), 'ERR_INVALID_ARG_VALUE');
+      assert.equal(codeOf(() => Publisher.create(null as never)), 'ERR_INVALID_ARG_TYPE');
+    });
+  });
+
+  describe('streaming', () => {
+    it('delivers samples in order with meta; the view is the slot, copy() is private', async () => {
+      const { pub, sub } = await pair({ slots: 4, slotSize: 64 });
+      await pub.publish('hello', 'm1');
+      const loan = await pub.loan();
+      assert.equal(loan.bytes.length, 64);
+      loan.bytes.write('in place');
+      await loan.send(8, Buffer.from([1, 2, 3]));
+      assert.equal(codeOf(() => loan.bytes), 'ERR_MEMSEAL_CLOSED');
+      const a = await sub.receive();
+      const b = await sub.receive();
+      assert.deepEqual([a.sequence, a.length, a.bytes.toString(), a.meta.toString()], [1, 5, 'hello', 'm1']);
+      assert.deepEqual([b.sequence, b.bytes.toString(), [...b.meta]], [2, 'in place', [1, 2, 3]]);
+      const c = b.copy();
+      assert.equal(c.toString(), 'in place');
+      const target = Buffer.alloc(16);
+      assert.equal(b.copy(target).toString(), 'in place');
+      assert.equal(codeOf(() => b.copy(Buffer.alloc(4))), 'ERR_OUT_OF_RANGE');
+      a.release();
+      b.release();
+      pub.close();
+      sub.close();
+    });
+
+    it('gives a late subscriber the newest sample first', async () => {
+      using pub = Publisher.create({ slots: 3, slotSize: 32 });
+      await pub.publish('old');
+      await pub.publish('newest');
+      const [a, b] = socketPair();
+      void pub.attach(a);
+      using sub = await Subscriber.attach(b);
+      const s = await sub.receive();
+      assert.deepEqual([s.sequence, s.bytes.toString()], [2, 'newest']);
+      s.release();
+    });
+
+    it('returns a slot once every subscriber released it; loan() waits while every slot is held', async () => {
+      const pub = Publisher.create({ slots: 2, slotSize: 16, maxHeld: 2 });
+      const [a1, b1] = socketPair();
+      const [a2, b2] = socketPair();
+      void pub.attach(a1);
+      void pub.attach(a2);
+      const s1 = await Subscriber.attach(b1);
+      const s2 = await Subscriber.attach(b2);
+      await pub.publish('one');
+      await pub.publish('two');
+      const x1 = await s1.receive();
+      const y1 = await s1.receive();
+      const x2 = await s2.receive();
+      const y2 = await s2.receive();
+      let got = false;
+      const pending = pub.loan().then((l) => { got = true; return l; });
+      await tick(20);
+      assert.equal(got, false, 'both slots are held by both subscribers');
+      x1.release();
+      await tick(20);
+      assert.equal(got, false, 'subscriber 2 still holds slot of sample 1');
+      x2.release();
+      const loan = await pending;
+      assert.equal(loan.slot, x1.slot);
+      loan.cancel();
+      for (const s of [y1, y2]) s.release();
+      pub.close();
+      s1.close();
+      s2.close();
+    });
+
+    it('batches the announcements of one tick into one message (raw wire check)', async () => {
+      using pub = Publisher.create({ slots: 16, slotSize: 64 });
+      const [a, raw] = socketPair();
+      void pub.attach(a);
+      const hello = await raw.receive();
+      assert.equal(hello.data[0], P.MsgType.HELLO);
+      assert.equal(hello.fds.length, 1);
+      hello.closeFds();
+      for (let i = 0; i < 10; i++) void pub.publish(`s${i}`, i % 2 ? 'odd' : '');
+      const m = await raw.receive();
+      const entries = P.decodeSamples(m.data, P.geometry(16, 64, 4096));
+      assert.deepEqual(entries.map((e) => e.sequence), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.equal(entries[1]!.meta.toString(), 'odd');
+      // releases come back the same way: one message for many samples
+      await raw.send(P.encodeRelease(entries.map((e) => e.slot), entries.map((e) => e.sequence), 0, 10));
+      await tick(20);
+      assert.equal(pub.subscriberList[0]!.held, 0);
+      raw.close();
+    });
+
+    it('subscriber.close() frees its slots at the publisher; queued samples are dropped', async () => {
+      const { pub, sub } = await pair({ slots: 3, slotSize: 16 });
+      await pub.publish('a');
+      await pub.publish('b');
+      await tick(10);
+      const detached = once(pub, 'detach');
+      sub.close();
+      const [info, reason] = await detached;
+      assert.equal(reason, 'closed');
+      assert.equal(info.held, 2);
+      assert.equal(pub.subscribers, 0);
+      await assert.rejects(sub.receive(), { code: 'ERR_MEMSEAL_CLOSED' });
+      pub.close();
+    });
+
+    it('publisher.close(): subscribers get the samples already sent, then ERR_MEMSEAL_CLOSED; views stay valid until released', async () => {
+      const { pub, sub } = await pair({ slots: 3, slotSize: 16 });
+      await pub.publish('kept');
+      await tick(10);
+      pub.close();
+      const s = await sub.receive();
+      await assert.rejects(sub.receive(), { code: 'ERR_MEMSEAL_CLOSED' });
+      assert.equal(s.bytes.toString(), 'kept');
+      assert.equal(s.copy().toString(), 'kept');
+      s.release();
+      assert.equal(s.bytes.length, 0, 'unmapped (view detached) once the last sample was released');
+      assert.equal(codeOf(() => s.copy()), 'ERR_MEMSEAL_CLOSED', 'a released sample cannot be copied');
+    });
+  });
+
+  describe('slow subscribers', () => {
+    it("onSlow 'detach': a subscriber at maxHeld is detached; its slots return", async () => {
+      const { pub, sub } = await pair({ slots: 4, slotSize: 16, maxHeld: 2, onSlow: 'detach' });
+      const reasons: string[] = [];
+      pub.on('detach', (_info, reason) => reasons.push(reason));
+      await pub.publish('1');
+      await pub.publish('2');
+      const held = [await sub.receive(), await sub.receive()];
+      await pub.publish('3');  // sub holds 2 (its bound): detached before this loan
+      assert.deepEqual(reasons, ['slow']);
+      assert.equal(pub.subscribers, 0);
+      const err = await sub.receive().then(() => null, (e: Error) => e);
+      assert.equal((err as { code?: string })?.code, 'ERR_MEMSEAL_CLOSED');
+      assert.match(String((err as Error).message), /detached this subscriber: held 2 samples/);
+      for (const s of held) s.release();
+      pub.close();
+    });
+
+    it("onSlow 'wait': loan() waits, then detaches the subscriber in the way after slowTimeout", async () => {
+      const { pub, sub } = await pair({ slots: 4, slotSize: 16, maxHeld: 2, slowTimeout: 100 });
+      await pub.publish('1');
+      await pub.publish('2');
+      const t0 = Date.now();
+      await pub.publish('3');
+      assert.ok(Date.now() - t0 >= 90, 'waited for the subscriber first');
+      assert.equal(pub.subscribers, 0);
+      pub.close();
+      sub.close();
+    });
+
+    it('copy() reports ERR_MEMSEAL_TORN once a detached subscriber\'s slot is reused; bytes is the live view', async () => {
+      const { pub, sub } = await pair({ slots: 2, slotSize: 16, maxHeld: 1, onSlow: 'detach' });
+      await pub.publish('first');
+      const s = await sub.receive();
+      assert.equal(s.copy().toString(), 'first');
+      const loan = await pub.loan();  // detaches sub; the only free slot or the reclaimed one
+      const again = loan.slot === s.slot ? loan : await pub.loan();
+      assert.equal(again.slot, s.slot);
+      assert.equal(codeOf(() => s.copy()), 'ERR_MEMSEAL_TORN', 'the word is odd while the publisher writes');
+      again.bytes.write('SECOND');
+      await again.send(6);
+      assert.equal(codeOf(() => s.copy()), 'ERR_MEMSEAL_TORN', 'the word names another sample now');
+      assert.equal(s.bytes.toString(), 'SECON', 'the live view shows what the publisher wrote');
+      if (loan !== again) loan.cancel();
+      s.release();
+      pub.close();
+      sub.close();
+    });
+  });
+
+  describe('Publisher#listen() / Subscriber.connect()', () => {
+    it('attaches each subscriber that connects', async () => {
+      const sock = path.join(os.tmpdir(), `memseal-pool-${process.pid}.sock`);
+      const pub = Publisher.create({ slots: 4, slotSize: 32 });
+      const server = await pub.listen(sock);
+      const attached = once(pub, 'attach');
+      const sub = await Subscriber.connect(sock);
+      const [info] = await attached;
+      assert.equal(info.peer.pid, process.pid);
+      await pub.publish('over a path');
+      const s = await sub.receive();
+      assert.equal(s.bytes.toString(), 'over a path');
+      s.release();
+      pub.close();
+      assert.equal(server.closed, true);
+      assert.equal(fs.existsSync(sock), false);
+      sub.close();
+    });
+  });
+
+  describe('resources', () => {
+    it('1,000 attach/detach cycles leave descriptors and mappings flat', async function () {
+      this.timeout(60000);
+      const pub = Publisher.create({ slots: 4, slotSize: 4096, name: 'cycles-pool' });
+      await pub.publish('latest');
+      const fds = countFds();
+      const maps = poolMappings('cycles-pool');
+      const all = countMappings();
+      for (let i = 0; i < 1000; i++) {
+        const [a, b] = socketPair();
+        void pub.attach(a);
+        const sub = await Subscriber.attach(b);
+        const s = await sub.receive();
+        s.release();
+        sub.close();
+      }
+      await tick(50);
+      assert.equal(pub.subscribers, 0);
+      assert.equal(countFds(), fds);
+      assert.equal(poolMappings('cycles-pool'), maps, 'every subscriber mapping of the pool is gone');
+      // the heap grows a little over 1,000 cycles (V8's own VMAs); a leaked mapping per cycle would be 1,000 more
+      assert.ok(countMappings() - all < 100, `mappings ${all} -> ${countMappings()}`);
+      pub.close();
+    });
+  });
+
+  describe('hostile publisher (a real child process)', function () {
+    this.timeout(30000);
+
+    async function attachTo(mode: string, maxSize?: number): Promise<{ result: Subscriber | Error; close: () => Promise<void> }> {
+      const { child, channel } = spawnWithChannel(process.execPath, [PUBLISHER, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const out = lines(child.stdout!);
+      const result = await Subscriber.attach(channel, { maxSize }).then((s) => s, (e: Error) => e);
+      return {
+        result,
+        close: async () => {
+          await out.next(/sent\n/);
+          if (!(result instanceof Error)) result.close();
+          channel.close();
+          if (child.exitCode === null) await once(child, 'exit');
+        },
+      };
+    }
+
+    const refusals: [string, string, RegExp, number?][] = [
+      ['notmemfd', 'ERR_MEMSEAL_NOT_MEMFD', /not a memfd/],
+      ['writable', 'ERR_MEMSEAL_NOT_SEALED', /neither write nor future_write/],
+      ['noshrink', 'ERR_MEMSEAL_NOT_SEALED', /missing seals: shrink/],
+      ['nogrow', 'ERR_MEMSEAL_NOT_SEALED', /missing seals: grow/],
+      ['small', 'ERR_MEMSEAL_SIZE', /HELLO says/],
+      ['big', 'ERR_MEMSEAL_SIZE', /over maxSize 1048576/, 1 << 20],
+      ['nofd', 'ERR_MEMSEAL_NOT_MEMFD', /no descriptor/],
+      ['twofds', 'ERR_MEMSEAL_CTRUNC', /2 descriptors/],
+      ['garbage', 'ERR_MEMSEAL_PROTOCOL', /not a pool HELLO/],
+      ['mismatch', 'ERR_MEMSEAL_PROTOCOL', /header does not match/],
+      ['version', 'ERR_MEMSEAL_PROTOCOL', /version 99/],
+    ];
+    for (const [mode, code, message, maxSize] of refusals) {
+      it(`refuses a pool HELLO: ${mode} (${code}), every descriptor closed`, async () => {
+        const fds = countFds();
+        const maps = poolMappings('hostile-pool');
+        const { result, close } = await attachTo(mode, maxSize);
+        assert.ok(result instanceof Error, 'refused');
+        assert.equal((result as { code?: string }).code, code);
+        assert.match(result.message, message);
+        await close();
+        assert.equal(countFds(), fds);
+        assert.equal(poolMappings('hostile-pool'), maps);
+      });
+    }
+
+    const violations: [string, RegExp][] = [
+      ['slot', /slot 4 is out of range/],
+      ['length', /length 4097 is out of range/],
+      ['sequence', /sequence -1 is out of range|sequence \d+ is out of range/],
+      ['zero', /sequence 0 is out of range/],
+      ['backwards', /sequence 1 is not after 1/],
+      ['again', /announced slot 1 again/],
+      ['truncated', /truncated/],
+      ['unknown', /unknown message type 66/],
+      ['fd', /bad message/],
+    ];
+    for (const [bad, message] of violations) {
+      it(`ends the stream on a bad sample: ${bad} (ERR_MEMSEAL_PROTOCOL once, then ERR_MEMSEAL_CLOSED)`, async () => {
+        const fds = countFds();
+        const maps = poolMappings('hostile-pool');
+        const { result, close } = await attachTo(`after:${bad}`);
+        assert.ok(result instanceof Subscriber);
+        const good = await result.receive();
+        assert.equal(good.slot, 1);
+        await assert.rejects(result.receive(), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'ERR_MEMSEAL_PROTOCOL');
+          assert.match(err.message, message);
+          return true;
+        });
+        await assert.rejects(result.receive(), { code: 'ERR_MEMSEAL_CLOSED' });
+        good.release();
+        await close();
+        assert.equal(countFds(), fds);
+        assert.equal(poolMappings('hostile-pool'), maps, 'unmapped once the last sample was released');
+      });
+    }
+  });
+
+  describe('peers that die', function () {
+    this.timeout(30000);
+
+    it('a subscriber SIGKILLed while holding samples: its slots return to the publisher', async () => {
+      const sock = path.join(os.tmpdir(), `memseal-pool-kill-${process.pid}.sock`);
+      const pub = Publisher.create({ slots: 4, slotSize: 64, maxHeld: 4 });
+      await pub.listen(sock);
+      const child = spawn(process.execPath, [SUBSCRIBER, sock, '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await once(pub, 'attach');
+      for (let i = 0; i < 3; i++) await pub.publish(`s${i}`);
+      await lines(child.stdout!).next(/holding 3/);
+      assert.equal(pub.subscriberList[0]!.held, 3);
+      const detached = once(pub, 'detach');
+      child.kill('SIGKILL');
+      const [info, reason] = await detached;
+      assert.equal(reason, 'closed');
+      assert.equal(info.held, 3);
+      // every slot can be loaned again (the newest sample's slot too: only the retention holds it)
+      const loans = [await pub.loan(), await pub.loan(), await pub.loan(), await pub.loan()];
+      assert.deepEqual(loans.map((l) => l.slot).sort(), [0, 1, 2, 3]);
+      for (const l of loans) l.cancel();
+      pub.close();
+    });
+
+    it('a publisher SIGKILLed: ERR_MEMSEAL_CLOSED after the samples sent; held views stay valid until released', async () => {
+      await tick(50);  // descriptors of earlier tests' children settle
+      const fds = countFds();
+      const { child, channel } = spawnWithChannel(process.execPath, [PUBLISHER, 'good', '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const sub = await Subscriber.attach(channel as Channel);
+      await lines(child.stdout!).next(/published/);
+      const first = await sub.receive();
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      const rest = [await sub.receive(), await sub.receive()];
+      await assert.rejects(sub.receive(), { code: 'ERR_MEMSEAL_CLOSED' });
+      assert.deepEqual([first, ...rest].map((s) => s.bytes.toString()), ['sample 1', 'sample 2', 'sample 3']);
+      assert.equal(first.copy().toString(), 'sample 1');
+      assert.equal(poolMappings('memseal-pool'), 1, 'mapped while samples are held');
+      for (const s of [first, ...rest]) s.release();
+      assert.equal(poolMappings('memseal-pool'), 0, 'unmapped once the last one is released');
+      assert.equal(first.bytes.length, 0);
+      assert.equal(countFds(), fds);
+    });
+
+    it('writing to a sample view kills the subscriber (SIGSEGV): the mapping is read-only', async () => {
+      const script = `
+        const { Publisher, Subscriber, socketPair } = require(${JSON.stringify(path.join(__dirname, '..'))});
+        (async () => {
+          const pub = Publisher.create({ slots: 2, slotSize: 16 });
+          const [a, b] = socketPair();
+          void pub.attach(a);
+          const sub = await Subscriber.attach(b);
+          await pub.publish('x');
+          const s = await sub.receive();
+          console.log('writing');
+          s.bytes[0] = 1;
+          console.log('survived');
+        })();`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; });
+      const [, signal] = await once(child, 'exit');
+      assert.equal(signal, 'SIGSEGV');
+      assert.match(out, /writing/);
+      assert.doesNotMatch(out, /survived/);
+    });
+  });
+});
