@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   memseal::InitMemfd(env, exports);
   memseal::InitMapping(env, exports);
   memseal::InitChannel(env, exports);
+  memseal::InitRelease(env, exports);
   return exports;
 }
 

@@ -14,6 +14,9 @@ export type RegionHandle = { readonly __region: unique symbol };
 /** An opaque, type-tagged handle to one native poll watcher (channel.cc); it owns its descriptor. */
 export type PollHandle = { readonly __poll: unique symbol };
 
+/** An opaque, type-tagged handle that owns one descriptor (release.cc). */
+export type FdHandle = { readonly __fd: unique symbol };
+
 export interface NativeConstants {
   readonly [name: string]: number;
 }
@@ -35,7 +38,8 @@ export interface NativeBinding {
   // mapping.cc
   /** [handle, address] or -errno */
   mmap(length: number, prot: number, flags: number, fd: number, offset: number): [RegionHandle, bigint] | number;
-  munmap(handle: RegionHandle): number;
+  /** Detaches every view, then lets the pages go (on the libuv thread pool when `deferred`). */
+  munmap(handle: RegionHandle, deferred: boolean): number;
   mprotect(handle: RegionHandle, prot: number): number;
   madvise(handle: RegionHandle, advice: number, offset: number, length: number): number;
   msync(handle: RegionHandle, flags: number): number;
@@ -54,6 +58,11 @@ export interface NativeBinding {
   /** An external ArrayBuffer over [offset, offset + length) of the region, or -errno */
   view(handle: RegionHandle, offset: number, length: number): ArrayBuffer | number;
   pageSize(): number;
+  // release.cc
+  /** Adopts fd: fdClose, the garbage collector or environment teardown closes it. */
+  fdOpen(fd: number): FdHandle;
+  /** Idempotent; `deferred` closes on the libuv thread pool. */
+  fdClose(handle: FdHandle, deferred: boolean): number;
   // channel.cc: AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec
   /** [fd0, fd1] or -errno */
   socketpair(): [number, number] | number;

@@ -105,3 +105,14 @@ export function check(r: number, syscall: string, detail?: string, hint?: (negEr
   Error.captureStackTrace(err, check);
   throw err;
 }
+
+/**
+ * ERR_OUT_OF_RANGE for a view larger than an ArrayBuffer may be in this Node.js
+ * (buffer.constants.MAX_LENGTH: 4 GiB on Node 20), with a hint naming the
+ * windowed accessor that reaches the rest.
+ */
+export function tooLargeForBuffer(what: string, size: number, max: number, instead: string): RangeError {
+  const err = new RangeError(`${what} (${size} bytes) is larger than an ArrayBuffer may be in this Node.js (${max} bytes)`);
+  Object.assign(err, { code: 'ERR_OUT_OF_RANGE', hint: `use ${instead} for windows of at most ${max} bytes` });
+  return err;
+}

@@ -1,19 +1,26 @@
 // SealedBuffer: an immutable byte range in a sealed memfd that another
 // process can map and trust without copying, and verifySeals(), the check a
 // receiver runs before it maps anything a peer sent.
-import { closeSync, readSync, writeSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import { readSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { native } from './binding';
+import { type FdHandle, native } from './binding';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, illegalConstructor, invalidArgValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { check, illegalConstructor, invalidArgValue, MemsealError, type MemsealErrorCode, systemError, tooLargeForBuffer } from './errors';
 import { features } from './features';
-import { type Mapping, mmap } from './mapping';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, unmapNow } from './mapping';
 import { memfdCreate } from './memfd';
-import { validateFd, validateFlags, validateFunction, validateLength, validateObject, validateString } from './validate';
+import { validateFd, validateFlags, validateFunction, validateInteger, validateLength, validateObject, validateString } from './validate';
 
 const E = osConstants.errno;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+/**
+ * The largest buffer a receiver accepts unless `maxSize` says otherwise: what
+ * `bytes` can show in one ArrayBuffer (buffer.constants.MAX_LENGTH, 4 GiB on
+ * Node 20). Larger buffers need an explicit `maxSize` and are read with `range()`.
+ */
+export const DEFAULT_MAX_SIZE: number = bufferConstants.MAX_LENGTH;
 
 /** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
 export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
@@ -28,7 +35,11 @@ export interface VerifyOptions {
   forbid?: number;
   /** Smallest acceptable size in bytes. */
   minSize?: number;
-  /** Largest acceptable size in bytes: bounds what a peer can make you map. */
+  /**
+   * Largest acceptable size in bytes: bounds what a peer can make you map.
+   * Default buffer.constants.MAX_LENGTH (4 GiB on Node 20), the most `bytes`
+   * can show; larger buffers must be allowed explicitly and read with `range()`.
+   */
   maxSize?: number;
   /** The only acceptable size. */
   exactSize?: number;
@@ -57,13 +68,13 @@ interface Policy {
 }
 
 function policy(options: VerifyOptions | undefined): Policy {
-  if (options === undefined) return { require: DEFAULT_REQUIRED_SEALS, forbid: 0, minSize: 0, maxSize: Number.MAX_SAFE_INTEGER };
+  if (options === undefined) return { require: DEFAULT_REQUIRED_SEALS, forbid: 0, minSize: 0, maxSize: DEFAULT_MAX_SIZE };
   validateObject(options, 'options');
   const { require = DEFAULT_REQUIRED_SEALS, forbid = 0, minSize, maxSize, exactSize } = options;
   validateFlags(require, 'options.require');
   validateFlags(forbid, 'options.forbid');
   let lo = 0;
-  let hi = Number.MAX_SAFE_INTEGER;
+  let hi = DEFAULT_MAX_SIZE;
   if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); lo = minSize; }
   if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); hi = maxSize; }
   if (exactSize !== undefined) {
@@ -157,7 +168,6 @@ export interface SealedBufferOptions {
 export type SealedBufferView = 'private' | 'copy';
 
 const construct = Symbol('SealedBuffer.construct');
-const fdRegistry = new FinalizationRegistry<number>((fd) => { native.close(fd); });
 
 /** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
 function creationOptions(options: SealedBufferOptions | undefined): { name: string; seals: number } {
@@ -203,14 +213,17 @@ export class SealedBuffer {
   #bytes: Buffer | null = null;
   #view: SealedBufferView | null = null;
   #closed = false;
+  // Owns the descriptor natively: closed by close(), by the garbage collector, or at
+  // environment teardown (a worker's end), where FinalizationRegistry callbacks never run.
+  #fdHandle: FdHandle;
 
   /** @internal use from(), create() or open() */
   constructor(token: symbol, fd: number, size: number, seals: number) {
     if (token !== construct) throw illegalConstructor('SealedBuffer.from(), create() or open()');
+    this.#fdHandle = native.fdOpen(fd);
     this.fd = fd;
     this.size = size;
     this.seals = seals;
-    fdRegistry.register(this, fd, this);
   }
 
   /**
@@ -268,7 +281,7 @@ export class SealedBuffer {
         try {
           fill(m.bytes());
         } finally {
-          m.unmap(); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
+          unmapNow(m); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
         }
       } else {
         fill(Buffer.alloc(0));
@@ -312,25 +325,61 @@ export class SealedBuffer {
    * access. Writes change only this process's view, never the file. If the
    * kernel refuses such a mapping, the bytes are read into memory instead
    * (`view` says which).
+   * @throws RangeError (ERR_OUT_OF_RANGE) for a buffer larger than
+   *   buffer.constants.MAX_LENGTH (only with an explicit `maxSize`): read it
+   *   with {@link range}; nothing is released. MemsealError ERR_MEMSEAL_CLOSED after close()
    */
   get bytes(): Buffer {
     if (this.#bytes !== null) return this.#bytes;
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SealedBuffer.bytes: the buffer is closed');
+    this.#assertOpen('bytes');
+    if (this.size > DEFAULT_MAX_SIZE) {
+      throw tooLargeForBuffer('this SealedBuffer', this.size, DEFAULT_MAX_SIZE, 'sealedBuffer.range(offset, length)');
+    }
     if (this.size === 0) {
       this.#view = 'private';
       return (this.#bytes = Buffer.alloc(0));
     }
+    if (this.#map()) this.#bytes = this.#mapping!.bytes();
+    else this.#bytes = this.#read(0, this.size);
+    return this.#bytes;
+  }
+
+  /**
+   * A window `[offset, offset + length)` of the contents, zero-copy (the same
+   * private copy-on-write mapping as `bytes`, or a copy where the kernel
+   * refused it). Works on a buffer of any size; the window itself may be up to
+   * buffer.constants.MAX_LENGTH. Views are detached by close().
+   * @throws RangeError (ERR_OUT_OF_RANGE) for a window outside the buffer or
+   *   larger than buffer.constants.MAX_LENGTH; MemsealError ERR_MEMSEAL_CLOSED after close()
+   */
+  range(offset: number, length: number): Buffer {
+    this.#assertOpen('range');
+    validateInteger(offset, 'offset', 0, this.size);
+    validateInteger(length, 'length', 0, this.size - offset);
+    if (length > DEFAULT_MAX_SIZE) {
+      throw tooLargeForBuffer('this window', length, DEFAULT_MAX_SIZE, 'sealedBuffer.range(offset, length)');
+    }
+    if (this.size <= DEFAULT_MAX_SIZE) return this.bytes.subarray(offset, offset + length);
+    return this.#map() ? this.#mapping!.bytes(offset, length) : this.#read(offset, length);
+  }
+
+  /** Maps the whole file privately, once; false where the kernel refuses (then `view` is 'copy'). */
+  #map(): boolean {
+    if (this.#view !== null) return this.#view === 'private';
     try {
       this.#mapping = mmap(this.size, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE, this.fd);
-      this.#bytes = this.#mapping.bytes();
       this.#view = 'private';
+      return true;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== 'EPERM' && code !== 'EACCES' && code !== 'EINVAL') throw err;
-      this.#bytes = this.#readAll();
       this.#view = 'copy';
+      return false;
     }
-    return this.#bytes;
+  }
+
+  #assertOpen(op: string): void {
+    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', `SealedBuffer.${op}: the buffer is closed`);
   }
 
   /** 'private' (copy-on-write mapping) or 'copy' (the kernel refused the mapping); null until `bytes` is used. */
@@ -339,26 +388,31 @@ export class SealedBuffer {
   /** Closed: the fd is closed and the view detached. */
   get closed(): boolean { return this.#closed; }
 
-  #readAll(): Buffer {
-    const out = Buffer.allocUnsafe(this.size);
+  #read(offset: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
     let done = 0;
-    while (done < this.size) {
-      const n = readSync(this.fd, out, done, this.size - done, done);
+    while (done < length) {
+      const n = readSync(this.fd, out, done, length - done, offset + done);
       if (n === 0) break;
       done += n;
     }
     return out.subarray(0, done);
   }
 
-  /** Unmaps the view (views of it become length 0) and closes the fd. Safe to call twice. */
+  /**
+   * Detaches every view (of `bytes` and `range()`: they read as length 0),
+   * unmaps and closes the fd. Safe to call twice. A buffer of 1 MiB or more
+   * is released on the libuv thread pool: this returns at once and the pages
+   * are freed shortly after. Asynchronous work still running on a view cannot
+   * crash the process (see Mapping#unmap).
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    fdRegistry.unregister(this);
     this.#mapping?.unmap();
     this.#mapping = null;
     this.#bytes = null;
-    closeSync(this.fd);
+    check(native.fdClose(this.#fdHandle, this.size >= DEFERRED_RELEASE_BYTES), 'close');
   }
 
   [Symbol.dispose](): void { this.close(); }
