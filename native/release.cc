@@ -14,7 +14,10 @@
 #include "release.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <string.h>
 
 #include "args.h"
 #include "native.h"
@@ -120,6 +123,32 @@ Napi::Value FdOpen(const Napi::CallbackInfo& info) {
   return Napi::Value(env, h);
 }
 
+// memfdCreateOwned(name, flags) -> [fd, handle] | -errno: memfd_create(2) whose
+// descriptor is owned from the start (no moment in which a terminated worker
+// would leak it).
+Napi::Value MemfdCreateOwned(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return (ArgError(info, "name must be a string"), info.Env().Undefined());
+  uint32_t flags;
+  if (!ArgUint32(info, 1, &flags)) return info.Env().Undefined();
+  char name[256];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, info[0], name, sizeof name, &len) != napi_ok) return info.Env().Undefined();
+  if (strlen(name) != len) return (ArgError(info, "name must not contain NUL"), info.Env().Undefined());
+  if (len >= 250) return Result(info.Env(), -EINVAL);  // memfd_create(2): at most 249 bytes
+  int fd = memfd_create(name, flags);
+  if (fd < 0) return Result(info.Env(), -errno);
+  OwnedFd* o = new OwnedFd{env, fd, false};
+  if (napi_add_env_cleanup_hook(env, CleanupHook, o) == napi_ok) o->hooked = true;
+  bool armed;
+  napi_value items[2] = {Double(env, fd), TaggedExternal(env, o, OnCollected, &kFdTag, &armed)};
+  if (items[1] == nullptr) {
+    if (!armed) OnCollected(env, o, nullptr);
+    return info.Env().Undefined();
+  }
+  return Napi::Value(env, ArrayOf(env, items, 2));
+}
+
 // fdClose(handle, deferred) -> 0 | -errno. Idempotent. With `deferred` the
 // close(2) runs on the thread pool (the descriptor number stays taken until
 // then, so it cannot be reused under anyone).
@@ -146,6 +175,7 @@ Napi::Value FdClose(const Napi::CallbackInfo& info) {
 void InitRelease(Napi::Env env, Napi::Object exports) {
   exports.Set("fdOpen", Napi::Function::New(env, FdOpen, "fdOpen"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
+  exports.Set("memfdCreateOwned", Napi::Function::New(env, MemfdCreateOwned, "memfdCreateOwned"));
 }
 
 }  // namespace memseal

@@ -63,6 +63,8 @@ export interface NativeBinding {
   fdOpen(fd: number): FdHandle;
   /** Idempotent; `deferred` closes on the libuv thread pool. */
   fdClose(handle: FdHandle, deferred: boolean): number;
+  /** memfd_create(2), the descriptor owned from the start: [fd, handle] or -errno */
+  memfdCreateOwned(name: string, flags: number): [number, FdHandle] | number;
   // channel.cc: AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec
   /** [fd0, fd1] or -errno */
   socketpair(): [number, number] | number;

@@ -26,7 +26,7 @@ export function memfdCreate(name: string, flags: number = C.MFD_CLOEXEC | C.MFD_
   return check(native.memfdCreate(name, flags), 'memfd_create', undefined, (e) => memfdCreateHint(e, name, flags));
 }
 
-function memfdCreateHint(e: number, name: string, flags: number): string | undefined {
+export function memfdCreateHint(e: number, name: string, flags: number): string | undefined {
   if (e === -E.EACCES && (flags & C.MFD_EXEC) !== 0) return 'vm.memfd_noexec=2 forbids executable memfds';
   if (e === -E.EINVAL) {
     if ((flags & (C.MFD_NOEXEC_SEAL | C.MFD_EXEC)) !== 0 && !features.noexecSeal) {
