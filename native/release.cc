@@ -15,9 +15,14 @@
 
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <string.h>
+
+#include <map>
+#include <mutex>
+#include <set>
 
 #include "args.h"
 #include "native.h"
@@ -64,6 +69,59 @@ bool Defer(napi_env env, void (*execute)(void*), void (*complete)(napi_env, void
     return false;
   }
   return true;
+}
+
+namespace {
+
+struct Unadopted {
+  std::mutex mu;
+  std::map<napi_env, std::set<int>> fds;
+};
+
+Unadopted& Pending() {
+  static Unadopted* u = new Unadopted;  // never destroyed: hooks may run during static destruction
+  return *u;
+}
+
+void CloseUnadopted(void* arg) {
+  napi_env env = static_cast<napi_env>(arg);
+  std::set<int> fds;
+  {
+    std::lock_guard<std::mutex> lock(Pending().mu);
+    auto it = Pending().fds.find(env);
+    if (it == Pending().fds.end()) return;
+    fds.swap(it->second);
+    Pending().fds.erase(it);
+  }
+  for (int fd : fds) close(fd);
+}
+
+}  // namespace
+
+void TrackUnadopted(napi_env env, int fd) {
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(Pending().mu);
+    auto& set = Pending().fds[env];
+    first = set.empty();
+    set.insert(fd);
+  }
+  // One hook per env while it has entries (re-added when the set refills).
+  if (first) napi_add_env_cleanup_hook(env, CloseUnadopted, env);
+}
+
+void Untrack(napi_env env, int fd) {
+  bool last = false;
+  {
+    std::lock_guard<std::mutex> lock(Pending().mu);
+    auto it = Pending().fds.find(env);
+    if (it == Pending().fds.end() || it->second.erase(fd) == 0) return;
+    if (it->second.empty()) {
+      Pending().fds.erase(it);
+      last = true;
+    }
+  }
+  if (last) napi_remove_env_cleanup_hook(env, CloseUnadopted, env);
 }
 
 namespace {
@@ -123,6 +181,20 @@ Napi::Value FdOpen(const Napi::CallbackInfo& info) {
   return Napi::Value(env, h);
 }
 
+// [fd, handle] for a descriptor just created; on failure (a terminating
+// environment) the descriptor is closed and undefined returned.
+Napi::Value Owned(napi_env env, int fd) {
+  OwnedFd* o = new OwnedFd{env, fd, false};
+  if (napi_add_env_cleanup_hook(env, CleanupHook, o) == napi_ok) o->hooked = true;
+  bool armed;
+  napi_value items[2] = {Double(env, fd), TaggedExternal(env, o, OnCollected, &kFdTag, &armed)};
+  if (items[1] == nullptr) {
+    if (!armed) OnCollected(env, o, nullptr);
+    return Napi::Value(env, Undefined(env));
+  }
+  return Napi::Value(env, ArrayOf(env, items, 2));
+}
+
 // memfdCreateOwned(name, flags) -> [fd, handle] | -errno: memfd_create(2) whose
 // descriptor is owned from the start (no moment in which a terminated worker
 // would leak it).
@@ -138,15 +210,20 @@ Napi::Value MemfdCreateOwned(const Napi::CallbackInfo& info) {
   if (len >= 250) return Result(info.Env(), -EINVAL);  // memfd_create(2): at most 249 bytes
   int fd = memfd_create(name, flags);
   if (fd < 0) return Result(info.Env(), -errno);
-  OwnedFd* o = new OwnedFd{env, fd, false};
-  if (napi_add_env_cleanup_hook(env, CleanupHook, o) == napi_ok) o->hooked = true;
-  bool armed;
-  napi_value items[2] = {Double(env, fd), TaggedExternal(env, o, OnCollected, &kFdTag, &armed)};
-  if (items[1] == nullptr) {
-    if (!armed) OnCollected(env, o, nullptr);
-    return info.Env().Undefined();
-  }
-  return Napi::Value(env, ArrayOf(env, items, 2));
+  return Owned(env, fd);
+}
+
+// memfdSecretOwned(flags) -> [fd, handle] | -errno: memfd_secret(2), owned from the start.
+Napi::Value MemfdSecretOwned(const Napi::CallbackInfo& info) {
+  uint32_t flags;
+  if (!ArgUint32(info, 0, &flags)) return info.Env().Undefined();
+#ifdef SYS_memfd_secret
+  long fd = syscall(SYS_memfd_secret, flags);
+  if (fd < 0) return Result(info.Env(), -errno);
+  return Owned(info.Env(), static_cast<int>(fd));
+#else
+  return Result(info.Env(), -ENOSYS);
+#endif
 }
 
 // fdClose(handle, deferred) -> 0 | -errno. Idempotent. With `deferred` the
@@ -176,6 +253,7 @@ void InitRelease(Napi::Env env, Napi::Object exports) {
   exports.Set("fdOpen", Napi::Function::New(env, FdOpen, "fdOpen"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
   exports.Set("memfdCreateOwned", Napi::Function::New(env, MemfdCreateOwned, "memfdCreateOwned"));
+  exports.Set("memfdSecretOwned", Napi::Function::New(env, MemfdSecretOwned, "memfdSecretOwned"));
 }
 
 }  // namespace memseal
