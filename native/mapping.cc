@@ -55,7 +55,9 @@ struct View;
 struct Region {
   void* addr;
   size_t len;
-  int refs;        // the handle, each view's backing store and JS object, each pending release job
+  int refs;        // holders of the range: the handle until munmap(), each view's backing store
+                   // and JS object, each pending release job
+  bool handle;     // the JavaScript handle is alive (the struct outlives the range for it)
   int prot;        // as last set by mmap/mprotect: wiping needs PROT_WRITE
   bool unmapped;   // munmap() was called (or the pages were dropped): the views are detached
   bool reserved;   // the address range [addr, addr + len) is still ours and must be unmapped at the end
@@ -102,19 +104,23 @@ void Account(napi_env env, int64_t delta) {
   napi_adjust_external_memory(env, delta, &ignored);
 }
 
-// The last reference is gone: nothing can reach the range any more.
+// Drops one hold on the range. At the last one nothing can reach the pages
+// any more: they go, and the struct too unless the handle still needs it.
 void Release(napi_env env, Region* r) {
   if (--r->refs > 0) return;
   if (!r->unmapped) {
     Unregister(r);
     Account(env, -static_cast<int64_t>(r->len));
+    r->unmapped = true;
   }
   if (r->reserved && !r->sealed) munmap(r->addr, r->len);
+  r->reserved = false;
   if (r->wipe) {  // a sealed region skipped Unregister: it must not outlive its entry
     std::lock_guard<std::mutex> lock(WipeMutex());
     WipeRegistry().erase(r);
+    r->wipe = false;
   }
-  delete r;
+  if (!r->handle) delete r;
 }
 
 void ViewDone(View* v) {
@@ -182,7 +188,12 @@ Region* GetRegion(const Napi::CallbackInfo& info, size_t i) {
   return static_cast<Region*>(UnwrapTagged(info.Env(), v, &kRegionTag, "expected a mapping handle"));
 }
 
-void OnHandleCollected(napi_env env, void* data, void*) { Release(env, static_cast<Region*>(data)); }
+void OnHandleCollected(napi_env env, void* data, void*) {
+  Region* r = static_cast<Region*>(data);
+  r->handle = false;
+  if (!r->unmapped) Release(env, r);  // its hold on the range (munmap() dropped it already)
+  else if (r->refs == 0) delete r;
+}
 
 // mmap(length, prot, flags, fd, offset) -> [handle, address] | -errno. The
 // ArrayBuffers over the pages are made on demand by view().
@@ -201,14 +212,14 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   void* addr = mmap(nullptr, static_cast<size_t>(len), prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Result(env, -errno);
 
-  Region* r = new Region{addr, static_cast<size_t>(len), 1, prot, false, true, false, false, env, nullptr};
+  Region* r = new Region{addr, static_cast<size_t>(len), 1, true, prot, false, true, false, false, env, nullptr};
+  Account(env, len);
   bool armed;
   napi_value handle = TaggedExternal(env, r, OnHandleCollected, &kRegionTag, &armed);
   if (handle == nullptr) {  // the environment is going: nobody will ever see this mapping
-    if (!armed) Release(env, r);  // else the finalizer will
+    if (!armed) OnHandleCollected(env, r, nullptr);  // else the finalizer will
     return env.Undefined();
   }
-  Account(env, len);
   napi_value items[2] = {handle, nullptr};
   if (napi_create_bigint_uint64(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(addr)), &items[1]) != napi_ok) {
     return env.Undefined();
@@ -268,6 +279,7 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
     if (munmap(r->addr, r->len) < 0) return Result(env, -errno);
     DetachAll(env, r);
     r->reserved = false;
+    r->unmapped = true;
   } else {
     DetachAll(env, r);
     Unregister(r);
@@ -282,9 +294,10 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
       if (e < 0 && !keep) return Result(env, e);
       if (!keep) r->reserved = false;
     }
+    r->unmapped = true;
   }
-  r->unmapped = true;
   Account(env, -static_cast<int64_t>(r->len));
+  Release(env, r);  // the handle's hold: the range goes when the views and jobs have let go
   return Result(env, 0);
 }
 

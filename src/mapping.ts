@@ -212,6 +212,7 @@ export class Mapping {
       throw err;
     }
     this.#closed = true;
+    this.#buffer = null; // the detached view must not keep the address range reserved
   }
 
   /** Same as {@link unmap}. */
