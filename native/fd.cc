@@ -64,10 +64,33 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
 // errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);
 // errorMessage(-errno) -> 'operation not permitted' (strerror(3), lower-cased
 // as in Node's messages: 'EBUSY: device or resource busy, fcntl(F_ADD_SEALS)').
+// Errors this code can meet that libuv has no name for (it would say
+// "Unknown system error -109"): named here from the kernel's own table.
+#define MEMSEAL_EXTRA_ERRNOS(X) \
+  X(ETOOMANYREFS)               \
+  X(EBADFD)                     \
+  X(EOWNERDEAD)                 \
+  X(ENOTRECOVERABLE)            \
+  X(EKEYREVOKED)                \
+  X(ENOKEY)
+
+const char* ExtraErrnoName(int e) {
+  switch (e) {
+#define MEMSEAL_ERRNO_CASE(name) \
+  case name:                     \
+    return #name;
+    MEMSEAL_EXTRA_ERRNOS(MEMSEAL_ERRNO_CASE)
+#undef MEMSEAL_ERRNO_CASE
+    default:
+      return nullptr;
+  }
+}
+
 Napi::Value ErrorName(const Napi::CallbackInfo& info) {
   int32_t e;
   if (!ArgInt32(info, 0, &e)) return info.Env().Undefined();
-  return Napi::String::New(info.Env(), uv_err_name(e));
+  const char* extra = ExtraErrnoName(-e);
+  return Napi::String::New(info.Env(), extra != nullptr ? extra : uv_err_name(e));
 }
 
 Napi::Value ErrorMessage(const Napi::CallbackInfo& info) {
@@ -88,6 +111,12 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("errorName", Napi::Function::New(env, ErrorName, "errorName"));
   exports.Set("errorMessage", Napi::Function::New(env, ErrorMessage, "errorMessage"));
+  // The values of those names, for TypeScript (os.constants.errno lacks them).
+  Napi::Object extra = Napi::Object::New(env);
+#define MEMSEAL_ERRNO_VALUE(name) extra.Set(#name, Napi::Number::New(env, name));
+  MEMSEAL_EXTRA_ERRNOS(MEMSEAL_ERRNO_VALUE)
+#undef MEMSEAL_ERRNO_VALUE
+  exports.Set("extraErrno", extra);
 }
 
 }  // namespace memseal

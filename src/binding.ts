@@ -36,6 +36,8 @@ export interface NativeBinding {
   dup(fd: number): number;
   errorName(negErrno: number): string;
   errorMessage(negErrno: number): string;
+  /** errno values libuv has no name for (ETOOMANYREFS, …), by their kernel names; errorName() knows them. */
+  readonly extraErrno: { readonly ETOOMANYREFS: number; readonly EBADFD: number; readonly [name: string]: number };
   // mapping.cc
   /** [handle, address] or -errno */
   mmap(length: number, prot: number, flags: number, fd: number, offset: number): [RegionHandle, bigint] | number;

@@ -15,7 +15,7 @@ import { Queue } from './queue';
 import { validateFd, validateInteger, validateObject } from './validate';
 
 const E = osConstants.errno;
-const ETOOMANYREFS = (E as Record<string, number>).ETOOMANYREFS ?? 109;
+const ETOOMANYREFS = native.extraErrno.ETOOMANYREFS;
 const K = native.channelConstants;
 const P = native.pollConstants;
 const construct = Symbol('Channel.construct');
