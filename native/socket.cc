@@ -184,8 +184,11 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
 // out[0] = descriptors stored in fds, out[1] = msg_flags. On MSG_CTRUNC every
 // descriptor that did arrive is closed here and out[0] is 0: a message whose
 // descriptors were cut off is unusable, and leaking the rest would let a peer
-// exhaust our descriptor table. With MSG_TRUNC the return value is the real
-// length (MSG_TRUNC is passed in flags), larger than buf.
+// exhaust our descriptor table. out[2] (when out has room) = descriptors the
+// kernel installed before it stopped: fewer than fds.length with MSG_CTRUNC
+// means it ran out of descriptor slots (RLIMIT_NOFILE), not of control buffer.
+// With MSG_TRUNC the return value is the real length (MSG_TRUNC is passed in
+// flags), larger than buf.
 Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   int fd;
   uint8_t* data;
@@ -202,6 +205,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   if (maxFds > SCM_MAX_FD) maxFds = SCM_MAX_FD;
   out[0] = 0;
   out[1] = 0;
+  if (outLen > 2) out[2] = 0;
   iovec iov{data, len};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -218,7 +222,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   if (r < 0) return Result(info.Env(), -errno);
 
   bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
-  size_t n = 0;
+  size_t n = 0, arrived = 0;
   if (msg.msg_controllen > 0) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
@@ -227,6 +231,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
       for (size_t k = 0; k < count; k++) {
         int got;
         memcpy(&got, p + k * sizeof(int), sizeof(int));
+        arrived++;
         if (ctrunc || n >= maxFds) {
           close(got);  // cannot happen unless the kernel overfilled; never leak
         } else {
@@ -237,6 +242,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   }
   out[0] = static_cast<int32_t>(n);
   out[1] = msg.msg_flags;
+  if (outLen > 2) out[2] = static_cast<int32_t>(arrived);
   return Result(info.Env(), r);
 }
 

@@ -80,7 +80,7 @@ export interface NativeBinding {
   listen(fd: number, backlog: number): number;
   accept(fd: number): number;
   sendmsg(fd: number, data: Uint8Array, fds: Int32Array): number;
-  /** bytes (the real length if larger than buf) or -errno; out = [fds stored, msg_flags] */
+  /** bytes (the real length if larger than buf) or -errno; out = [fds stored, msg_flags, fds the kernel installed] */
   recvmsg(fd: number, buf: Uint8Array, fds: Int32Array, out: Int32Array): number;
   /** [pid, uid, gid] or -errno */
   peerCred(fd: number): [number, number, number] | number;

@@ -53,3 +53,20 @@ describe('error codes libuv does not know', () => {
     assert.match(err.message, /^ETOOMANYREFS: too many references/);
   });
 });
+
+describe('Channel#receive() out of descriptors (RLIMIT_NOFILE)', function () {
+  this.timeout(30000);
+
+  it('reports EMFILE with a hint naming the limit (not ERR_MEMSEAL_CTRUNC), closes what arrived, keeps working', () => {
+    const fixture = path.join(__dirname, 'fixtures', 'life-emfile.js');
+    const r = spawnSync('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture}"`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { code: string; syscall: string; hint: string; free: number; after: string };
+    assert.equal(out.code, 'EMFILE');
+    assert.equal(out.syscall, 'recvmsg');
+    assert.match(out.hint, /RLIMIT_NOFILE/);
+    assert.ok(out.free >= 4, `every descriptor that arrived was closed (${out.free} free)`);
+    assert.equal(out.after, 'one');
+  });
+});
+
