@@ -28,7 +28,7 @@ Napi::Value Fstat(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   struct statx st;
-  if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Result(info.Env(), -errno);
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Errno(info.Env());
   napi_value items[2] = {Double(info.Env(), static_cast<double>(st.stx_size)),
                          Double(info.Env(), static_cast<double>(st.stx_mode))};
   return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 2));
@@ -40,7 +40,7 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   int64_t len;
   if (!ArgFd(info, 0, &fd) || !ArgInt64(info, 1, &len)) return info.Env().Undefined();
   int r = ftruncate(fd, static_cast<off_t>(len));
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // close(fd) -> 0 | -errno
@@ -49,7 +49,7 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   Untrack(info.Env(), fd);
   int r = close(fd);
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // dup(fd) -> a new close-on-exec descriptor (fcntl F_DUPFD_CLOEXEC) | -errno.
@@ -58,7 +58,7 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);
@@ -111,12 +111,6 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
   exports.Set("errorName", Napi::Function::New(env, ErrorName, "errorName"));
   exports.Set("errorMessage", Napi::Function::New(env, ErrorMessage, "errorMessage"));
-  // The values of those names, for TypeScript (os.constants.errno lacks them).
-  Napi::Object extra = Napi::Object::New(env);
-#define MEMSEAL_ERRNO_VALUE(name) extra.Set(#name, Napi::Number::New(env, name));
-  MEMSEAL_EXTRA_ERRNOS(MEMSEAL_ERRNO_VALUE)
-#undef MEMSEAL_ERRNO_VALUE
-  exports.Set("extraErrno", extra);
 }
 
 }  // namespace memseal

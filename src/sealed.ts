@@ -4,19 +4,16 @@
 // and Channel#receiveBuffer(), which carry a SealedBuffer over a Channel.
 import { constants as bufferConstants } from 'node:buffer';
 import { readSync, writeSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { type FdHandle, native } from './binding';
 import { Channel, closeQuietly } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, systemError, tooLargeForBuffer } from './errors';
+import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, systemError, tooLargeForBuffer } from './errors';
 import { features } from './features';
 import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, unmapNow } from './mapping';
-import { memfdCreateHint } from './memfd';
-import { validateFd, validateFlags, validateFunction, validateInteger, validateLength, validateObject, validateString } from './validate';
+import { addSeals, memfdCreateHint } from './memfd';
+import { toBytes, validateFd, validateFlags, validateFunction, validateInteger, validateLength, validateObject, validateString } from './validate';
 
-const E = osConstants.errno;
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
+const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
 /**
  * The largest buffer a receiver accepts unless `maxSize` says otherwise: what
  * `bytes` can show in one ArrayBuffer (buffer.constants.MAX_LENGTH, 4 GiB on
@@ -134,11 +131,11 @@ function verify(fd: number, p: Policy): VerifyResult {
 
 function fileKind(mode: number): string {
   switch (mode & S_IFMT) {
-    case 0o010000: return 'a pipe';
-    case 0o140000: return 'a socket';
-    case 0o020000: return 'a character device';
-    case 0o060000: return 'a block device';
-    case 0o040000: return 'a directory';
+    case S_IFIFO: return 'a pipe';
+    case S_IFSOCK: return 'a socket';
+    case S_IFCHR: return 'a character device';
+    case S_IFBLK: return 'a block device';
+    case S_IFDIR: return 'a directory';
     case S_IFREG: return 'a regular file';
     default: return 'an unknown kind of file';
   }
@@ -195,7 +192,7 @@ function createMemfd(name: string): OwnedMemfd {
   if (features.noexecSeal) {
     const r = native.memfdCreateOwned(name, base | C.MFD_NOEXEC_SEAL);
     if (typeof r !== 'number') return r;
-    if (r !== -E.EINVAL) check(r, 'memfd_create');
+    if (r !== -E.EINVAL) check(r, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, base | C.MFD_NOEXEC_SEAL));
   }
   const r = native.memfdCreateOwned(name, base);
   if (typeof r === 'number') check(r, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, base));
@@ -238,19 +235,7 @@ export class SealedBuffer {
    * For large payloads prefer {@link create}, which lets you write in place.
    */
   static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
-    let src: Buffer;
-    if (typeof data === 'string') src = Buffer.from(data, 'utf8');
-    // A detached buffer reads as empty, as Buffer.from(view) has it (Buffer.from(arrayBuffer, …) would throw without a code).
-    else if (data instanceof ArrayBuffer) src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data);
-    else if (ArrayBuffer.isView(data)) {
-      src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    }
-    else {
-      const err = new TypeError('The "data" argument must be a string, an ArrayBuffer or an ArrayBufferView. ' +
-        `Received ${data === null ? 'null' : typeof data}`);
-      (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
-      throw err;
-    }
+    const src = toBytes(data, 'a string, an ArrayBuffer or an ArrayBufferView', { arrayBuffers: true });
     const { name, seals } = creationOptions(options);
     const [fd, handle] = createMemfd(name);
     try {
@@ -266,7 +251,7 @@ export class SealedBuffer {
   }
 
   static #seal(fd: number, handle: FdHandle, size: number, seals: number): SealedBuffer {
-    check(native.addSeals(fd, seals), 'fcntl', 'F_ADD_SEALS');
+    addSeals(fd, seals); // the low-level call, for its hints
     return new SealedBuffer(construct, fd, size, native.getSeals(fd), handle);
   }
 
@@ -386,7 +371,7 @@ export class SealedBuffer {
   }
 
   #assertOpen(op: string): void {
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', `SealedBuffer.${op}: the buffer is closed`);
+    if (this.#closed) throw closedError(`SealedBuffer.${op}`, 'the buffer');
   }
 
   /** 'private' (copy-on-write mapping) or 'copy' (the kernel refused the mapping); null until `bytes` is used. */
@@ -419,7 +404,8 @@ export class SealedBuffer {
     this.#mapping?.unmap();
     this.#mapping = null;
     this.#bytes = null;
-    check(native.fdClose(this.#fdHandle, this.size >= DEFERRED_RELEASE_BYTES), 'close');
+    // like every close here: no throw if the caller already closed the fd
+    native.fdClose(this.#fdHandle, this.size >= DEFERRED_RELEASE_BYTES);
   }
 
   [Symbol.dispose](): void { this.close(); }
@@ -462,7 +448,7 @@ declare module './channel' {
 
 function sendBuffer(this: Channel, buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
   if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
-  if (buf.closed) return Promise.reject(new MemsealError('ERR_MEMSEAL_CLOSED', 'Channel.sendBuffer(): the SealedBuffer is closed'));
+  if (buf.closed) return Promise.reject(closedError('Channel.sendBuffer()', 'the SealedBuffer'));
   if (this.closed || this.pendingSends === 0) return this.send(meta, [buf.fd]);
   // Queued behind other sends: the message goes out later and refers to its
   // descriptor by number, so give it one the caller cannot close or reuse.

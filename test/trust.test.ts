@@ -45,7 +45,7 @@ describe('memseal inspect: names and commands from other processes', function ()
 
 describe('error codes libuv does not know', () => {
   it('ETOOMANYREFS is reported by name', () => {
-    const ETOOMANYREFS = native.extraErrno.ETOOMANYREFS;
+    const ETOOMANYREFS = native.internalConstants.ETOOMANYREFS;
     assert.equal(ETOOMANYREFS, 109, 'the value on every Linux architecture memseal builds for');
     const err = systemError(-ETOOMANYREFS, 'sendmsg');
     assert.equal(err.code, 'ETOOMANYREFS');
