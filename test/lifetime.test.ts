@@ -58,7 +58,9 @@ describe('mappings larger than an ArrayBuffer may be (buffer.constants.MAX_LENGT
 
   it('bytes(offset, length) on a big mapping gives its native memory back when the window is collected', () => {
     const out = runJson('life-big.js', ['leak'], { timeout: 120000 });
-    // before: ~65–290 bytes per call, kept until the mapping went
+    // before: ~65–290 bytes per call, kept until the mapping went. (A sanitizer's allocator keeps
+    // freed memory in quarantine: the figure means nothing under test:asan.)
+    if ((process.env.LD_PRELOAD ?? '').includes('asan')) return;
     assert.ok((out.growthPerCall as number) < 16, `RSS grew ${out.growthPerCall} bytes per bytes() call`);
   });
 
@@ -98,7 +100,8 @@ describe('asynchronous work on a view, then the memory is released', function ()
     m.unmap();
     assert.ok(releasedAt(address), 'the pages are gone at once');
     view = null;
-    await collectGarbage(8);
+    // the finalizers run from the loop after a collection: give them a bounded number of turns
+    for (let i = 0; i < 50 && mapsLineFor(address) !== undefined; i++) await collectGarbage(2);
     assert.equal(mapsLineFor(address), undefined, 'and the range once nothing can reach it');
   });
 });
@@ -108,8 +111,8 @@ describe('worker threads terminated at any moment', function () {
 
   it('200 terminations (during require() and during every kind of call): the process lives, nothing leaks', () => {
     const out = runJson('life-terminate.js', ['200'], { timeout: 280000 }) as {
-      base: { fds: number; maps: number; owned: number; raw: number };
-      after: { fds: number; maps: number; owned: number; raw: number };
+      base: { fds: number; maps: number; memfdMaps: number; owned: number; raw: number };
+      after: { fds: number; maps: number; memfdMaps: number; owned: number; raw: number };
       duringRequire: number;
     };
     assert.ok(out.duringRequire > 50);
@@ -119,8 +122,10 @@ describe('worker threads terminated at any moment', function () {
     const raw = out.after.raw - out.base.raw;
     assert.ok(raw <= 200, `${raw} raw descriptors`);
     assert.ok(out.after.fds - out.base.fds <= raw, `descriptors: ${out.base.fds} -> ${out.after.fds}, ${raw} raw`);
-    // glibc keeps one malloc arena per thread it ever saw (two lines each): allow those.
-    assert.ok(out.after.maps - out.base.maps <= 40, `mappings: ${out.base.maps} -> ${out.after.maps}`);
+    assert.equal(out.after.memfdMaps, out.base.memfdMaps, 'no memfd or secretmem mapping is left');
+    // glibc keeps one malloc arena per thread it ever saw (two lines each), a sanitizer runtime more.
+    const slack = (process.env.LD_PRELOAD ?? '').includes('asan') ? 400 : 40;
+    assert.ok(out.after.maps - out.base.maps <= slack, `mappings: ${out.base.maps} -> ${out.after.maps}`);
   });
 
   it('10 workers × 100 unclosed 1 MiB SealedBuffers, terminated or exiting: every memfd is closed', async () => {
