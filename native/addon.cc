@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   memseal::InitSocket(env, exports);
   memseal::InitPoll(env, exports);
   memseal::InitPool(env, exports);
+  memseal::InitRelease(env, exports);
   return exports;
 }
 

@@ -8,10 +8,12 @@
 #include <napi.h>
 #include <cstdint>
 
+#include "safe.h"
+
 namespace memseal {
 
 inline bool ArgError(const Napi::CallbackInfo& info, const char* what) {
-  Napi::TypeError::New(info.Env(), what).ThrowAsJavaScriptException();
+  ThrowTypeError(info.Env(), what);  // not Napi::TypeError: that aborts in a terminating worker
   return false;
 }
 
@@ -56,7 +58,7 @@ inline bool ArgFd(const Napi::CallbackInfo& info, size_t i, int* out) {
 
 // Result of a syscall: the value, or -errno.
 inline Napi::Value Result(Napi::Env env, int64_t r) {
-  return Napi::Number::New(env, static_cast<double>(r));
+  return Napi::Value(env, Double(env, static_cast<double>(r)));
 }
 
 // Result of a libc call that returns -1 and sets errno: the value, or -errno.

@@ -14,6 +14,7 @@
 
 #include "args.h"
 #include "native.h"
+#include "release.h"
 
 namespace memseal {
 namespace {
@@ -28,10 +29,9 @@ Napi::Value Fstat(const Napi::CallbackInfo& info) {
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   struct statx st;
   if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Errno(info.Env());
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
-  out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_size)));
-  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_mode)));
-  return out;
+  napi_value items[2] = {Double(info.Env(), static_cast<double>(st.stx_size)),
+                         Double(info.Env(), static_cast<double>(st.stx_mode))};
+  return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 2));
 }
 
 // ftruncate(fd, length) -> 0 | -errno (64-bit length).
@@ -47,6 +47,7 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  Untrack(info.Env(), fd);
   int r = close(fd);
   return Errno(info.Env(), r);
 }
@@ -63,10 +64,33 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
 // errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);
 // errorMessage(-errno) -> 'operation not permitted' (strerror(3), lower-cased
 // as in Node's messages: 'EBUSY: device or resource busy, fcntl(F_ADD_SEALS)').
+// Errors this code can meet that libuv has no name for (it would say
+// "Unknown system error -109"): named here from the kernel's own table.
+#define MEMSEAL_EXTRA_ERRNOS(X) \
+  X(ETOOMANYREFS)               \
+  X(EBADFD)                     \
+  X(EOWNERDEAD)                 \
+  X(ENOTRECOVERABLE)            \
+  X(EKEYREVOKED)                \
+  X(ENOKEY)
+
+const char* ExtraErrnoName(int e) {
+  switch (e) {
+#define MEMSEAL_ERRNO_CASE(name) \
+  case name:                     \
+    return #name;
+    MEMSEAL_EXTRA_ERRNOS(MEMSEAL_ERRNO_CASE)
+#undef MEMSEAL_ERRNO_CASE
+    default:
+      return nullptr;
+  }
+}
+
 Napi::Value ErrorName(const Napi::CallbackInfo& info) {
   int32_t e;
   if (!ArgInt32(info, 0, &e)) return info.Env().Undefined();
-  return Napi::String::New(info.Env(), uv_err_name(e));
+  const char* extra = ExtraErrnoName(-e);
+  return Napi::String::New(info.Env(), extra != nullptr ? extra : uv_err_name(e));
 }
 
 Napi::Value ErrorMessage(const Napi::CallbackInfo& info) {

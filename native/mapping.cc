@@ -3,13 +3,27 @@
 //
 // Ownership: a region is reachable from JavaScript through a type-tagged
 // External handle and through the external ArrayBuffers created over it (the
-// whole region, or windows of it where the region is larger than this Node's
-// ArrayBuffer limit). Each of those holds one reference; the pages are unmapped
-// when the last one is garbage-collected (or at environment teardown, when Node
-// runs the remaining finalizers), so a forgotten mapping does not leak and a
-// view that outlives its Mapping object never points at freed memory. An
-// explicit munmap detaches every ArrayBuffer first, so a stale view reads as
-// length 0 instead of touching freed memory.
+// whole region, or windows of it). Each of those holds references: the
+// handle one, every ArrayBuffer two — one for its backing store (released by
+// the runtime's finalizer) and one for the JavaScript object itself (released
+// by a finalizer attached to it). The address range is given back only when
+// all of them are gone, so a forgotten mapping does not leak and a view that
+// outlives its Mapping object never points at freed memory.
+//
+// An explicit munmap() detaches every ArrayBuffer first, so a stale view reads
+// as length 0. Work already handed to the thread pool (crypto.randomFill,
+// fs.read, zlib) holds a raw pointer and is not stopped by detaching; Node
+// keeps the ArrayBuffer object alive until such work completes. So while any
+// view object is alive, munmap() does not free the address range: it replaces
+// the pages with fresh anonymous memory (mmap MAP_FIXED over the range), which
+// lets the file's pages go at once while late writers land in harmless
+// private pages; the range itself is unmapped when the last view is collected.
+// A region that never handed out a view is simply unmapped.
+//
+// Large regions are released on the libuv thread pool (munmap(handle, true)):
+// the views are detached at once and the page-table teardown happens off the
+// event loop. Finalizers and environment teardown release synchronously (Node
+// waits for queued work before it tears an environment down).
 //
 // Wipe-on-release regions (SecretBuffer) are zeroed with explicit_bzero(3)
 // before their pages go, however they go: munmap, the last reference being
@@ -29,22 +43,37 @@
 #include "args.h"
 #include "kernel.h"
 #include "native.h"
+#include "release.h"
 
 namespace memseal {
 namespace {
 
 const napi_type_tag kRegionTag = {0x6d656d7365616c00ULL, 0x726567696f6e0001ULL};
 
+struct View;
+
 struct Region {
   void* addr;
   size_t len;
-  int refs;        // the handle and every ArrayBuffer over the pages
+  int refs;        // holders of the range: the handle until munmap(), each view's backing store
+                   // and JS object, each pending release job
+  bool handle;     // the JavaScript handle is alive (the struct outlives the range for it)
   int prot;        // as last set by mmap/mprotect: wiping needs PROT_WRITE
-  bool unmapped;
+  bool unmapped;   // munmap() was called (or the pages were dropped): the views are detached
+  bool reserved;   // the address range [addr, addr + len) is still ours and must be unmapped at the end
   bool sealed;     // mseal'd: the kernel refuses munmap until exit
   bool wipe;       // zero the pages before they are unmapped (and at exit)
   napi_env owner;  // the env whose 'exit' hook wipes it
-  std::vector<napi_ref> buffers;  // weak: lets munmap detach them
+  View* views;     // live view objects (a list), for detaching
+};
+
+// One ArrayBuffer over (part of) a region. Freed when both its finalizers ran.
+struct View {
+  Region* region;
+  napi_ref ref;    // weak, from napi_add_finalizer
+  int parts;       // finalizers still to run: backing store, object
+  View* prev;
+  View* next;
 };
 
 // Never destroyed: finalizers may run during static destruction at exit.
@@ -62,7 +91,7 @@ void Zero(Region* r) {
   if (!r->unmapped && (r->prot & PROT_WRITE) != 0) explicit_bzero(r->addr, r->len);
 }
 
-// Wipes (if asked) and forgets a region that is about to be unmapped.
+// Wipes (if asked) and forgets a region whose pages are about to go.
 void Unregister(Region* r) {
   if (!r->wipe) return;
   std::lock_guard<std::mutex> lock(WipeMutex());
@@ -70,49 +99,100 @@ void Unregister(Region* r) {
   WipeRegistry().erase(r);
 }
 
-void DropPages(Napi::Env env, Region* r) {
-  if (r->unmapped) return;
-  if (!r->sealed) {
-    Unregister(r);
-    munmap(r->addr, r->len);
-  }
-  r->unmapped = true;
+void Account(napi_env env, int64_t delta) {
   int64_t ignored;
-  napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);
+  napi_adjust_external_memory(env, delta, &ignored);
 }
 
-void Release(Napi::Env env, Region* r) {
+// Drops one hold on the range. At the last one nothing can reach the pages
+// any more: they go, and the struct too unless the handle still needs it.
+void Release(napi_env env, Region* r) {
   if (--r->refs > 0) return;
-  DropPages(env, r);
-  for (napi_ref ref : r->buffers) napi_delete_reference(env, ref);
+  if (!r->unmapped) {
+    Unregister(r);
+    Account(env, -static_cast<int64_t>(r->len));
+    r->unmapped = true;
+  }
+  if (r->reserved && !r->sealed) munmap(r->addr, r->len);
+  r->reserved = false;
   if (r->wipe) {  // a sealed region skipped Unregister: it must not outlive its entry
     std::lock_guard<std::mutex> lock(WipeMutex());
     WipeRegistry().erase(r);
+    r->wipe = false;
   }
-  delete r;
+  if (!r->handle) delete r;
+}
+
+void ViewDone(View* v) {
+  if (--v->parts == 0) delete v;
+}
+
+// The runtime let go of a view's backing store.
+void OnStoreFreed(napi_env env, void*, void* hint) {
+  View* v = static_cast<View*>(hint);
+  Region* r = v->region;
+  ViewDone(v);
+  Release(env, r);
+}
+
+// A view's ArrayBuffer object was collected (or the environment is going).
+void OnViewCollected(napi_env env, void* data, void*) {
+  View* v = static_cast<View*>(data);
+  Region* r = v->region;
+  if (v->ref != nullptr) napi_delete_reference(env, v->ref);
+  v->ref = nullptr;
+  if (v->prev != nullptr) v->prev->next = v->next; else if (r->views == v) r->views = v->next;
+  if (v->next != nullptr) v->next->prev = v->prev;
+  v->prev = v->next = nullptr;
+  ViewDone(v);
+  Release(env, r);
 }
 
 // An external ArrayBuffer over [offset, offset + length) of the region, or
-// nullptr with a pending exception.
+// nullptr with a pending exception (or none, when the env is shutting down).
+// The references are taken before the runtime is asked, so a runtime that
+// refuses the buffer and runs its finalizer at once (Node 20 does, above
+// buffer.constants.MAX_LENGTH) gives back only what this call took.
 napi_value NewBuffer(napi_env env, Region* r, size_t offset, size_t length) {
-  napi_value ab;
-  napi_status st = napi_create_external_arraybuffer(
-      env, static_cast<char*>(r->addr) + offset, length,
-      [](napi_env e, void*, void* hint) { Release(Napi::Env(e), static_cast<Region*>(hint)); }, r, &ab);
-  if (st != napi_ok) return nullptr;
-  r->refs++;
-  napi_ref ref;
-  if (napi_create_reference(env, ab, 0, &ref) == napi_ok) r->buffers.push_back(ref);
+  View* v = new View{r, nullptr, 2, nullptr, nullptr};
+  r->refs += 2;
+  napi_value ab = nullptr;
+  napi_status st = napi_create_external_arraybuffer(env, static_cast<char*>(r->addr) + offset, length,
+                                                    OnStoreFreed, v, &ab);
+  if (st != napi_ok || ab == nullptr) {
+    r->refs--;  // the object part never happened
+    if (st == napi_pending_exception || st == napi_invalid_arg) {
+      // Refused before any buffer existed (e.g. the env is shutting down): no finalizer will run.
+      r->refs--;
+      delete v;
+    } else {
+      ViewDone(v);  // the store finalizer ran already or will run: it releases the rest
+    }
+    return nullptr;
+  }
+  if (napi_add_finalizer(env, ab, v, OnViewCollected, nullptr, &v->ref) != napi_ok) {
+    // Untracked, it could not be detached by munmap: never hand it out.
+    napi_detach_arraybuffer(env, ab);
+    v->parts--;  // the store finalizer remains
+    Release(env, r);
+    return nullptr;
+  }
+  v->next = r->views;
+  if (r->views != nullptr) r->views->prev = v;
+  r->views = v;
   return ab;
 }
 
 Region* GetRegion(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsExternal() ||
-      !info[i].As<Napi::Object>().CheckTypeTag(&kRegionTag)) {
-    ArgError(info, "expected a mapping handle");
-    return nullptr;
-  }
-  return info[i].As<Napi::External<Region>>().Data();
+  napi_value v = info.Length() > i ? static_cast<napi_value>(info[i]) : nullptr;
+  return static_cast<Region*>(UnwrapTagged(info.Env(), v, &kRegionTag, "expected a mapping handle"));
+}
+
+void OnHandleCollected(napi_env env, void* data, void*) {
+  Region* r = static_cast<Region*>(data);
+  r->handle = false;
+  if (!r->unmapped) Release(env, r);  // its hold on the range (munmap() dropped it already)
+  else if (r->refs == 0) delete r;
 }
 
 // mmap(length, prot, flags, fd, offset) -> [handle, address] | -errno. The
@@ -132,45 +212,92 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   void* addr = mmap(nullptr, static_cast<size_t>(len), prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Errno(env);
 
-  Region* r = new Region{addr, static_cast<size_t>(len), 1, prot, false, false, false, env, {}};
-  int64_t ignored;
-  napi_adjust_external_memory(env, len, &ignored);
-  Napi::External<Region> handle = Napi::External<Region>::New(env, r, [](Napi::Env e, Region* reg) { Release(e, reg); });
-  handle.TypeTag(&kRegionTag);
-
-  Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, handle);
-  out.Set(1u, Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(addr))));
-  return out;
+  Region* r = new Region{addr, static_cast<size_t>(len), 1, true, prot, false, true, false, false, env, nullptr};
+  Account(env, len);
+  bool armed;
+  napi_value handle = TaggedExternal(env, r, OnHandleCollected, &kRegionTag, &armed);
+  if (handle == nullptr) {  // the environment is going: nobody will ever see this mapping
+    if (!armed) OnHandleCollected(env, r, nullptr);  // else the finalizer will
+    return env.Undefined();
+  }
+  napi_value items[2] = {handle, nullptr};
+  if (napi_create_bigint_uint64(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(addr)), &items[1]) != napi_ok) {
+    return env.Undefined();
+  }
+  return Napi::Value(env, ArrayOf(env, items, 2));
 }
 
-void DetachAll(Napi::Env env, Region* r) {
-  for (napi_ref ref : r->buffers) {
+void DetachAll(napi_env env, Region* r) {
+  for (View* v = r->views; v != nullptr; v = v->next) {
     napi_value ab;
-    if (napi_get_reference_value(env, ref, &ab) == napi_ok && ab != nullptr) Napi::ArrayBuffer(env, ab).Detach();
+    if (v->ref != nullptr && napi_get_reference_value(env, v->ref, &ab) == napi_ok && ab != nullptr) {
+      napi_detach_arraybuffer(env, ab);
+    }
   }
 }
 
-// munmap(handle) -> 0 | -errno. Detaches every ArrayBuffer before the pages go.
-// A sealed region is put to the kernel as it is (it answers EPERM and every
-// view stays valid); should it ever agree, the views are detached before any
-// JavaScript runs again.
+// Gives the pages back; the region's state is updated by the caller. With
+// `keep` the address range stays reserved (fresh anonymous pages replace the
+// old ones); else it is unmapped. Runs on the event loop or the thread pool.
+int DropPages(void* addr, size_t len, bool keep) {
+  if (!keep) return munmap(addr, len) < 0 ? -errno : 0;
+  void* p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  return p == MAP_FAILED ? -errno : 0;
+}
+
+struct DropJob {
+  Region* region;
+  bool keep;
+  int result;
+};
+
+void DropExecute(void* data) {
+  DropJob* j = static_cast<DropJob*>(data);
+  j->result = DropPages(j->region->addr, j->region->len, j->keep);
+}
+
+void DropComplete(napi_env env, void* data) {
+  DropJob* j = static_cast<DropJob*>(data);
+  // Replacing failed (e.g. ENOMEM at vm.max_map_count): the old pages stay
+  // reserved, and are unmapped with the range when the last view goes.
+  if (!j->keep && j->result == 0) j->region->reserved = false;
+  Release(env, j->region);
+  delete j;
+}
+
+// munmap(handle, deferred) -> 0 | -errno. Detaches every ArrayBuffer, then
+// lets the pages go — on the thread pool when `deferred`. A sealed region is
+// put to the kernel as it is (it answers EPERM and every view stays valid);
+// should it ever agree, the views are detached before any JavaScript runs.
 Napi::Value Munmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* r = GetRegion(info, 0);
   if (r == nullptr) return env.Undefined();
+  bool deferred = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
   if (r->unmapped) return Result(env, 0);
   if (r->sealed) {
     if (munmap(r->addr, r->len) < 0) return Errno(env);
     DetachAll(env, r);
+    r->reserved = false;
+    r->unmapped = true;
   } else {
     DetachAll(env, r);
     Unregister(r);
-    if (munmap(r->addr, r->len) < 0) return Errno(env);
+    // Only the handle holds it: no view, no backing store, no job can reach the pages.
+    bool keep = r->refs > 1;
+    DropJob* job = deferred ? new DropJob{r, keep, 0} : nullptr;
+    if (job != nullptr && Defer(env, DropExecute, DropComplete, job)) {
+      r->refs++;  // the job's, released in DropComplete
+    } else {
+      delete job;
+      int e = DropPages(r->addr, r->len, keep);
+      if (e < 0 && !keep) return Result(env, e);
+      if (!keep) r->reserved = false;
+    }
+    r->unmapped = true;
   }
-  r->unmapped = true;
-  int64_t ignored;
-  napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);
+  Account(env, -static_cast<int64_t>(r->len));
+  Release(env, r);  // the handle's hold: the range goes when the views and jobs have let go
   return Result(env, 0);
 }
 

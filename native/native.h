@@ -23,5 +23,6 @@ void InitMapping(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitPoll(Napi::Env env, Napi::Object exports);
 void InitPool(Napi::Env env, Napi::Object exports);
+void InitRelease(Napi::Env env, Napi::Object exports);
 
 }  // namespace memseal

@@ -14,6 +14,7 @@
 
 #include "args.h"
 #include "native.h"
+#include "release.h"
 
 namespace memseal {
 namespace {
@@ -77,7 +78,9 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
     // make_callback, not call_function: runs the microtask queue afterwards
     // (promises resolved in the callback settle now) and keeps async context.
     napi_status st = napi_make_callback(env, w->async, recv, fn, 2, argv, &result);
-    if (st == napi_pending_exception) {
+    bool pending = false;
+    // A terminating environment answers napi_pending_exception with nothing pending: nothing to report.
+    if (st == napi_pending_exception && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
       napi_value err;
       if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
     }
@@ -85,12 +88,15 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
+void OnCollected(napi_env, void* data, void*) {
+  Watch* w = static_cast<Watch*>(data);
+  Shut(w, false);
+  Release(w);
+}
+
 Watch* GetWatch(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsExternal() || !info[i].As<Napi::Object>().CheckTypeTag(&kWatchTag)) {
-    ArgError(info, "expected a poll handle");
-    return nullptr;
-  }
-  return info[i].As<Napi::External<Watch>>().Data();
+  napi_value v = info.Length() > i ? static_cast<napi_value>(info[i]) : nullptr;
+  return static_cast<Watch*>(UnwrapTagged(info.Env(), v, &kWatchTag, "expected a poll handle"));
 }
 
 // pollOpen(fd, callback(status, events)) -> handle | -errno. Adopts fd: from
@@ -103,6 +109,7 @@ Napi::Value PollOpen(const Napi::CallbackInfo& info) {
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return Result(env, -EINVAL);
 
+  Untrack(env, fd);  // the caller's now; adopted below unless uv_poll_init refuses
   Watch* w = new Watch{};
   w->env = env;
   w->fd = fd;
@@ -119,12 +126,13 @@ Napi::Value PollOpen(const Napi::CallbackInfo& info) {
   napi_create_reference(env, info[1], 1, &w->callback);
   if (napi_add_env_cleanup_hook(env, CleanupHook, w) == napi_ok) w->hooked = true;
 
-  Napi::External<Watch> handle = Napi::External<Watch>::New(env, w, [](Napi::Env, Watch* wa) {
-    Shut(wa, false);
-    Release(wa);
-  });
-  handle.TypeTag(&kWatchTag);
-  return handle;
+  bool armed;
+  napi_value handle = TaggedExternal(env, w, OnCollected, &kWatchTag, &armed);
+  if (handle == nullptr) {  // the environment is going: close now, or leave it to the finalizer
+    if (!armed) OnCollected(env, w, nullptr);
+    return env.Undefined();
+  }
+  return Napi::Value(env, handle);
 }
 
 // pollStart(handle, events) -> 0 | -errno. events: UV_READABLE | UV_WRITABLE |

@@ -17,6 +17,7 @@
 #include "args.h"
 #include "kernel.h"
 #include "native.h"
+#include "release.h"
 
 namespace memseal {
 namespace {
@@ -68,15 +69,17 @@ bool MakeAddr(const uint8_t* path, size_t len, sockaddr_un* addr, socklen_t* add
 Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0, sv) < 0) return Errno(info.Env());
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
-  out.Set(0u, Napi::Number::New(info.Env(), sv[0]));
-  out.Set(1u, Napi::Number::New(info.Env(), sv[1]));
-  return out;
+  TrackUnadopted(info.Env(), sv[0]);
+  TrackUnadopted(info.Env(), sv[1]);
+  napi_value items[2] = {Double(info.Env(), sv[0]), Double(info.Env(), sv[1])};
+  return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 2));
 }
 
 // socket() -> fd | -errno
 Napi::Value Socket(const Napi::CallbackInfo& info) {
-  return Errno(info.Env(), socket(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0));
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0);
+  if (fd >= 0) TrackUnadopted(info.Env(), fd);
+  return Errno(info.Env(), fd);
 }
 
 // bind() and connect(): (fd, sunPath: Uint8Array) -> 0 | -errno. A malformed
@@ -121,6 +124,7 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   do {
     r = accept4(fd, nullptr, nullptr, kSockFlags);
   } while (r < 0 && errno == EINTR);
+  if (r >= 0) TrackUnadopted(info.Env(), r);
   return Errno(info.Env(), r);
 }
 
@@ -166,8 +170,11 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
 // out[0] = descriptors stored in fds, out[1] = msg_flags. On MSG_CTRUNC every
 // descriptor that did arrive is closed here and out[0] is 0: a message whose
 // descriptors were cut off is unusable, and leaking the rest would let a peer
-// exhaust our descriptor table. With MSG_TRUNC the return value is the real
-// length (MSG_TRUNC is passed in flags), larger than buf.
+// exhaust our descriptor table. out[2] (when out has room) = descriptors the
+// kernel installed before it stopped: fewer than fds.length with MSG_CTRUNC
+// means it ran out of descriptor slots (RLIMIT_NOFILE), not of control buffer.
+// With MSG_TRUNC the return value is the real length (MSG_TRUNC is passed in
+// flags), larger than buf.
 Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   int fd;
   uint8_t* data;
@@ -184,6 +191,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   if (maxFds > SCM_MAX_FD) maxFds = SCM_MAX_FD;
   out[0] = 0;
   out[1] = 0;
+  if (outLen > 2) out[2] = 0;
   iovec iov{data, len};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -200,7 +208,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   if (r < 0) return Errno(info.Env());
 
   bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
-  size_t n = 0;
+  size_t n = 0, arrived = 0;
   if (msg.msg_controllen > 0) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
@@ -209,6 +217,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
       for (size_t k = 0; k < count; k++) {
         int got;
         memcpy(&got, p + k * sizeof(int), sizeof(int));
+        arrived++;
         if (ctrunc || n >= maxFds) {
           close(got);  // cannot happen unless the kernel overfilled; never leak
         } else {
@@ -219,6 +228,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   }
   out[0] = static_cast<int32_t>(n);
   out[1] = msg.msg_flags;
+  if (outLen > 2) out[2] = static_cast<int32_t>(arrived);
   return Result(info.Env(), r);
 }
 
@@ -252,11 +262,8 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Errno(info.Env());
-  Napi::Array out = Napi::Array::New(info.Env(), 3);
-  out.Set(0u, Napi::Number::New(info.Env(), cred.pid));
-  out.Set(1u, Napi::Number::New(info.Env(), cred.uid));
-  out.Set(2u, Napi::Number::New(info.Env(), cred.gid));
-  return out;
+  napi_value items[3] = {Double(info.Env(), cred.pid), Double(info.Env(), cred.uid), Double(info.Env(), cred.gid)};
+  return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 3));
 }
 
 // sockType(fd) -> [domain, type] | -errno (SO_DOMAIN, SO_TYPE)
@@ -268,10 +275,8 @@ Napi::Value SockType(const Napi::CallbackInfo& info) {
   if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) return Errno(info.Env());
   len = sizeof(int);
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return Errno(info.Env());
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
-  out.Set(0u, Napi::Number::New(info.Env(), domain));
-  out.Set(1u, Napi::Number::New(info.Env(), type));
-  return out;
+  napi_value items[2] = {Double(info.Env(), domain), Double(info.Env(), type)};
+  return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 2));
 }
 
 // setNonblockCloexec(fd) -> 0 | -errno: O_NONBLOCK and FD_CLOEXEC on an adopted socket.

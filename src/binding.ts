@@ -14,6 +14,9 @@ export type RegionHandle = { readonly __region: unique symbol };
 /** An opaque, type-tagged handle to one native poll watcher (poll.cc); it owns its descriptor. */
 export type PollHandle = { readonly __poll: unique symbol };
 
+/** An opaque, type-tagged handle that owns one descriptor (release.cc). */
+export type FdHandle = { readonly __fd: unique symbol };
+
 export interface NativeConstants {
   readonly [name: string]: number;
 }
@@ -47,7 +50,8 @@ export interface NativeBinding {
   // mapping.cc
   /** [handle, address] or -errno */
   mmap(length: number, prot: number, flags: number, fd: number, offset: number): [RegionHandle, bigint] | number;
-  munmap(handle: RegionHandle): number;
+  /** Detaches every view, then lets the pages go (on the libuv thread pool when `deferred`). */
+  munmap(handle: RegionHandle, deferred: boolean): number;
   mprotect(handle: RegionHandle, prot: number): number;
   madvise(handle: RegionHandle, advice: number, offset: number, length: number): number;
   msync(handle: RegionHandle, flags: number): number;
@@ -66,6 +70,15 @@ export interface NativeBinding {
   /** An external ArrayBuffer over [offset, offset + length) of the region, or -errno */
   view(handle: RegionHandle, offset: number, length: number): ArrayBuffer | number;
   pageSize(): number;
+  // release.cc
+  /** Adopts fd: fdClose, the garbage collector or environment teardown closes it. */
+  fdOpen(fd: number): FdHandle;
+  /** Idempotent; `deferred` closes on the libuv thread pool. */
+  fdClose(handle: FdHandle, deferred: boolean): number;
+  /** memfd_create(2), the descriptor owned from the start: [fd, handle] or -errno */
+  memfdCreateOwned(name: string, flags: number): [number, FdHandle] | number;
+  /** memfd_secret(2), the descriptor owned from the start: [fd, handle] or -errno */
+  memfdSecretOwned(flags: number): [number, FdHandle] | number;
   // socket.cc: AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec
   /** [fd0, fd1] or -errno */
   socketpair(): [number, number] | number;
@@ -76,7 +89,7 @@ export interface NativeBinding {
   listen(fd: number, backlog: number): number;
   accept(fd: number): number;
   sendmsg(fd: number, data: Uint8Array, fds: Int32Array): number;
-  /** bytes (the real length if larger than buf) or -errno; out = [fds stored, msg_flags] */
+  /** bytes (the real length if larger than buf) or -errno; out = [fds stored, msg_flags, fds the kernel installed] */
   recvmsg(fd: number, buf: Uint8Array, fds: Int32Array, out: Int32Array): number;
   /** MSG_PEEK, nothing taken: 0 end-of-stream, 1 a message waits, or -errno */
   recvPeek(fd: number): number;

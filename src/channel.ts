@@ -34,7 +34,7 @@ export const QUEUED_MESSAGE_OVERHEAD = 256;
 // One receive buffer per module instance (per JS thread): recvmsg copies into
 // it and the payload is copied out at its exact length.
 const scratch = Buffer.allocUnsafe(MAX_PAYLOAD);
-const recvInfo = new Int32Array(2);
+const recvInfo = new Int32Array(3); // [fds stored, msg_flags, fds the kernel installed]
 const EOF = Symbol('eof');
 // ECONNRESET: the peer went while our messages sat unread in its queue. The kernel reports it
 // once (sock_error clears it) before the messages the peer sent, so reading goes on after it.
@@ -475,6 +475,13 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     for (let i = 0; i < nfds; i++) fds.push(fdBuf[i]!);
     if ((flags & K.MSG_CTRUNC) !== 0) {
       for (const fd of fds) closeQuietly(fd);
+      // The kernel stops installing descriptors when this process has no slot left (scm_detach_fds):
+      // fewer than the control buffer holds means RLIMIT_NOFILE, not maxFds.
+      if (recvInfo[2]! < this.#maxFds) {
+        return systemError(-E.EMFILE, 'recvmsg', undefined,
+          `this process ran out of file descriptors (RLIMIT_NOFILE, ulimit -n) while receiving a message's descriptors: ` +
+          `it was dropped and the ${recvInfo[2]} that arrived were closed; raise the limit or hold fewer descriptors`);
+      }
       return new MemsealError('ERR_MEMSEAL_CTRUNC',
         `a message carried more file descriptors than this channel accepts (maxFds ${this.#maxFds}): every one that arrived was closed`,
         { hint: 'raise channel.maxFds (up to 253) if the peer is meant to send that many' });

@@ -57,6 +57,21 @@ export function formatSize(n: number | null): string {
   return u === 0 ? `${n} B` : `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`;
 }
 
+/**
+ * A string from another process (memfd name, comm, mapped path) made safe for
+ * a terminal: control and format characters (C0, DEL, C1, bidi overrides,
+ * zero-width, line/paragraph separators) and the backslash itself become
+ * visible escapes, so a name can neither send escape sequences to the
+ * terminal nor forge a table row. `--json` needs none of this.
+ */
+export function escapeText(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\\]/gu, (c) => {
+    if (c === '\\') return '\\\\';
+    const code = c.codePointAt(0)!;
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
@@ -78,9 +93,9 @@ export function renderHuman(processes: InspectProcess[], scanAll: boolean): stri
   for (const p of processes) {
     for (const m of p.memfds) {
       const maps = m.mappings === null ? ['?'] : m.mappings.length === 0 ? ['-'] : m.mappings.map(mappingText);
-      const name = m.kind === 'secretmem' ? '[secretmem]' : m.name ?? '';
+      const name = m.kind === 'secretmem' ? '[secretmem]' : escapeText(m.name ?? '');
       const mode = m.mode === null ? '?' : `${m.mode.toString(8).padStart(4, '0')}${m.exec ? ' exec' : ''}`;
-      rows.push([String(p.pid), p.comm ?? '?', m.fd === null ? '-' : String(m.fd), name, formatSize(m.size), mode,
+      rows.push([String(p.pid), p.comm === null ? '?' : escapeText(p.comm), m.fd === null ? '-' : String(m.fd), name, formatSize(m.size), mode,
         m.access ?? '-', sealsText(m), maps[0]!]);
       for (const extra of maps.slice(1)) rows.push(['', '', '', '', '', '', '', '', extra]);
     }
@@ -99,7 +114,8 @@ export function renderHuman(processes: InspectProcess[], scanAll: boolean): stri
   const sealedRows: string[][] = [];
   for (const p of processes) {
     for (const r of p.sealedRegions ?? []) {
-      sealedRows.push([String(p.pid), p.comm ?? '?', `${r.start.slice(2)}-${r.end.slice(2)}`, r.perms, formatSize(r.length), r.path || '[anon]']);
+      sealedRows.push([String(p.pid), p.comm === null ? '?' : escapeText(p.comm), `${r.start.slice(2)}-${r.end.slice(2)}`, r.perms,
+        formatSize(r.length), r.path ? escapeText(r.path) : '[anon]']);
     }
   }
   if (sealedRows.length > 0) {

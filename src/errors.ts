@@ -148,3 +148,13 @@ export function check(r: number, syscall: string, detail?: string, hint?: (negEr
   Error.captureStackTrace(err, check);
   throw err;
 }
+
+/**
+ * ERR_OUT_OF_RANGE for a view larger than an ArrayBuffer may be in this Node.js
+ * (buffer.constants.MAX_LENGTH: 4 GiB on Node 20), with a hint naming the
+ * windowed accessor that reaches the rest.
+ */
+export function tooLargeForBuffer(what: string, size: number, max: number, instead: string): RangeError {
+  return rangeError('ERR_OUT_OF_RANGE', `${what} (${size} bytes) is larger than an ArrayBuffer may be in this Node.js (${max} bytes)`,
+    `use ${instead} for windows of at most ${max} bytes`);
+}

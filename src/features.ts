@@ -54,7 +54,7 @@ function probeMadvisePopulate(): boolean {
   try {
     return native.madvise(r[0], C.MADV_POPULATE_READ, 0, page) === 0;
   } finally {
-    native.munmap(r[0]);
+    native.munmap(r[0], false);
   }
 }
 

@@ -2,17 +2,24 @@
 // process can map and trust without copying, and verifySeals(), the check a
 // receiver runs before it maps anything a peer sent; also Channel#sendBuffer()
 // and Channel#receiveBuffer(), which carry a SealedBuffer over a Channel.
+import { constants as bufferConstants } from 'node:buffer';
 import { readSync, writeSync } from 'node:fs';
-import { native } from './binding';
+import { type FdHandle, native } from './binding';
 import { Channel, closeQuietly } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, systemError, tooLargeForBuffer } from './errors';
 import { features } from './features';
-import { type Mapping, mmap } from './mapping';
-import { addSeals, memfdCreate, memfdCreateHint } from './memfd';
-import { toBytes, validateFd, validateFlags, validateFunction, validateLength, validateObject, validateString } from './validate';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, unmapNow } from './mapping';
+import { addSeals, memfdCreateHint } from './memfd';
+import { toBytes, validateFd, validateFlags, validateFunction, validateInteger, validateLength, validateObject, validateString } from './validate';
 
 const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
+/**
+ * The largest buffer a receiver accepts unless `maxSize` says otherwise: what
+ * `bytes` can show in one ArrayBuffer (buffer.constants.MAX_LENGTH, 4 GiB on
+ * Node 20). Larger buffers need an explicit `maxSize` and are read with `range()`.
+ */
+export const DEFAULT_MAX_SIZE: number = bufferConstants.MAX_LENGTH;
 
 /** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
 export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
@@ -27,7 +34,11 @@ export interface VerifyOptions {
   forbid?: number;
   /** Smallest acceptable size in bytes. */
   minSize?: number;
-  /** Largest acceptable size in bytes: bounds what a peer can make you map. */
+  /**
+   * Largest acceptable size in bytes: bounds what a peer can make you map.
+   * Default buffer.constants.MAX_LENGTH (4 GiB on Node 20), the most `bytes`
+   * can show; larger buffers must be allowed explicitly and read with `range()`.
+   */
   maxSize?: number;
   /** The only acceptable size. */
   exactSize?: number;
@@ -59,12 +70,12 @@ interface Policy {
 }
 
 function policy(options: VerifyOptions | undefined): Policy {
-  if (options === undefined) return { require: DEFAULT_REQUIRED_SEALS, forbid: 0, minSize: 0, maxSize: Number.MAX_SAFE_INTEGER };
+  if (options === undefined) return { require: DEFAULT_REQUIRED_SEALS, forbid: 0, minSize: 0, maxSize: DEFAULT_MAX_SIZE };
   validateObject(options, 'options');
   const { require = DEFAULT_REQUIRED_SEALS, forbid = 0, minSize, maxSize, exactSize } = options;
   validateFlags(require, 'options.require');
   validateFlags(forbid, 'options.forbid');
-  const p: Policy = { require, forbid, minSize: 0, maxSize: Number.MAX_SAFE_INTEGER };
+  const p: Policy = { require, forbid, minSize: 0, maxSize: DEFAULT_MAX_SIZE };
   if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); p.minSize = minSize; p.minFrom = 'minSize'; }
   if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); p.maxSize = maxSize; p.maxFrom = 'maxSize'; }
   if (exactSize !== undefined) {
@@ -172,7 +183,6 @@ export interface SealedBufferOptions {
 export type SealedBufferView = 'private' | 'copy';
 
 const construct = Symbol('SealedBuffer.construct');
-const fdRegistry = new FinalizationRegistry<number>((fd) => { native.close(fd); });
 
 /** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
 function creationOptions(options: SealedBufferOptions | undefined): { name: string; seals: number } {
@@ -190,15 +200,19 @@ function creationOptions(options: SealedBufferOptions | undefined): { name: stri
   return { name, seals };
 }
 
-function createMemfd(name: string): number {
+/** The memfd and the native handle that owns it from the moment it exists. */
+type OwnedMemfd = [fd: number, handle: FdHandle];
+
+function createMemfd(name: string): OwnedMemfd {
   const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING;
   if (features.noexecSeal) {
-    const flags = base | C.MFD_NOEXEC_SEAL;
-    const fd = native.memfdCreate(name, flags);
-    if (fd >= 0) return fd;
-    if (fd !== -E.EINVAL) return check(fd, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, flags));
+    const r = native.memfdCreateOwned(name, base | C.MFD_NOEXEC_SEAL);
+    if (typeof r !== 'number') return r;
+    if (r !== -E.EINVAL) check(r, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, base | C.MFD_NOEXEC_SEAL));
   }
-  return memfdCreate(name, base);
+  const r = native.memfdCreateOwned(name, base);
+  if (typeof r === 'number') check(r, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, base));
+  return r as OwnedMemfd;
 }
 
 /**
@@ -225,14 +239,17 @@ export class SealedBuffer {
   #bytes: Buffer | null = null;
   #view: SealedBufferView | null = null;
   #closed = false;
+  // Owns the descriptor natively: closed by close(), by the garbage collector, or at
+  // environment teardown (a worker's end), where FinalizationRegistry callbacks never run.
+  #fdHandle: FdHandle;
 
   /** Not public: use from(), create() or open(). */
-  private constructor(token: symbol, fd: number, size: number, seals: number) {
+  private constructor(token: symbol, fd: number, size: number, seals: number, handle?: FdHandle) {
     if (token !== construct) throw illegalConstructor('SealedBuffer.from(), create() or open()');
+    this.#fdHandle = handle ?? native.fdOpen(fd);
     this.fd = fd;
     this.size = size;
     this.seals = seals;
-    fdRegistry.register(this, fd, this);
   }
 
   /**
@@ -246,22 +263,22 @@ export class SealedBuffer {
   static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
     const src = toBytes(data, 'a string, an ArrayBuffer or an ArrayBufferView', { arrayBuffers: true });
     const { name, seals } = creationOptions(options);
-    const fd = createMemfd(name);
+    const [fd, handle] = createMemfd(name);
     try {
       // write(2) into the memfd: the kernel allocates each page and copies into
       // it in one pass, without zeroing it first or building page tables that
       // then have to be torn down — about twice as fast as mapping and copying.
       for (let done = 0; done < src.length;) done += writeSync(fd, src, done, src.length - done, done);
-      return SealedBuffer.#seal(fd, src.length, seals);
+      return SealedBuffer.#seal(fd, handle, src.length, seals);
     } catch (err) {
-      native.close(fd);
+      native.fdClose(handle, false);
       throw err;
     }
   }
 
-  static #seal(fd: number, size: number, seals: number): SealedBuffer {
+  static #seal(fd: number, handle: FdHandle, size: number, seals: number): SealedBuffer {
     addSeals(fd, seals); // the low-level call, for its hints
-    return new SealedBuffer(construct, fd, size, native.getSeals(fd));
+    return new SealedBuffer(construct, fd, size, native.getSeals(fd), handle);
   }
 
   /**
@@ -282,7 +299,7 @@ export class SealedBuffer {
     // An async fill would write after the view is detached and the file sealed: refuse it before any syscall.
     if (isAsyncFunction(fill)) throw asyncFill(Promise.prototype, ' (fill is an async function)');
     const { name, seals } = creationOptions(options);
-    const fd = createMemfd(name);
+    const [fd, handle] = createMemfd(name);
     try {
       let returned: unknown;
       if (size > 0) {
@@ -291,7 +308,7 @@ export class SealedBuffer {
         try {
           returned = fill(m.bytes());
         } finally {
-          m.unmap(); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
+          unmapNow(m); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
         }
       } else {
         returned = fill(Buffer.alloc(0));
@@ -301,9 +318,9 @@ export class SealedBuffer {
         try { returned.then(undefined, () => {}); } catch { /* a hostile thenable: nothing to silence */ }
         throw asyncFill(returned);
       }
-      return SealedBuffer.#seal(fd, size, seals);
+      return SealedBuffer.#seal(fd, handle, size, seals);
     } catch (err) {
-      native.close(fd);
+      native.fdClose(handle, false);
       throw err;
     }
   }
@@ -329,25 +346,61 @@ export class SealedBuffer {
    * access. Writes change only this process's view, never the file. If the
    * kernel refuses such a mapping, the bytes are read into memory instead
    * (`view` says which).
+   * @throws RangeError (ERR_OUT_OF_RANGE) for a buffer larger than
+   *   buffer.constants.MAX_LENGTH (only with an explicit `maxSize`): read it
+   *   with {@link range}; nothing is released. MemsealError ERR_MEMSEAL_CLOSED after close()
    */
   get bytes(): Buffer {
     if (this.#bytes !== null) return this.#bytes;
-    if (this.#closed) throw closedError('SealedBuffer.bytes', 'the buffer');
+    this.#assertOpen('bytes');
+    if (this.size > DEFAULT_MAX_SIZE) {
+      throw tooLargeForBuffer('this SealedBuffer', this.size, DEFAULT_MAX_SIZE, 'sealedBuffer.range(offset, length)');
+    }
     if (this.size === 0) {
       this.#view = 'private';
       return (this.#bytes = Buffer.alloc(0));
     }
+    if (this.#map()) this.#bytes = this.#mapping!.bytes();
+    else this.#bytes = this.#read(0, this.size);
+    return this.#bytes;
+  }
+
+  /**
+   * A window `[offset, offset + length)` of the contents, zero-copy (the same
+   * private copy-on-write mapping as `bytes`, or a copy where the kernel
+   * refused it). Works on a buffer of any size; the window itself may be up to
+   * buffer.constants.MAX_LENGTH. Views are detached by close().
+   * @throws RangeError (ERR_OUT_OF_RANGE) for a window outside the buffer or
+   *   larger than buffer.constants.MAX_LENGTH; MemsealError ERR_MEMSEAL_CLOSED after close()
+   */
+  range(offset: number, length: number): Buffer {
+    this.#assertOpen('range');
+    validateInteger(offset, 'offset', 0, this.size);
+    validateInteger(length, 'length', 0, this.size - offset);
+    if (length > DEFAULT_MAX_SIZE) {
+      throw tooLargeForBuffer('this window', length, DEFAULT_MAX_SIZE, 'sealedBuffer.range(offset, length)');
+    }
+    if (this.size <= DEFAULT_MAX_SIZE) return this.bytes.subarray(offset, offset + length);
+    return this.#map() ? this.#mapping!.bytes(offset, length) : this.#read(offset, length);
+  }
+
+  /** Maps the whole file privately, once; false where the kernel refuses (then `view` is 'copy'). */
+  #map(): boolean {
+    if (this.#view !== null) return this.#view === 'private';
     try {
       this.#mapping = mmap(this.size, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE, this.fd);
-      this.#bytes = this.#mapping.bytes();
       this.#view = 'private';
+      return true;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== 'EPERM' && code !== 'EACCES' && code !== 'EINVAL') throw err;
-      this.#bytes = this.#readAll();
       this.#view = 'copy';
+      return false;
     }
-    return this.#bytes;
+  }
+
+  #assertOpen(op: string): void {
+    if (this.#closed) throw closedError(`SealedBuffer.${op}`, 'the buffer');
   }
 
   /** 'private' (copy-on-write mapping) or 'copy' (the kernel refused the mapping); null until `bytes` is used. */
@@ -356,26 +409,32 @@ export class SealedBuffer {
   /** Closed: the fd is closed and the view detached. */
   get closed(): boolean { return this.#closed; }
 
-  #readAll(): Buffer {
-    const out = Buffer.allocUnsafe(this.size);
+  #read(offset: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
     let done = 0;
-    while (done < this.size) {
-      const n = readSync(this.fd, out, done, this.size - done, done);
+    while (done < length) {
+      const n = readSync(this.fd, out, done, length - done, offset + done);
       if (n === 0) break;
       done += n;
     }
     return out.subarray(0, done);
   }
 
-  /** Unmaps the view (views of it become length 0) and closes the fd. Safe to call twice. */
+  /**
+   * Detaches every view (of `bytes` and `range()`: they read as length 0),
+   * unmaps and closes the fd. Safe to call twice. A buffer of 1 MiB or more
+   * is released on the libuv thread pool: this returns at once and the pages
+   * are freed shortly after. Asynchronous work still running on a view cannot
+   * crash the process (see Mapping#unmap).
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    fdRegistry.unregister(this);
     this.#mapping?.unmap();
     this.#mapping = null;
     this.#bytes = null;
-    native.close(this.fd); // like every close here: no throw if the caller already closed the fd
+    // like every close here: no throw if the caller already closed the fd
+    native.fdClose(this.#fdHandle, this.size >= DEFERRED_RELEASE_BYTES);
   }
 
   [Symbol.dispose](): void { this.close(); }

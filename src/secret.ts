@@ -7,7 +7,7 @@
 // anonymous memory instead.
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { native } from './binding';
+import { type FdHandle, native } from './binding';
 import { constants as C } from './constants';
 import { check, closedError, E, illegalConstructor, invalidArgType, MemsealError, type SystemError, systemError } from './errors';
 import { type Mapping, mmap, regionHandle, roundToPages, PAGE_SIZE as PAGE } from './mapping';
@@ -107,9 +107,11 @@ export class SecretBuffer {
     let mapping: Mapping | null = null;
     let kind: SecretKind = want;
     if (want === 'secretmem') {
-      const fd = native.memfdSecret(C.O_CLOEXEC);
-      if (fd >= 0) {
-        mapping = mapSecretmem(fd, length);
+      // owned from the start: a worker terminated mid-allocation leaks no descriptor
+      const owned = native.memfdSecretOwned(C.O_CLOEXEC);
+      const fd = typeof owned === 'number' ? owned : owned[0];
+      if (typeof owned !== 'number') {
+        mapping = mapSecretmem(owned, length);
       } else if (fd === -E.ENOSYS || fd === -E.EPERM) {
         if (!fallback) {
           throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED',
@@ -184,7 +186,7 @@ export class SecretBuffer {
   }
 }
 
-function mapSecretmem(fd: number, length: number): Mapping {
+function mapSecretmem([fd, handle]: [number, FdHandle], length: number): Mapping {
   try {
     check(native.ftruncate(fd, length), 'ftruncate');
     let mapping: Mapping;
@@ -201,7 +203,7 @@ function mapSecretmem(fd: number, length: number): Mapping {
     }
     return mapping;
   } finally {
-    native.close(fd); // the mapping keeps the file alive
+    native.fdClose(handle, false); // the mapping keeps the file alive
   }
 }
 

@@ -88,3 +88,18 @@ export class Tracker {
     for (const x of this.#open.splice(0)) x.close();
   }
 }
+
+/**
+ * The pages that were mapped at `address` are gone: nothing is mapped there, or
+ * only the anonymous placeholder unmap() leaves while a detached view object
+ * is still alive (private, no file, nothing resident). The range itself is
+ * released once the views are collected.
+ */
+export function releasedAt(address: bigint): boolean {
+  const line = mapsLineFor(address);
+  if (line === undefined) return true;
+  if (!/^\S+ rw-p 00000000 00:00 0\s*$/.test(line)) return false;
+  const blocks = readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
+  const block = blocks.find((b) => b.startsWith(line.split(' ')[0]!));
+  return block !== undefined && /^Rss:\s+0 kB$/m.test(block);
+}

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { ftruncateSync } from 'node:fs';
 import { constants as C, features, type Mapping, memfdCreate, mmap, mseal } from '../../src';
-import { mapsLineFor, skipUnless } from '../helpers';
+import { mapsLineFor, releasedAt, skipUnless } from '../helpers';
 import { Fds, throwsSys } from './helpers';
 
 const PAGE = 4096;
@@ -39,7 +39,7 @@ describe('conformance: mseal_test.c', () => {
       assert.ok(mapsLineFor(m.address), 'still mapped');
     } else {
       m.unmap();
-      assert.equal(mapsLineFor(m.address), undefined);
+      assert.ok(releasedAt(m.address));
     }
   }
 

@@ -1,0 +1,22 @@
+// release.h — giving kernel resources back off the event loop.
+#pragma once
+
+#include <node_api.h>
+
+namespace memseal {
+
+// Runs execute(data) on the libuv thread pool, then complete(env, data) on
+// the event loop (also when the work was cancelled: complete must then do what
+// execute would have). Node waits for such work before it tears an
+// environment down. false if the work could not be queued (the caller then
+// does the job itself, synchronously).
+bool Defer(napi_env env, void (*execute)(void*), void (*complete)(napi_env, void*), void* data);
+
+// Descriptors a native call created and returned as plain numbers that are
+// about to be adopted (by pollOpen) or closed (by close()). Until then they are
+// remembered per environment and closed if it is torn down first: a worker
+// terminated between socketpair() and the Channel constructor leaks nothing.
+void TrackUnadopted(napi_env env, int fd);
+void Untrack(napi_env env, int fd);
+
+}  // namespace memseal
