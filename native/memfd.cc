@@ -58,7 +58,8 @@ Napi::Value GetSeals(const Napi::CallbackInfo& info) {
   return Result(info.Env(), r < 0 ? -errno : r);
 }
 
-// fstat(fd) -> [size, mode] | -errno. Used by verification and inspection.
+// fstat(fd) -> [size, mode, blksize] | -errno. Used by verification and
+// inspection; blksize tells a hugetlb file (the huge page size) from shmem.
 // Through statx(fd, "", AT_EMPTY_PATH) rather than fstat(): glibc ≥ 2.33 binds
 // fstat to a new symbol (fstat64@GLIBC_2.33), which would raise the prebuilt
 // binary's glibc floor from 2.28 (Node's own) to 2.33. glibc's statx wrapper
@@ -68,9 +69,10 @@ Napi::Value Fstat(const Napi::CallbackInfo& info) {
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   struct statx st;
   if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Result(info.Env(), -errno);
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
   out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_size)));
   out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_mode)));
+  out.Set(2u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_blksize)));
   return out;
 }
 

@@ -26,7 +26,7 @@ export interface NativeBinding {
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
   /** [size, mode] or -errno */
-  fstat(fd: number): [number, number] | number;
+  fstat(fd: number): [size: number, mode: number, blksize: number] | number;
   ftruncate(fd: number, length: number): number;
   close(fd: number): number;
   dup(fd: number): number;

@@ -5,15 +5,17 @@ import { closeSync, readSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native } from './binding';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, illegalConstructor, invalidArgValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
 import { features } from './features';
-import { type Mapping, mmap } from './mapping';
+import { hugePageSettings, hugetlbPool } from './hugepages';
+import { type Mapping, mmap, regionHandle } from './mapping';
 import { memfdCreate } from './memfd';
 import { validateFd, validateFlags, validateFunction, validateLength, validateObject, validateString } from './validate';
 
 const E = osConstants.errno;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+const PAGE = native.pageSize();
 
 /** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
 export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
@@ -47,6 +49,8 @@ export interface VerifyResult {
   reason?: string;
   /** The MemsealError code a rejection maps to; absent when ok. */
   code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE'>;
+  /** A hugetlb memfd (MFD_HUGETLB): its block size is a huge page. Absent when false. */
+  hugetlb?: boolean;
 }
 
 interface Policy {
@@ -96,7 +100,7 @@ function verify(fd: number, p: Policy): VerifyResult {
   }
   const st = native.fstat(fd);
   if (typeof st === 'number') throw systemError(st, 'fstat');
-  const [size, mode] = st;
+  const [size, mode, blksize] = st;
   if ((mode & S_IFMT) !== S_IFREG) {
     return { ok: false, seals, size, missing: 0, code: 'ERR_MEMSEAL_NOT_MEMFD',
       reason: `the descriptor is ${fileKind(mode)}, not a memfd` };
@@ -116,7 +120,8 @@ function verify(fd: number, p: Policy): VerifyResult {
     return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE',
       reason: `size ${size} bytes is outside the accepted range (${bound} bytes)` };
   }
-  return { ok: true, seals, size, missing: 0 };
+  // hugetlbfs reports its huge page size as the block size; shmem the base page.
+  return blksize > PAGE ? { ok: true, seals, size, missing: 0, hugetlb: true } : { ok: true, seals, size, missing: 0 };
 }
 
 function fileKind(mode: number): string {
@@ -151,18 +156,63 @@ export interface SealedBufferOptions {
   name?: string;
   /** The seals to add once filled. Default SHRINK | GROW | WRITE | SEAL. */
   seals?: number;
+  /**
+   * Back the buffer with hugetlb pages (memfd_create MFD_HUGETLB, Linux 4.14):
+   * `true` for the default huge page size, or a size in bytes (a power of two
+   * the kernel offers, e.g. 2 MiB or 1 GiB). The pages come from a pool the
+   * administrator reserved (/proc/sys/vm/nr_hugepages); the size is rounded up
+   * to a whole number of huge pages (the padding reads as zeros), and every
+   * mapping of it, the receiver's included, is read-only and shared.
+   * Default false: ordinary shmem pages (which become transparent huge pages
+   * where shmem_enabled allows it).
+   */
+  hugePages?: boolean | number;
 }
 
-/** How a SealedBuffer's bytes reach JS. */
-export type SealedBufferView = 'private' | 'copy';
+/**
+ * How a SealedBuffer's bytes reach JS: `private` (a copy-on-write mapping),
+ * `copy` (read into memory: the kernel refused the mapping), `readonly` (a
+ * PROT_READ mapping: hugetlb buffers, where a private mapping would reserve
+ * a second set of huge pages).
+ */
+export type SealedBufferView = 'private' | 'copy' | 'readonly';
 
 const construct = Symbol('SealedBuffer.construct');
 const fdRegistry = new FinalizationRegistry<number>((fd) => { native.close(fd); });
 
-/** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
-function creationOptions(options: SealedBufferOptions | undefined): { name: string; seals: number } {
+interface Creation {
+  name: string;
+  seals: number;
+  /** MFD_HUGETLB | MFD_HUGE_<size>, or 0. */
+  hugeFlags: number;
+  /** The huge page size the file is rounded up to (hugetlb), or 0. */
+  hugeSize: number;
+}
+
+function hugeOption(value: unknown): { hugeFlags: number; hugeSize: number } {
+  if (value === undefined || value === false) return { hugeFlags: 0, hugeSize: 0 };
+  const settings = hugePageSettings();
+  if (value === true) {
+    const size = settings.hugetlbDefaultSize;
+    if (size === null) {
+      throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', 'options.hugePages: this kernel has no hugetlb pages',
+        { hint: 'needs CONFIG_HUGETLBFS (Hugepagesize in /proc/meminfo)' });
+    }
+    return { hugeFlags: C.MFD_HUGETLB, hugeSize: size };
+  }
+  if (typeof value !== 'number') throw invalidArgType('options.hugePages', 'of type boolean or number', value);
+  const log2 = Math.log2(value);
+  // MFD_HUGE_* encodes log2(size) in 6 bits at MFD_HUGE_SHIFT.
+  if (!Number.isInteger(log2) || log2 < 12 || log2 > C.MFD_HUGE_MASK) {
+    throw invalidArgValue('options.hugePages', 'must be true or a huge page size in bytes (a power of two)', value);
+  }
+  return { hugeFlags: C.MFD_HUGETLB | (log2 << C.MFD_HUGE_SHIFT), hugeSize: value };
+}
+
+function creationOptions(options: SealedBufferOptions | undefined): Creation {
   let name = 'memseal';
   let seals = DEFAULT_SEALS;
+  let huge = { hugeFlags: 0, hugeSize: 0 };
   if (options !== undefined) {
     validateObject(options, 'options');
     if (options.name !== undefined) {
@@ -171,18 +221,69 @@ function creationOptions(options: SealedBufferOptions | undefined): { name: stri
       name = options.name;
     }
     if (options.seals !== undefined) { validateFlags(options.seals, 'options.seals'); seals = options.seals; }
+    huge = hugeOption(options.hugePages);
   }
-  return { name, seals };
+  return { name, seals, ...huge };
 }
 
-function createMemfd(name: string): number {
-  const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING;
+/** What the kernel's refusal of a hugetlb request most likely means. */
+function hugetlbHint(size: number): (e: number) => string | undefined {
+  return (e) => {
+    // memfd_create answers ENODEV for a size the kernel has no hugetlbfs for, EINVAL for one it cannot encode.
+    if (e === -E.EINVAL || e === -E.ENODEV) return `this kernel offers no ${size}-byte huge pages (see /sys/kernel/mm/hugepages)`;
+    if (e !== -E.ENOMEM && e !== -E.ENOSPC) return undefined;
+    const pool = hugetlbPool(hugePageSettings(), size);
+    return `the hugetlb pool of ${size}-byte pages has ${pool?.free ?? 0} free of ${pool?.total ?? 0}: reserve more ` +
+      `(as root: echo N > /sys/kernel/mm/hugepages/hugepages-${size / 1024}kB/nr_hugepages)`;
+  };
+}
+
+/** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
+function createMemfd(c: Creation): number {
+  const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING | c.hugeFlags;
   if (features.noexecSeal) {
-    const fd = native.memfdCreate(name, base | C.MFD_NOEXEC_SEAL);
+    const fd = native.memfdCreate(c.name, base | C.MFD_NOEXEC_SEAL);
     if (fd >= 0) return fd;
-    if (fd !== -E.EINVAL) return check(fd, 'memfd_create');
+    if (fd !== -E.EINVAL) return check(fd, 'memfd_create', undefined, c.hugeFlags ? hugetlbHint(c.hugeSize) : undefined);
   }
-  return memfdCreate(name, base);
+  if (c.hugeFlags) return check(native.memfdCreate(c.name, base), 'memfd_create', undefined, hugetlbHint(c.hugeSize));
+  return memfdCreate(c.name, base);
+}
+
+const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
+
+/**
+ * Sizes the new memfd, maps it shared and writable, lets `fill` write the
+ * pages and unmaps (F_SEAL_WRITE needs no writable mapping left; the view
+ * handed to `fill` is detached). Ordinary pages are faulted in up front with
+ * MADV_POPULATE_WRITE (Linux 5.14; MAP_POPULATE before), after MADV_HUGEPAGE so
+ * that a shmem THP policy of `advise` gives 2 MiB pages; hugetlb pages are
+ * reserved by mmap itself.
+ */
+function fillMapped(fd: number, c: Creation, size: number, fileSize: number, fill: (bytes: Buffer) => void): void {
+  const hint = c.hugeFlags ? hugetlbHint(c.hugeSize) : undefined;
+  check(native.ftruncate(fd, fileSize), 'ftruncate', undefined, hint);
+  const populate = !c.hugeFlags && !features.madvisePopulate ? C.MAP_POPULATE : 0;
+  let m: Mapping;
+  try {
+    m = mmap(fileSize, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | populate, fd);
+  } catch (err) {
+    if (hint !== undefined && typeof (err as { errno?: unknown }).errno === 'number') {
+      (err as { hint?: string }).hint = hint((err as { errno: number }).errno);
+    }
+    throw err;
+  }
+  try {
+    if (!c.hugeFlags) {
+      const pmd = features.hugePages.pmdSize;
+      // Advice only: EINVAL where THP is compiled out changes nothing.
+      if (pmd !== null && fileSize >= pmd) native.madvise(regionHandle(m), C.MADV_HUGEPAGE, 0, fileSize);
+      if (!populate) native.madvise(regionHandle(m), C.MADV_POPULATE_WRITE, 0, fileSize);
+    }
+    fill(m.bytes(0, size));
+  } finally {
+    m.unmap();
+  }
 }
 
 /**
@@ -202,14 +303,18 @@ export class SealedBuffer {
   #mapping: Mapping | null = null;
   #bytes: Buffer | null = null;
   #view: SealedBufferView | null = null;
+  #readonlyMapping: Mapping | null = null;
+  #readonlyBytes: Buffer | null = null;
+  #hugetlb: boolean;
   #closed = false;
 
   /** @internal use from(), create() or open() */
-  constructor(token: symbol, fd: number, size: number, seals: number) {
+  constructor(token: symbol, fd: number, size: number, seals: number, hugetlb = false) {
     if (token !== construct) throw illegalConstructor('SealedBuffer.from(), create() or open()');
     this.fd = fd;
     this.size = size;
     this.seals = seals;
+    this.#hugetlb = hugetlb;
     fdRegistry.register(this, fd, this);
   }
 
@@ -231,49 +336,55 @@ export class SealedBuffer {
       (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
       throw err;
     }
-    const { name, seals } = creationOptions(options);
-    const fd = createMemfd(name);
+    const c = creationOptions(options);
+    const fd = createMemfd(c);
     try {
-      // write(2) into the memfd: the kernel allocates each page and copies into
-      // it in one pass, without zeroing it first or building page tables that
-      // then have to be torn down — about twice as fast as mapping and copying.
-      for (let done = 0; done < src.length;) done += writeSync(fd, src, done, src.length - done, done);
-      return SealedBuffer.#seal(fd, src.length, seals);
+      if (c.hugeFlags) {
+        // write(2) to a hugetlb file fails with EINVAL: fill through a mapping.
+        const fileSize = roundUp(src.length, c.hugeSize);
+        if (fileSize > 0) fillMapped(fd, c, src.length, fileSize, (b) => { src.copy(b); });
+        return SealedBuffer.#seal(fd, fileSize, c.seals, true);
+      }
+      if (src.length > 0) {
+        // The final size first: shmem THP `within_size` judges each 2 MiB range by it, and the
+        // file is not grown page by page.
+        check(native.ftruncate(fd, src.length), 'ftruncate');
+        // write(2) into the memfd: the kernel allocates each page and copies into
+        // it in one pass, without zeroing it first or building page tables that
+        // then have to be torn down — about twice as fast as mapping and copying.
+        for (let done = 0; done < src.length;) done += writeSync(fd, src, done, src.length - done, done);
+      }
+      return SealedBuffer.#seal(fd, src.length, c.seals);
     } catch (err) {
       native.close(fd);
       throw err;
     }
   }
 
-  static #seal(fd: number, size: number, seals: number): SealedBuffer {
+  static #seal(fd: number, size: number, seals: number, hugetlb = false): SealedBuffer {
     check(native.addSeals(fd, seals), 'fcntl', 'F_ADD_SEALS');
-    return new SealedBuffer(construct, fd, size, native.getSeals(fd));
+    return new SealedBuffer(construct, fd, size, native.getSeals(fd), hugetlb);
   }
 
   /**
    * Creates a sealed buffer of `size` bytes, letting `fill` write straight into
    * the shared pages (no intermediate copy). The writable mapping is unmapped
    * before sealing, and the `bytes` view passed to `fill` is detached then:
-   * do not keep it.
+   * do not keep it. The pages are faulted in before `fill` runs, as 2 MiB
+   * pages where the shmem THP policy allows it (MADV_HUGEPAGE, then
+   * MADV_POPULATE_WRITE). With `hugePages`, `fill` sees `size` bytes and the
+   * file is rounded up to whole huge pages.
    */
   static create(size: number, fill: (bytes: Buffer) => void, options?: SealedBufferOptions): SealedBuffer {
     validateLength(size, 'size');
     validateFunction(fill, 'fill');
-    const { name, seals } = creationOptions(options);
-    const fd = createMemfd(name);
+    const c = creationOptions(options);
+    const fd = createMemfd(c);
     try {
-      if (size > 0) {
-        check(native.ftruncate(fd, size), 'ftruncate');
-        const m = mmap(size, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | C.MAP_POPULATE, fd);
-        try {
-          fill(m.bytes());
-        } finally {
-          m.unmap(); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
-        }
-      } else {
-        fill(Buffer.alloc(0));
-      }
-      return SealedBuffer.#seal(fd, size, seals);
+      const fileSize = c.hugeFlags ? roundUp(size, c.hugeSize) : size;
+      if (fileSize > 0) fillMapped(fd, c, size, fileSize, fill);
+      else fill(Buffer.alloc(0));
+      return SealedBuffer.#seal(fd, fileSize, c.seals, c.hugeFlags !== 0);
     } catch (err) {
       native.close(fd);
       throw err;
@@ -304,14 +415,16 @@ export class SealedBuffer {
           : undefined,
       });
     }
-    return new SealedBuffer(construct, fd, result.size, result.seals);
+    return new SealedBuffer(construct, fd, result.size, result.seals, result.hugetlb === true);
   }
 
   /**
    * The contents, zero-copy: a private copy-on-write mapping made on first
    * access. Writes change only this process's view, never the file. If the
    * kernel refuses such a mapping, the bytes are read into memory instead
-   * (`view` says which).
+   * (`view` says which). A hugetlb buffer's `bytes` is its {@link readonlyBytes}
+   * (`view` 'readonly'): a private mapping would reserve a second set of huge
+   * pages, and a write kills the process (SIGSEGV).
    */
   get bytes(): Buffer {
     if (this.#bytes !== null) return this.#bytes;
@@ -319,6 +432,11 @@ export class SealedBuffer {
     if (this.size === 0) {
       this.#view = 'private';
       return (this.#bytes = Buffer.alloc(0));
+    }
+    if (this.#hugetlb) {
+      this.#bytes = this.readonlyBytes;
+      this.#view = 'readonly';
+      return this.#bytes;
     }
     try {
       this.#mapping = mmap(this.size, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE, this.fd);
@@ -333,8 +451,35 @@ export class SealedBuffer {
     return this.#bytes;
   }
 
-  /** 'private' (copy-on-write mapping) or 'copy' (the kernel refused the mapping); null until `bytes` is used. */
+  /** 'private' (copy-on-write mapping), 'copy' (the kernel refused the mapping) or 'readonly' (hugetlb); null until `bytes` is used. */
   get view(): SealedBufferView | null { return this.#view; }
+
+  /**
+   * The contents through a read-only mapping (PROT_READ), made on first
+   * access: the kernel itself refuses writes, and a write through this Buffer
+   * kills the process with SIGSEGV (as it would in C) — use it where a stray
+   * write must never go unnoticed. Shared with every other mapping of the file
+   * (MAP_SHARED: no copy-on-write bookkeeping, and the only form hugetlb pages
+   * allow without reserving a second set); private on kernels that refuse a
+   * shared mapping of a write-sealed file (before ~6.1). Independent of
+   * `bytes`: both can be used, and `close()` detaches both.
+   */
+  get readonlyBytes(): Buffer {
+    if (this.#readonlyBytes !== null) return this.#readonlyBytes;
+    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SealedBuffer.readonlyBytes: the buffer is closed');
+    if (this.size === 0) return (this.#readonlyBytes = Buffer.alloc(0));
+    try {
+      this.#readonlyMapping = mmap(this.size, C.PROT_READ, C.MAP_SHARED, this.fd);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (this.#hugetlb || (code !== 'EPERM' && code !== 'EACCES')) throw err;
+      this.#readonlyMapping = mmap(this.size, C.PROT_READ, C.MAP_PRIVATE, this.fd);
+    }
+    return (this.#readonlyBytes = this.#readonlyMapping.bytes());
+  }
+
+  /** A hugetlb buffer (MFD_HUGETLB): sent with `hugePages`, or so detected by `open()`. */
+  get hugetlb(): boolean { return this.#hugetlb; }
 
   /** Closed: the fd is closed and the view detached. */
   get closed(): boolean { return this.#closed; }
@@ -358,6 +503,9 @@ export class SealedBuffer {
     this.#mapping?.unmap();
     this.#mapping = null;
     this.#bytes = null;
+    this.#readonlyMapping?.unmap();
+    this.#readonlyMapping = null;
+    this.#readonlyBytes = null;
     closeSync(this.fd);
   }
 
