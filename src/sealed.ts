@@ -345,7 +345,12 @@ export class SealedBuffer {
         if (fileSize > 0) fillMapped(fd, c, src.length, fileSize, (b) => { src.copy(b); });
         return SealedBuffer.#seal(fd, fileSize, c.seals, true);
       }
-      if (src.length > 0) {
+      const pmd = features.hugePages.pmdSize;
+      if (features.hugePages.shmemPmd === 'advise' && pmd !== null && src.length >= pmd) {
+        // Under `advise` only a page fault in a MADV_HUGEPAGE mapping gets a 2 MiB page, never
+        // write(2): mapping, populating and copying is then the faster path (scripts/bench-thp.sh).
+        fillMapped(fd, c, src.length, src.length, (b) => { src.copy(b); });
+      } else if (src.length > 0) {
         // The final size first: shmem THP `within_size` judges each 2 MiB range by it, and the
         // file is not grown page by page.
         check(native.ftruncate(fd, src.length), 'ftruncate');
