@@ -45,7 +45,23 @@ struct Region {
   bool wipe;       // zero the pages before they are unmapped (and at exit)
   napi_env owner;  // the env whose 'exit' hook wipes it
   std::vector<napi_ref> buffers;  // weak: lets munmap detach them
+  int64_t reported;  // what napi_adjust_external_memory was told (ReportedSize)
+  int flags;         // MAP_* as mapped
 };
+
+// What a region counts toward V8's external memory. An anonymous region is
+// this process's own memory: all of it. A file mapping's pages belong to the
+// file and stay allocated while any descriptor or mapping of it is open, so
+// unmapping frees page tables, not pages; counting it in full made every
+// 64 MiB handoff cross V8's 64 MiB external-memory step and start a full
+// garbage collection for memory that was released explicitly (~1.6 GCs per
+// handoff; bench/gc.js). Capped, a forgotten file mapping still adds pressure:
+// a handful of them bring on the collection that unmaps them.
+constexpr int64_t kFileMappingReportCap = 8 << 20;
+int64_t ReportedSize(size_t len, int flags) {
+  int64_t n = static_cast<int64_t>(len);
+  return (flags & MAP_ANONYMOUS) != 0 || n < kFileMappingReportCap ? n : kFileMappingReportCap;
+}
 
 // Never destroyed: finalizers may run during static destruction at exit.
 std::mutex& WipeMutex() {
@@ -78,7 +94,7 @@ void DropPages(Napi::Env env, Region* r) {
   }
   r->unmapped = true;
   int64_t ignored;
-  napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);
+  napi_adjust_external_memory(env, -r->reported, &ignored);
 }
 
 void Release(Napi::Env env, Region* r) {
@@ -132,9 +148,9 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   void* addr = mmap(nullptr, static_cast<size_t>(len), prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Result(env, -errno);
 
-  Region* r = new Region{addr, static_cast<size_t>(len), 1, prot, false, false, false, env, {}};
+  Region* r = new Region{addr, static_cast<size_t>(len), 1, prot, false, false, false, env, {}, ReportedSize(static_cast<size_t>(len), flags), flags};
   int64_t ignored;
-  napi_adjust_external_memory(env, len, &ignored);
+  napi_adjust_external_memory(env, r->reported, &ignored);
   Napi::External<Region> handle = Napi::External<Region>::New(env, r, [](Napi::Env e, Region* reg) { Release(e, reg); });
   handle.TypeTag(&kRegionTag);
 
@@ -170,7 +186,7 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   }
   r->unmapped = true;
   int64_t ignored;
-  napi_adjust_external_memory(env, -static_cast<int64_t>(r->len), &ignored);
+  napi_adjust_external_memory(env, -r->reported, &ignored);
   return Result(env, 0);
 }
 
@@ -263,7 +279,9 @@ Napi::Value Mremap(const Napi::CallbackInfo& info) {
   if (mremap(r->addr, r->len, static_cast<size_t>(len), 0) == MAP_FAILED) return Result(info.Env(), -errno);
   DetachAll(info.Env(), r);
   int64_t ignored;
-  napi_adjust_external_memory(info.Env(), len - static_cast<int64_t>(r->len), &ignored);
+  int64_t reported = ReportedSize(static_cast<size_t>(len), r->flags);
+  napi_adjust_external_memory(info.Env(), reported - r->reported, &ignored);
+  r->reported = reported;
   std::lock_guard<std::mutex> lock(WipeMutex());
   r->len = static_cast<size_t>(len);
   return Result(info.Env(), 0);
