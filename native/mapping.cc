@@ -52,11 +52,12 @@ struct Region {
 // What a region counts toward V8's external memory. An anonymous region is
 // this process's own memory: all of it. A file mapping's pages belong to the
 // file and stay allocated while any descriptor or mapping of it is open, so
-// unmapping frees page tables, not pages; counting it in full made every
-// 64 MiB handoff cross V8's 64 MiB external-memory step and start a full
-// garbage collection for memory that was released explicitly (~1.6 GCs per
-// handoff; bench/gc.js). Capped, a forgotten file mapping still adds pressure:
-// a handful of them bring on the collection that unmaps them.
+// unmapping frees page tables, not pages. Counted in full, a 64 MiB receiver
+// went through ~1.5 collections per handoff for memory it released
+// explicitly; capped, ~1 (node bench/gc.js: 73-75 -> 51 in 50 opens; the rest
+// is V8's own count of the external ArrayBuffer over the pages). A forgotten
+// file mapping still adds pressure: a handful bring on the collection that
+// unmaps them.
 constexpr int64_t kFileMappingReportCap = 8 << 20;
 int64_t ReportedSize(size_t len, int flags) {
   int64_t n = static_cast<int64_t>(len);
