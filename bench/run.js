@@ -134,10 +134,10 @@ async function handoff(cHandoff) {
       sb.close();
     }, n);
     row.ipcAdvanced = await lib.measure(async () => expect(await adv.sendAndWait(src), 'ipc advanced'), n);
-    row.ipcJson = size <= (quick ? 1 * MiB : 64 * MiB)
+    row.ipcJson = !handoffOnly && size <= (quick ? 1 * MiB : 64 * MiB)
       ? await lib.measure(async () => expect(await json.sendAndWait({ b64: src.toString('base64') }), 'ipc json'), Math.min(n, 7), 1)
       : null;
-    row.netSocket = await lib.measure(async () => expect(await sock.sendAndWait(src), 'net'), n);
+    row.netSocket = handoffOnly ? null : await lib.measure(async () => expect(await sock.sendAndWait(src), 'net'), n);
     row.c = lib.runC(cHandoff, [size, n, ...fromMode(size)]);
     row.cDefer = lib.runC(cHandoff, [size, n, ...fromMode(size), 'defer']);
     if (hugetlbFits(size)) {
