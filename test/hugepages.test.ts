@@ -65,6 +65,42 @@ describe('features.hugePages / hugePageSettings()', () => {
   });
 });
 
+/** The smaps entry of the memfd mapping named `name`: its VmFlags and Rss in kB. */
+function smapsOfMemfd(name: string): { flags: string[]; rssKb: number } | undefined {
+  const text = readFileSync('/proc/self/smaps', 'utf8');
+  const at = text.indexOf(`/memfd:${name} (deleted)\n`);
+  if (at < 0) return undefined;
+  const next = text.slice(at).search(/\n[0-9a-f]+-[0-9a-f]+ /);
+  const entry = next < 0 ? text.slice(at) : text.slice(at, at + next);
+  return {
+    flags: /^VmFlags:(.*)$/m.exec(entry)![1]!.trim().split(/\s+/),
+    rssKb: Number(/^Rss:\s+(\d+) kB/m.exec(entry)![1]),
+  };
+}
+
+describe('SealedBuffer.create() page population', () => {
+  it('asks for huge pages (MADV_HUGEPAGE) and populates them before fill runs, from 2 MiB up', function () {
+    const pmd = features.hugePages.pmdSize;
+    skipUnless(this, pmd !== null, 'the kernel has no transparent huge pages (no hpage_pmd_size)');
+    let seen: { flags: string[]; rssKb: number } | undefined;
+    const sb = SealedBuffer.create(2 * pmd!, () => { seen = smapsOfMemfd('create-populate'); }, { name: 'create-populate' });
+    sb.close();
+    assert.ok(seen, 'the writable mapping was in /proc/self/smaps during fill');
+    assert.ok(seen.flags.includes('hg'), `VmFlags ${seen.flags.join(' ')} lack hg (MADV_HUGEPAGE)`);
+    assert.equal(seen.rssKb, (2 * pmd!) / 1024, 'every page populated before fill');
+  });
+
+  it('leaves a buffer smaller than a huge page without the advice', function () {
+    const pmd = features.hugePages.pmdSize;
+    skipUnless(this, pmd !== null, 'the kernel has no transparent huge pages (no hpage_pmd_size)');
+    let seen: { flags: string[]; rssKb: number } | undefined;
+    SealedBuffer.create(8192, () => { seen = smapsOfMemfd('create-small'); }, { name: 'create-small' }).close();
+    assert.ok(seen);
+    assert.ok(!seen.flags.includes('hg'));
+    assert.equal(seen.rssKb, 8);
+  });
+});
+
 describe('SealedBuffer with hugePages', () => {
   it('rejects a malformed hugePages option before any syscall', () => {
     assert.throws(() => SealedBuffer.from('x', { hugePages: 'yes' as unknown as boolean }), { code: 'ERR_INVALID_ARG_TYPE' });
