@@ -437,6 +437,8 @@ function targets(r) {
   L.push('', 'Where a target is missed, the limit is the kernel\'s per-page work, which the C floor pays too: a ' +
     'handoff allocates and fills every page of a new memfd (write(2): one pass, no zeroing) and every receiver maps ' +
     'the pages it reads, so the C floor itself is only about as much faster than `child.send()` as memseal is. ' +
+    'That work is per 4 KiB page: with 2 MiB pages (shmem THP `within_size`, or a hugetlb pool and `hugePages`) it ' +
+    'mostly goes away — see the THP table and the hugePages columns, and docs/huge-pages.md. ' +
     `Fan-out: ${r.fanout.children} receivers fault their pages in on ${r.machine.cores ?? 'the'} cores. ` + 'Ping-pong: each hop crosses the Node event loop ' +
     '(epoll wake-up, a callback into JS, a promise) where C blocks in recvmsg; Node\'s own socket round trip without ' +
     `descriptors (${ch.nodeNetUs.toFixed(1)} µs here) is the floor for anything driven by the event loop. Across CPUs a ` +
