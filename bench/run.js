@@ -372,6 +372,10 @@ function report(r) {
     `${r.quick ? ' — QUICK smoke run, not for comparison' : ''}. Regenerate with \`npm run bench\`. ` +
     'Each figure is the median of several runs after warm-up (min–max in the JSON); lower is better unless said otherwise.', '');
   L.push(hugePagesLine(m.hugePages), '');
+  if (m.loadAverage) {
+    L.push(`Load average (1 min) at the start and the end of the run: ${m.loadAverage.map((x) => x.toFixed(1)).join(' and ')} on ${m.cores} cores` +
+      `${Math.max(...m.loadAverage) > m.cores ? ' — a busy machine: absolute figures are inflated, compare within a row' : ''}.`, '');
+  }
   L.push('## 1. Handoff parent → child, end to end (ms)', '');
   L.push('From "the sender holds the bytes" to "the receiver has verified them and read a checksum of one byte per page". ' +
     'The C floor takes the same steps as `SealedBuffer.from` under these settings (memfd_create, ftruncate, write or a mapped fill, ' +
@@ -456,12 +460,13 @@ async function main() {
     return;
   }
   const bins = { handoff: lib.buildC('handoff'), cycle: lib.buildC('cycle'), pingpong: lib.buildC('pingpong') };
-  const r = { quick, machine: { ...lib.machine(), hugePages: hugePageSettings() } };
+  const r = { quick, machine: { ...lib.machine(), hugePages: hugePageSettings(), loadAverage: [os.loadavg()[0]] } };
   r.handoff = await handoff(bins.handoff);
   r.fanout = await fanout();
   r.cycle = cycle(bins.cycle);
   r.channel = await channel(bins.pingpong);
   if (os.cpus().length > 1) r.channelPinned = await lib.pinned(0, () => channel(bins.pingpong, 0));
+  r.machine.loadAverage.push(os.loadavg()[0]);
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'bench.json'), `${JSON.stringify(r, null, 2)}\n`);
   fs.writeFileSync(path.join(outDir, 'bench.md'), report(r));
