@@ -4,13 +4,11 @@
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
-import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel } from './channel';
-import { illegalConstructor, outOfRange, systemError } from './errors';
+import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel, openPoll } from './channel';
+import { E, illegalConstructor, outOfRange, systemError } from './errors';
 import { validateInteger, validateObject, validateString } from './validate';
 
-const E = osConstants.errno;
 const K = native.channelConstants;
 const P = native.pollConstants;
 const construct = Symbol('ChannelServer.construct');
@@ -38,11 +36,7 @@ export class ChannelServer extends EventEmitter {
   constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
-    const handle = native.pollOpen(fd, (status) => this.#onPoll(status));
-    if (typeof handle === 'number') {
-      closeQuietly(fd);
-      throw systemError(handle, 'uv_poll_init');
-    }
+    const handle = openPoll(fd, (status) => this.#onPoll(status));
     this.#fd = fd;
     this.#handle = handle;
     this.address = address;
@@ -198,9 +192,8 @@ function sunPath(path: string): Buffer {
   if (!abstract && path.includes('\0')) throw outOfRange('path', 'a path without NUL characters', printable(path));
   const bytes = Buffer.from(abstract ? path : `${path}\0`, 'utf8');
   if (bytes.length > K.UNIX_PATH_MAX) {
-    const err = outOfRange('path', `at most ${K.UNIX_PATH_MAX - (abstract ? 0 : 1)} bytes (sun_path)`, Buffer.byteLength(path));
-    (err as RangeError & { hint?: string }).hint = 'use a shorter path (e.g. a relative one) or an abstract name';
-    throw err;
+    throw outOfRange('path', `at most ${K.UNIX_PATH_MAX - (abstract ? 0 : 1)} bytes (sun_path)`, Buffer.byteLength(path),
+      'use a shorter path (e.g. a relative one) or an abstract name');
   }
   return bytes;
 }

@@ -2,21 +2,18 @@
 // process can map and trust without copying, and verifySeals(), the check a
 // receiver runs before it maps anything a peer sent; also Channel#sendBuffer()
 // and Channel#receiveBuffer(), which carry a SealedBuffer over a Channel.
-import { closeSync, readSync, writeSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { readSync, writeSync } from 'node:fs';
 import { native } from './binding';
 import { Channel, closeQuietly } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
 import { features } from './features';
 import { hugePageSettings, hugetlbPool } from './hugepages';
 import { type Mapping, mmap, regionHandle } from './mapping';
-import { memfdCreate } from './memfd';
-import { validateFd, validateFlags, validateFunction, validateLength, validateObject, validateString } from './validate';
+import { addSeals, memfdCreate, memfdCreateHint } from './memfd';
+import { toBytes, validateFd, validateFlags, validateFunction, validateLength, validateObject, validateString } from './validate';
 
-const E = osConstants.errno;
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
+const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
 const PAGE = native.pageSize();
 
 /** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
@@ -128,11 +125,11 @@ function verify(fd: number, p: Policy): VerifyResult {
 
 function fileKind(mode: number): string {
   switch (mode & S_IFMT) {
-    case 0o010000: return 'a pipe';
-    case 0o140000: return 'a socket';
-    case 0o020000: return 'a character device';
-    case 0o060000: return 'a block device';
-    case 0o040000: return 'a directory';
+    case S_IFIFO: return 'a pipe';
+    case S_IFSOCK: return 'a socket';
+    case S_IFCHR: return 'a character device';
+    case S_IFBLK: return 'a block device';
+    case S_IFDIR: return 'a directory';
     case S_IFREG: return 'a regular file';
     default: return 'an unknown kind of file';
   }
@@ -244,11 +241,16 @@ function hugetlbHint(size: number): (e: number) => string | undefined {
 function createMemfd(c: Creation): number {
   const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING | c.hugeFlags;
   if (features.noexecSeal) {
-    const fd = native.memfdCreate(c.name, base | C.MFD_NOEXEC_SEAL);
+    const flags = base | C.MFD_NOEXEC_SEAL;
+    const fd = native.memfdCreate(c.name, flags);
     if (fd >= 0) return fd;
-    if (fd !== -E.EINVAL) return check(fd, 'memfd_create', undefined, c.hugeFlags ? hugetlbHint(c.hugeSize) : undefined);
+    if (fd !== -E.EINVAL) {
+      return check(fd, 'memfd_create', undefined, (e) => (c.hugeFlags ? hugetlbHint(c.hugeSize)(e) : undefined) ?? memfdCreateHint(e, c.name, flags));
+    }
   }
-  if (c.hugeFlags) return check(native.memfdCreate(c.name, base), 'memfd_create', undefined, hugetlbHint(c.hugeSize));
+  if (c.hugeFlags) {
+    return check(native.memfdCreate(c.name, base), 'memfd_create', undefined, (e) => hugetlbHint(c.hugeSize)(e) ?? memfdCreateHint(e, c.name, base));
+  }
   return memfdCreate(c.name, base);
 }
 
@@ -325,19 +327,7 @@ export class SealedBuffer {
    * For large payloads prefer {@link create}, which lets you write in place.
    */
   static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
-    let src: Buffer;
-    if (typeof data === 'string') src = Buffer.from(data, 'utf8');
-    // A detached buffer reads as empty, as Buffer.from(view) has it (Buffer.from(arrayBuffer, …) would throw without a code).
-    else if (data instanceof ArrayBuffer) src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data);
-    else if (ArrayBuffer.isView(data)) {
-      src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    }
-    else {
-      const err = new TypeError('The "data" argument must be a string, an ArrayBuffer or an ArrayBufferView. ' +
-        `Received ${data === null ? 'null' : typeof data}`);
-      (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
-      throw err;
-    }
+    const src = toBytes(data, 'a string, an ArrayBuffer or an ArrayBufferView', { arrayBuffers: true });
     const c = creationOptions(options);
     const fd = createMemfd(c);
     try {
@@ -369,7 +359,7 @@ export class SealedBuffer {
   }
 
   static #seal(fd: number, size: number, seals: number, hugetlb = false): SealedBuffer {
-    check(native.addSeals(fd, seals), 'fcntl', 'F_ADD_SEALS');
+    addSeals(fd, seals); // the low-level call, for its hints
     return new SealedBuffer(construct, fd, size, native.getSeals(fd), hugetlb);
   }
 
@@ -435,7 +425,7 @@ export class SealedBuffer {
    */
   get bytes(): Buffer {
     if (this.#bytes !== null) return this.#bytes;
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SealedBuffer.bytes: the buffer is closed');
+    if (this.#closed) throw closedError('SealedBuffer.bytes', 'the buffer');
     if (this.size === 0) {
       this.#view = 'private';
       return (this.#bytes = Buffer.alloc(0));
@@ -513,7 +503,7 @@ export class SealedBuffer {
     this.#readonlyMapping?.unmap();
     this.#readonlyMapping = null;
     this.#readonlyBytes = null;
-    closeSync(this.fd);
+    native.close(this.fd); // like every close here: no throw if the caller already closed the fd
   }
 
   [Symbol.dispose](): void { this.close(); }
@@ -556,7 +546,7 @@ declare module './channel' {
 
 function sendBuffer(this: Channel, buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
   if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
-  if (buf.closed) return Promise.reject(new MemsealError('ERR_MEMSEAL_CLOSED', 'Channel.sendBuffer(): the SealedBuffer is closed'));
+  if (buf.closed) return Promise.reject(closedError('Channel.sendBuffer()', 'the SealedBuffer'));
   if (this.closed || this.pendingSends === 0) return this.send(meta, [buf.fd]);
   // Queued behind other sends: the message goes out later and refers to its
   // descriptor by number, so give it one the caller cannot close or reuse.
