@@ -2,11 +2,11 @@
 // SOCK_SEQPACKET socket (socket(2), bind(2), listen(2), accept4(2); Linux
 // 2.6.28), connect(2), and the encoding of filesystem paths and abstract
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { native, type PollHandle } from './binding';
 import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel, openPoll } from './channel';
 import { E, illegalConstructor, outOfRange, systemError } from './errors';
+import { type EmitterEvents, TypedEventEmitter } from './events';
 import { validateInteger, validateObject, validateString } from './validate';
 
 const K = native.channelConstants;
@@ -18,13 +18,29 @@ export interface ListenOptions extends ChannelOptions {
   backlog?: number;
 }
 
+export interface ChannelServerEvents extends EmitterEvents {
+  /** An accepted connection (accept4(2)), non-blocking and close-on-exec; the listener owns it. */
+  connection: [channel: Channel];
+  /** After `close()`. */
+  close: [];
+  /** accept failed for a reason other than a gone peer (EMFILE...). */
+  error: [error: Error];
+}
+
 /**
  * A listening SOCK_SEQPACKET socket. Emits `'connection'` (Channel) for each
  * peer that connects (accept4(2)); a connection arriving while nobody listens
  * for `'connection'` is closed at once. `'close'` after `close()`; `'error'` when
  * accept fails for a reason other than a gone peer (EMFILE...).
+ *
+ * @example
+ * ```ts
+ * import { listen } from 'memseal';
+ * const server = await listen('\\0my-service');
+ * server.on('connection', (ch) => { console.log('pid', ch.peer.pid); ch.close(); });
+ * ```
  */
-export class ChannelServer extends EventEmitter {
+export class ChannelServer extends TypedEventEmitter<ChannelServerEvents> {
   /** The path or abstract name ('\0name') it listens on. */
   readonly address: string;
   #fd: number;
@@ -32,8 +48,8 @@ export class ChannelServer extends EventEmitter {
   #options: ChannelOptions;
   #closed = false;
 
-  /** @internal use listen() */
-  constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
+  /** Not public: use listen(). */
+  private constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
     const handle = openPoll(fd, (status) => this.#onPoll(status));
@@ -113,7 +129,7 @@ export class ChannelServer extends EventEmitter {
       try {
         ch = newChannel(fd, this.#options);
       } catch (err) {
-        this.emit('error', err);
+        this.emit('error', err as Error);
         continue;
       }
       if (this.listenerCount('connection') === 0) ch.close();
@@ -136,6 +152,11 @@ export class ChannelServer extends EventEmitter {
  * listen(2); accepted with accept4(2) (Linux 2.6.28). A filesystem path must not exist yet (EADDRINUSE otherwise);
  * `server.close()` removes it.
  * @param path at most 107 bytes (108 for an abstract name, counting its leading NUL)
+ * @example
+ * ```ts
+ * const server = await listen('\\0my-service');
+ * server.on('connection', (ch) => { void ch.send(`hello ${ch.peer.pid}`); });
+ * ```
  */
 export async function listen(path: string, options: ListenOptions = {}): Promise<ChannelServer> {
   const addr = sunPath(path);
@@ -157,13 +178,20 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
     closeQuietly(fd);
     throw systemError(r, 'listen');
   }
-  return new ChannelServer(construct, fd, path, { maxFds: options.maxFds });
+  // The constructor is private to the public types; listen() is its one caller.
+  return new (ChannelServer as unknown as new (...args: [symbol, number, string, ChannelOptions]) => ChannelServer)(
+    construct, fd, path, { maxFds: options.maxFds });
 }
 
 /**
  * Connects to a {@link listen}ing path or abstract name: socket(2), connect(2).
  * While the listener's backlog is full (EAGAIN) it retries for up to 5 s.
  * @rejects ENOENT (no such path), ECONNREFUSED (nobody listening), EPROTOTYPE (not a SEQPACKET listener)
+ * @example
+ * ```ts
+ * await using ch = await connect('\\0my-service');
+ * const greeting = await ch.receive();
+ * ```
  */
 export async function connect(path: string, options?: ChannelOptions): Promise<Channel> {
   const addr = sunPath(path);
