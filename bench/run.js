@@ -4,6 +4,9 @@
 //   --report-only: rewrite DIR/bench.md and the charts from DIR/bench.json
 //   full run: writes docs/bench.md, docs/bench.json, docs/bench-handoff.svg and docs/bench-pubsub.svg
 //   --quick:  a smoke run (< 1 min) written to bench/out/ (CI runs it so the code cannot rot)
+//   --handoff-only [--sizes 16,64] (MiB): only the handoff, written to --out as handoff.json
+//             (scripts/bench-thp.sh runs it under each shmem THP policy)
+// The machine's huge-page settings are read, never changed: see scripts/bench-thp.sh for that.
 // No pass/fail on speed: figures and ratios only.
 'use strict';
 const { execFileSync, fork } = require('node:child_process');
@@ -16,15 +19,24 @@ const lib = require('./lib');
 const pubsub = require('./pubsub');
 const memseal = require('..');
 
-const { SealedBuffer, spawnWithChannel, memfdCreate, addSeals, getSeals, mmap, Seal, constants: C } = memseal;
+const { SealedBuffer, spawnWithChannel, memfdCreate, addSeals, getSeals, mmap, Seal, constants: C, features, hugePageSettings } = memseal;
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
+const handoffOnly = argv.includes('--handoff-only');
+const sizesIdx = argv.indexOf('--sizes');
 const outIdx = argv.indexOf('--out');
 const outDir = outIdx >= 0 ? path.resolve(argv[outIdx + 1]) : quick ? path.join(__dirname, 'out') : path.join(__dirname, '..', 'docs');
 const WORKER = path.join(__dirname, 'worker.js');
 const KiB = 1024, MiB = 1024 * KiB;
 
-const SIZES = quick ? [4 * KiB, 1 * MiB, 16 * MiB] : [4 * KiB, 64 * KiB, 1 * MiB, 16 * MiB, 64 * MiB, 256 * MiB];
+const SIZES = sizesIdx >= 0 ? argv[sizesIdx + 1].split(',').map((m) => Number(m) * MiB)
+  : quick ? [4 * KiB, 1 * MiB, 16 * MiB] : [4 * KiB, 64 * KiB, 1 * MiB, 16 * MiB, 64 * MiB, 256 * MiB];
+const HUGE = features.hugePages.hugetlbDefaultSize ?? 2 * MiB;
+/** The hugetlb column is measured where the size is whole huge pages and the pool can hold it. */
+const hugetlbFits = (size) => features.hugetlb && size >= HUGE && size % HUGE === 0 &&
+  (hugePageSettings().hugetlbPools.find((p) => p.size === HUGE)?.free ?? 0) >= size / HUGE;
+/** The C program's mode for "the same steps as SealedBuffer.from" under this machine's settings. */
+const fromMode = (size) => (features.hugePages.shmemPmd === 'advise' && size >= (features.hugePages.pmdSize ?? Infinity) ? ['mapped'] : []);
 const runsFor = (size) => (quick ? 3 : size >= 64 * MiB ? 7 : size >= 16 * MiB ? 11 : size >= 1 * MiB ? 31 : 101);
 const log = (...a) => console.error(...a);
 
@@ -102,6 +114,9 @@ async function handoff(cHandoff) {
     { key: 'ipcJson', name: 'child.send() JSON base64', color: '#ff9800' },
     { key: 'netSocket', name: 'Unix stream socket (net)', color: '#8e24aa' },
     { key: 'c', name: 'C floor (same steps as from)', color: '#424242', dash: true },
+    { key: 'memsealHuge', name: 'memseal from, hugePages', color: '#2e7d32' },
+    { key: 'cHuge', name: 'C floor, hugetlb', color: '#81c784', dash: true },
+    { key: 'cDefer', name: 'C floor, receiver frees after replying', color: '#9e9e9e', dash: true },
   ];
   const ms = memsealPeer();
   const adv = ipcPeer('advanced');
@@ -125,11 +140,20 @@ async function handoff(cHandoff) {
       sb.close();
     }, n);
     row.ipcAdvanced = await lib.measure(async () => expect(await adv.sendAndWait(src), 'ipc advanced'), n);
-    row.ipcJson = size <= (quick ? 1 * MiB : 64 * MiB)
+    row.ipcJson = !handoffOnly && size <= (quick ? 1 * MiB : 64 * MiB)
       ? await lib.measure(async () => expect(await json.sendAndWait({ b64: src.toString('base64') }), 'ipc json'), Math.min(n, 7), 1)
       : null;
-    row.netSocket = await lib.measure(async () => expect(await sock.sendAndWait(src), 'net'), n);
-    row.c = lib.runC(cHandoff, [size, n]);
+    row.netSocket = handoffOnly ? null : await lib.measure(async () => expect(await sock.sendAndWait(src), 'net'), n);
+    row.c = lib.runC(cHandoff, [size, n, ...fromMode(size)]);
+    row.cDefer = lib.runC(cHandoff, [size, n, ...fromMode(size), 'defer']);
+    if (hugetlbFits(size)) {
+      row.memsealHuge = await lib.measure(async () => {
+        const sb = SealedBuffer.from(src, { hugePages: true });
+        expect(await ms.sendAndWait(sb), 'memseal from hugePages');
+        sb.close();
+      }, n);
+      row.cHuge = lib.runC(cHandoff, [size, n, 'hugetlb']);
+    }
     rows.push(row);
     log(`handoff ${lib.fmtSize(size)}: ${methods.map((m) => `${m.key} ${row[m.key] ? lib.fmtMs(row[m.key].median) : '-'}`).join('  ')} ms`);
   }
@@ -295,6 +319,58 @@ async function channel(cPing, pin) {
 
 // ---- report -----------------------------------------------------------------
 
+/** One line on the machine's huge-page settings and what memseal does under them. */
+function hugePagesLine(h) {
+  if (!h) return 'Huge pages: not recorded.';
+  const pmd = h.pmdSize ? lib.fmtSize(h.pmdSize) : null;
+  const pool = h.hugetlbPools.find((p) => p.size === h.hugetlbDefaultSize);
+  const does = {
+    never: 'SealedBuffer.from writes into 4 KiB pages with write(2); create() populates 4 KiB pages',
+    deny: 'SealedBuffer.from writes into 4 KiB pages with write(2); create() populates 4 KiB pages',
+    advise: `SealedBuffer.from and create map with MADV_HUGEPAGE and populate ${pmd} pages`,
+    within_size: `write(2) and page faults get ${pmd} pages wherever the file covers them (from() sizes the file first)`,
+    always: `write(2) and page faults get ${pmd} pages`,
+    force: `write(2) and page faults get ${pmd} pages`,
+  }[h.shmemPmd] ?? 'no transparent huge pages';
+  return `Huge pages on this machine: shmem THP \`shmem_enabled\` = \`${h.shmemEnabled ?? 'absent'}\`` +
+    (pmd ? `, ${pmd} pages: \`${h.shmemPmd}\`` : '') + ` — ${does}. ` +
+    (pool ? `hugetlb pool: ${pool.total} × ${lib.fmtSize(pool.size)} reserved (${pool.free} free at the start).` : 'No hugetlb pool.');
+}
+
+function handoffTable(h) {
+  const { fmtSize, fmtMs } = lib;
+  const methods = h.methods.filter((x) => h.rows.some((row) => row[x.key]));
+  const ratio = (a, b) => (a && b ? `${(a.median / b.median).toFixed(2)}×` : '—');
+  const L = [];
+  L.push(`| size | ${methods.map((x) => x.name).join(' | ')} | advanced IPC ÷ memseal | advanced IPC ÷ memseal hugePages | memseal ÷ C |`);
+  L.push(`|---|${methods.map(() => '---:').join('|')}|---:|---:|---:|`);
+  for (const row of h.rows) {
+    const cells = methods.map((x) => (row[x.key] ? fmtMs(row[x.key].median) : '—'));
+    L.push(`| ${fmtSize(row.size)} | ${cells.join(' | ')} | ${ratio(row.ipcAdvanced, row.memsealFrom)} | ${ratio(row.ipcAdvanced, row.memsealHuge)} | ${ratio(row.memsealFrom, row.c)} |`);
+  }
+  return L;
+}
+
+/** The handoff under each shmem THP policy, from scripts/bench-thp.sh (docs/bench-thp.json), if it was run. */
+function thpSection() {
+  let thp;
+  try { thp = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'docs', 'bench-thp.json'), 'utf8')); } catch { return []; }
+  const L = ['### With shmem transparent huge pages (scripts/bench-thp.sh)', ''];
+  L.push(`Measured ${thp.date} by \`sudo scripts/bench-thp.sh\`, which sets \`shmem_enabled\` to each policy below, runs the handoff ` +
+    `and restores the original value (\`${thp.original}\`); \`npm run bench\` never changes it. Same machine, same code.`, '');
+  L.push('| shmem_enabled | size | memseal SealedBuffer.from | memseal SealedBuffer.create | child.send() advanced | C floor (same steps) | advanced IPC ÷ memseal (from) | memseal ÷ C |');
+  L.push('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const run of thp.runs) {
+    for (const row of run.handoff.rows) {
+      L.push(`| \`${run.policy}\` | ${lib.fmtSize(row.size)} | ${lib.fmtMs(row.memsealFrom.median)} | ${lib.fmtMs(row.memsealCreate.median)} | ` +
+        `${lib.fmtMs(row.ipcAdvanced.median)} | ${lib.fmtMs(row.c.median)} | ${(row.ipcAdvanced.median / row.memsealFrom.median).toFixed(2)}× | ` +
+        `${(row.memsealFrom.median / row.c.median).toFixed(2)}× |`);
+    }
+  }
+  L.push('');
+  return L;
+}
+
 function report(r) {
   const { fmtSize, fmtMs } = lib;
   const m = r.machine;
@@ -303,18 +379,23 @@ function report(r) {
   L.push(`Measured ${m.date} on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}` +
     `${r.quick ? ' — QUICK smoke run, not for comparison' : ''}. Regenerate with \`npm run bench\`. ` +
     'Each figure is the median of several runs after warm-up (min–max in the JSON); lower is better unless said otherwise.', '');
-  L.push('## 1. Handoff parent → child, end to end (ms)', '');
-  L.push('From "the sender holds the bytes" to "the receiver has verified them and read a checksum of one byte per page".', '');
-  L.push(`| size | ${r.handoff.methods.map((x) => x.name).join(' | ')} | advanced IPC ÷ memseal | memseal ÷ C |`);
-  L.push(`|---|${r.handoff.methods.map(() => '---:').join('|')}|---:|---:|`);
-  for (const row of r.handoff.rows) {
-    const cells = r.handoff.methods.map((x) => (row[x.key] ? fmtMs(row[x.key].median) : '—'));
-    L.push(`| ${fmtSize(row.size)} | ${cells.join(' | ')} | ${(row.ipcAdvanced.median / row.memsealFrom.median).toFixed(2)}× | ${(row.memsealFrom.median / row.c.median).toFixed(2)}× |`);
+  L.push(hugePagesLine(m.hugePages), '');
+  if (m.loadAverage) {
+    L.push(`Load average (1 min) at the start and the end of the run: ${m.loadAverage.map((x) => x.toFixed(1)).join(' and ')} on ${m.cores} cores` +
+      `${Math.max(...m.loadAverage) > m.cores ? ' — a busy machine: absolute figures are inflated, compare within a row' : ''}.`, '');
   }
+  L.push('## 1. Handoff parent → child, end to end (ms)', '');
+  L.push('From "the sender holds the bytes" to "the receiver has verified them and read a checksum of one byte per page". ' +
+    'The C floor takes the same steps as `SealedBuffer.from` under these settings (memfd_create, ftruncate, write or a mapped fill, ' +
+    'seals, SCM_RIGHTS; the child verifies, maps, reads, unmaps and closes, then replies); "receiver frees after replying" moves the ' +
+    'unmap and close off the critical path. The hugePages columns need a reserved hugetlb pool large enough for the size ' +
+    '(`echo N > /proc/sys/vm/nr_hugepages`); "—" where it was not.', '');
+  L.push(...handoffTable(r.handoff));
   L.push('', r.handoff.crossover === null
     ? 'memseal was not faster than advanced IPC at the largest size measured.'
     : `Crossover: from ${fmtSize(r.handoff.crossover)} up, memseal (from) is faster than \`child.send()\` with advanced serialization; below it, the fixed cost of a memfd, a mapping and an fd passed through the kernel dominates.`, '');
   L.push('![handoff time by size](bench-handoff.svg)', '');
+  L.push(...thpSection());
   const f = r.fanout;
   L.push(`## 2. Fan-out: one ${fmtSize(f.size)} buffer to ${f.children} child processes`, '');
   L.push('| method | time (ms) | total PSS growth, all processes | × payload |', '|---|---:|---:|---:|');
@@ -348,8 +429,15 @@ function targets(r) {
   const best = Math.min(big.memsealFrom.median, big.memsealCreate.median);
   const ch = r.channelPinned ?? r.channel;
   const yes = (ok) => (ok ? 'met' : '**missed**');
+  let thp = null;
+  try { thp = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'docs', 'bench-thp.json'), 'utf8')); } catch { /* not run */ }
+  const within = thp?.runs.find((x) => x.policy === 'within_size')?.handoff.rows.find((row) => row.size === big.size);
+  const policy = r.machine.hugePages?.shmemPmd ?? 'unknown';
   const rows = [
-    [`${lib.fmtSize(big.size)} handoff vs child.send() advanced`, '≥ 4× faster', `${(big.ipcAdvanced.median / best).toFixed(2)}× faster`, big.ipcAdvanced.median / best >= 4],
+    [`${lib.fmtSize(big.size)} handoff vs child.send() advanced (shmem THP \`${policy}\`)`, '≥ 3× faster', `${(big.ipcAdvanced.median / best).toFixed(2)}× faster`, big.ipcAdvanced.median / best >= 3],
+    ...(within ? [[`${lib.fmtSize(big.size)} handoff vs child.send() advanced, shmem THP \`within_size\` (scripts/bench-thp.sh, ${thp.date})`, '≥ 10× faster',
+      `${(within.ipcAdvanced.median / Math.min(within.memsealFrom.median, within.memsealCreate.median)).toFixed(2)}× faster`,
+      within.ipcAdvanced.median / Math.min(within.memsealFrom.median, within.memsealCreate.median) >= 10]] : []),
     [`${lib.fmtSize(big.size)} handoff vs the C floor`, '≤ 1.25× C', `${(big.memsealFrom.median / big.c.median).toFixed(2)}× C`, big.memsealFrom.median / big.c.median <= 1.25],
     [`fan-out to ${r.fanout.children} vs child.send()`, '≥ 20× faster', `${(r.fanout.ipcAdvanced.median / r.fanout.memseal.median).toFixed(1)}× faster`, r.fanout.ipcAdvanced.median / r.fanout.memseal.median >= 20],
     ['fan-out total PSS', '≤ 1.2× payload', `${r.fanout.memseal.rssMultiple.toFixed(2)}× payload`, r.fanout.memseal.rssMultiple <= 1.2],
@@ -363,6 +451,8 @@ function targets(r) {
   L.push('', 'Where a target is missed, the limit is the kernel\'s per-page work, which the C floor pays too: a ' +
     'handoff allocates and fills every page of a new memfd (write(2): one pass, no zeroing) and every receiver maps ' +
     'the pages it reads, so the C floor itself is only about as much faster than `child.send()` as memseal is. ' +
+    'That work is per 4 KiB page: with 2 MiB pages (shmem THP `within_size`, or a hugetlb pool and `hugePages`) it ' +
+    'mostly goes away — see the THP table and the hugePages columns, and docs/huge-pages.md. ' +
     `Fan-out: ${r.fanout.children} receivers fault their pages in on ${r.machine.cores ?? 'the'} cores. ` + 'Ping-pong: each hop crosses the Node event loop ' +
     '(epoll wake-up, a callback into JS, a promise) where C blocks in recvmsg; Node\'s own socket round trip without ' +
     `descriptors (${ch.nodeNetUs.toFixed(1)} µs here) is the floor for anything driven by the event loop.`, '');
@@ -383,6 +473,13 @@ function withHandWritten(generated, file) {
 
 async function main() {
   const t0 = Date.now();
+  if (handoffOnly) {
+    const r = { quick, machine: { ...lib.machine(), hugePages: hugePageSettings() }, handoff: await handoff(lib.buildC('handoff')) };
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.writeFileSync(path.join(outDir, 'handoff.json'), `${JSON.stringify(r, null, 2)}\n`);
+    process.stdout.write(`${[hugePagesLine(r.machine.hugePages), '', ...handoffTable(r.handoff)].join('\n')}\n`);
+    return;
+  }
   let r;
   if (argv.includes('--report-only')) {
     // regenerate bench.md and the charts from <out>/bench.json, measuring nothing
@@ -395,12 +492,13 @@ async function main() {
     r.pubsubMachine = { ...lib.machine(), loadavg: [load, os.loadavg()[0]] };
   } else {
     const bins = { handoff: lib.buildC('handoff'), cycle: lib.buildC('cycle'), pingpong: lib.buildC('pingpong') };
-    r = { quick, machine: lib.machine() };
+    r = { quick, machine: { ...lib.machine(), hugePages: hugePageSettings(), loadAverage: [os.loadavg()[0]] } };
     r.handoff = await handoff(bins.handoff);
     r.fanout = await fanout();
     r.cycle = cycle(bins.cycle);
     r.channel = await channel(bins.pingpong);
     if (os.cpus().length > 1) r.channelPinned = await lib.pinned(0, () => channel(bins.pingpong, 0));
+    r.machine.loadAverage.push(os.loadavg()[0]);
     r.pubsub = await pubsub.run({ quick, log });
   }
   fs.mkdirSync(outDir, { recursive: true });

@@ -41,7 +41,7 @@ export interface NativeBinding {
   getSeals(fd: number): number;
   // fd.cc
   /** [size, mode] or -errno */
-  fstat(fd: number): [number, number] | number;
+  fstat(fd: number): [size: number, mode: number, blksize: number] | number;
   ftruncate(fd: number, length: number): number;
   close(fd: number): number;
   dup(fd: number): number;

@@ -5,6 +5,7 @@ import { release } from 'node:os';
 import { native } from './binding';
 import { constants as C } from './constants';
 import { E } from './errors';
+import { type HugePageSettings, hugePageSettings } from './hugepages';
 
 /** What the running kernel supports, probed once when memseal loads. */
 export interface Features {
@@ -30,6 +31,12 @@ export interface Features {
   readonly kernelRelease: string;
   /** /proc/sys/vm/memfd_noexec (Linux 6.3), or null where the sysctl does not exist. */
   readonly memfdNoexecSysctl: 0 | 1 | 2 | null;
+  /**
+   * Huge pages as the machine was set up at load: the shmem transparent-huge-page
+   * policy (sysfs shmem_enabled, top-level and per size) and the hugetlb pools.
+   * Call `hugePageSettings()` for current values.
+   */
+  readonly hugePages: HugePageSettings;
 }
 
 /** Runs `use(fd)` on a fresh memfd and closes it; false if memfd_create fails. */
@@ -90,6 +97,7 @@ function probe(): Features {
     madvisePopulate: probeMadvisePopulate(),
     kernelRelease: release(),
     memfdNoexecSysctl: readNoexecSysctl(),
+    hugePages: hugePageSettings(),
   });
 }
 

@@ -3,6 +3,8 @@ export { constants, Seal, sealNames } from './constants';
 export type { ConstantName, SealName } from './constants';
 export { features } from './features';
 export type { Features } from './features';
+export { hugePageSettings } from './hugepages';
+export type { HugePageSettings, HugetlbPool, ShmemThpPolicy } from './hugepages';
 export { MemsealError } from './errors';
 export type { MemsealErrorCode, SystemError } from './errors';
 export { memfdCreate, memfdSecret, addSeals, getSeals, MEMFD_NAME_MAX } from './memfd';

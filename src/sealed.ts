@@ -9,7 +9,8 @@ import { Channel, closeQuietly } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
 import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, systemError, tooLargeForBuffer } from './errors';
 import { features } from './features';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, unmapNow } from './mapping';
+import { hugePageSettings, hugetlbPool } from './hugepages';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, regionHandle, unmapNow } from './mapping';
 import { addSeals, memfdCreateHint } from './memfd';
 import { toBytes, validateFd, validateFlags, validateFunction, validateInteger, validateLength, validateObject, validateString } from './validate';
 
@@ -57,6 +58,8 @@ export interface VerifyResult {
   reason?: string;
   /** The MemsealError code a rejection maps to; absent when ok. */
   code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE'>;
+  /** A hugetlb memfd (MFD_HUGETLB): its block size is a huge page. Absent when false. */
+  hugetlb?: boolean;
 }
 
 interface Policy {
@@ -108,7 +111,7 @@ function verify(fd: number, p: Policy): VerifyResult {
   }
   const st = native.fstat(fd);
   if (typeof st === 'number') throw systemError(st, 'fstat');
-  const [size, mode] = st;
+  const [size, mode, blksize] = st;
   if ((mode & S_IFMT) !== S_IFREG) {
     return { ok: false, seals, size, missing: 0, code: 'ERR_MEMSEAL_NOT_MEMFD',
       reason: `the descriptor is ${fileKind(mode)}, not a memfd` };
@@ -126,7 +129,8 @@ function verify(fd: number, p: Policy): VerifyResult {
   if (size < p.minSize || size > p.maxSize) {
     return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE', reason: sizeReason(size, p) };
   }
-  return { ok: true, seals, size, missing: 0 };
+  // hugetlbfs reports its huge page size as the block size; shmem the base page.
+  return blksize > PAGE ? { ok: true, seals, size, missing: 0, hugetlb: true } : { ok: true, seals, size, missing: 0 };
 }
 
 /** Names the option that refused the size: `size 8192 bytes exceeds maxSize (4096 bytes)`. */
@@ -177,17 +181,62 @@ export interface SealedBufferOptions {
   name?: string;
   /** The seals to add once filled. Default SHRINK | GROW | WRITE | SEAL. */
   seals?: number;
+  /**
+   * Back the buffer with hugetlb pages (memfd_create MFD_HUGETLB, Linux 4.14):
+   * `true` for the default huge page size, or a size in bytes (a power of two
+   * the kernel offers, e.g. 2 MiB or 1 GiB). The pages come from a pool the
+   * administrator reserved (/proc/sys/vm/nr_hugepages); the size is rounded up
+   * to a whole number of huge pages (the padding reads as zeros), and every
+   * mapping of it, the receiver's included, is read-only and shared.
+   * Default false: ordinary shmem pages (which become transparent huge pages
+   * where shmem_enabled allows it).
+   */
+  hugePages?: boolean | number;
 }
 
-/** How a SealedBuffer's bytes reach JS. */
-export type SealedBufferView = 'private' | 'copy';
+/**
+ * How a SealedBuffer's bytes reach JS: `private` (a copy-on-write mapping),
+ * `copy` (read into memory: the kernel refused the mapping), `readonly` (a
+ * PROT_READ mapping: hugetlb buffers, where a private mapping would reserve
+ * a second set of huge pages).
+ */
+export type SealedBufferView = 'private' | 'copy' | 'readonly';
 
 const construct = Symbol('SealedBuffer.construct');
 
-/** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
-function creationOptions(options: SealedBufferOptions | undefined): { name: string; seals: number } {
+interface Creation {
+  name: string;
+  seals: number;
+  /** MFD_HUGETLB | MFD_HUGE_<size>, or 0. */
+  hugeFlags: number;
+  /** The huge page size the file is rounded up to (hugetlb), or 0. */
+  hugeSize: number;
+}
+
+function hugeOption(value: unknown): { hugeFlags: number; hugeSize: number } {
+  if (value === undefined || value === false) return { hugeFlags: 0, hugeSize: 0 };
+  const settings = hugePageSettings();
+  if (value === true) {
+    const size = settings.hugetlbDefaultSize;
+    if (size === null) {
+      throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', 'options.hugePages: this kernel has no hugetlb pages',
+        { hint: 'needs CONFIG_HUGETLBFS (Hugepagesize in /proc/meminfo)' });
+    }
+    return { hugeFlags: C.MFD_HUGETLB, hugeSize: size };
+  }
+  if (typeof value !== 'number') throw invalidArgType('options.hugePages', 'of type boolean or number', value);
+  const log2 = Math.log2(value);
+  // MFD_HUGE_* encodes log2(size) in 6 bits at MFD_HUGE_SHIFT.
+  if (!Number.isInteger(log2) || log2 < 12 || log2 > C.MFD_HUGE_MASK) {
+    throw invalidArgValue('options.hugePages', 'must be true or a huge page size in bytes (a power of two)', value);
+  }
+  return { hugeFlags: C.MFD_HUGETLB | (log2 << C.MFD_HUGE_SHIFT), hugeSize: value };
+}
+
+function creationOptions(options: SealedBufferOptions | undefined): Creation {
   let name = 'memseal';
   let seals = DEFAULT_SEALS;
+  let huge = { hugeFlags: 0, hugeSize: 0 };
   if (options !== undefined) {
     validateObject(options, 'options');
     if (options.name !== undefined) {
@@ -196,23 +245,75 @@ function creationOptions(options: SealedBufferOptions | undefined): { name: stri
       name = options.name;
     }
     if (options.seals !== undefined) { validateFlags(options.seals, 'options.seals'); seals = options.seals; }
+    huge = hugeOption(options.hugePages);
   }
-  return { name, seals };
+  return { name, seals, ...huge };
+}
+
+/** What the kernel's refusal of a hugetlb request most likely means. */
+function hugetlbHint(size: number): (e: number) => string | undefined {
+  return (e) => {
+    // memfd_create answers ENODEV for a size the kernel has no hugetlbfs for, EINVAL for one it cannot encode.
+    if (e === -E.EINVAL || e === -E.ENODEV) return `this kernel offers no ${size}-byte huge pages (see /sys/kernel/mm/hugepages)`;
+    if (e !== -E.ENOMEM && e !== -E.ENOSPC) return undefined;
+    const pool = hugetlbPool(hugePageSettings(), size);
+    return `the hugetlb pool of ${size}-byte pages has ${pool?.free ?? 0} free of ${pool?.total ?? 0}: reserve more ` +
+      `(as root: echo N > /sys/kernel/mm/hugepages/hugepages-${size / 1024}kB/nr_hugepages)`;
+  };
 }
 
 /** The memfd and the native handle that owns it from the moment it exists. */
 type OwnedMemfd = [fd: number, handle: FdHandle];
 
-function createMemfd(name: string): OwnedMemfd {
-  const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING;
+/** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
+function createMemfd(c: Creation): OwnedMemfd {
+  const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING | c.hugeFlags;
+  const hint = (flags: number) => (e: number): string | undefined =>
+    (c.hugeFlags ? hugetlbHint(c.hugeSize)(e) : undefined) ?? memfdCreateHint(e, c.name, flags);
   if (features.noexecSeal) {
-    const r = native.memfdCreateOwned(name, base | C.MFD_NOEXEC_SEAL);
+    const r = native.memfdCreateOwned(c.name, base | C.MFD_NOEXEC_SEAL);
     if (typeof r !== 'number') return r;
-    if (r !== -E.EINVAL) check(r, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, base | C.MFD_NOEXEC_SEAL));
+    if (r !== -E.EINVAL) check(r, 'memfd_create', undefined, hint(base | C.MFD_NOEXEC_SEAL));
   }
-  const r = native.memfdCreateOwned(name, base);
-  if (typeof r === 'number') check(r, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, base));
+  const r = native.memfdCreateOwned(c.name, base);
+  if (typeof r === 'number') check(r, 'memfd_create', undefined, hint(base));
   return r as OwnedMemfd;
+}
+
+const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
+
+/**
+ * Sizes the new memfd, maps it shared and writable, lets `fill` write the
+ * pages and unmaps (F_SEAL_WRITE needs no writable mapping left; the view
+ * handed to `fill` is detached). Ordinary pages are faulted in up front with
+ * MADV_POPULATE_WRITE (Linux 5.14; MAP_POPULATE before), after MADV_HUGEPAGE so
+ * that a shmem THP policy of `advise` gives 2 MiB pages; hugetlb pages are
+ * reserved by mmap itself.
+ */
+function fillMapped(fd: number, c: Creation, size: number, fileSize: number, fill: (bytes: Buffer) => unknown): unknown {
+  const hint = c.hugeFlags ? hugetlbHint(c.hugeSize) : undefined;
+  check(native.ftruncate(fd, fileSize), 'ftruncate', undefined, hint);
+  const populate = !c.hugeFlags && !features.madvisePopulate ? C.MAP_POPULATE : 0;
+  let m: Mapping;
+  try {
+    m = mmap(fileSize, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | populate, fd);
+  } catch (err) {
+    if (hint !== undefined && typeof (err as { errno?: unknown }).errno === 'number') {
+      (err as { hint?: string }).hint = hint((err as { errno: number }).errno);
+    }
+    throw err;
+  }
+  try {
+    if (!c.hugeFlags) {
+      const pmd = features.hugePages.pmdSize;
+      // Advice only: EINVAL where THP is compiled out changes nothing.
+      if (pmd !== null && fileSize >= pmd) native.madvise(regionHandle(m), C.MADV_HUGEPAGE, 0, fileSize);
+      if (!populate) native.madvise(regionHandle(m), C.MADV_POPULATE_WRITE, 0, fileSize);
+    }
+    return fill(m.bytes(0, size));
+  } finally {
+    unmapNow(m); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
+  }
 }
 
 /**
@@ -238,18 +339,22 @@ export class SealedBuffer {
   #mapping: Mapping | null = null;
   #bytes: Buffer | null = null;
   #view: SealedBufferView | null = null;
+  #readonlyMapping: Mapping | null = null;
+  #readonlyBytes: Buffer | null = null;
+  #hugetlb: boolean;
   #closed = false;
   // Owns the descriptor natively: closed by close(), by the garbage collector, or at
   // environment teardown (a worker's end), where FinalizationRegistry callbacks never run.
   #fdHandle: FdHandle;
 
   /** Not public: use from(), create() or open(). */
-  private constructor(token: symbol, fd: number, size: number, seals: number, handle?: FdHandle) {
+  private constructor(token: symbol, fd: number, size: number, seals: number, hugetlb = false, handle?: FdHandle) {
     if (token !== construct) throw illegalConstructor('SealedBuffer.from(), create() or open()');
     this.#fdHandle = handle ?? native.fdOpen(fd);
     this.fd = fd;
     this.size = size;
     this.seals = seals;
+    this.#hugetlb = hugetlb;
   }
 
   /**
@@ -262,30 +367,49 @@ export class SealedBuffer {
    */
   static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
     const src = toBytes(data, 'a string, an ArrayBuffer or an ArrayBufferView', { arrayBuffers: true });
-    const { name, seals } = creationOptions(options);
-    const [fd, handle] = createMemfd(name);
+    const c = creationOptions(options);
+    const [fd, handle] = createMemfd(c);
     try {
-      // write(2) into the memfd: the kernel allocates each page and copies into
-      // it in one pass, without zeroing it first or building page tables that
-      // then have to be torn down — about twice as fast as mapping and copying.
-      for (let done = 0; done < src.length;) done += writeSync(fd, src, done, src.length - done, done);
-      return SealedBuffer.#seal(fd, handle, src.length, seals);
+      if (c.hugeFlags) {
+        // write(2) to a hugetlb file fails with EINVAL: fill through a mapping.
+        const fileSize = roundUp(src.length, c.hugeSize);
+        if (fileSize > 0) fillMapped(fd, c, src.length, fileSize, (b) => { src.copy(b); });
+        return SealedBuffer.#seal(fd, handle, fileSize, c.seals, true);
+      }
+      const pmd = features.hugePages.pmdSize;
+      if (features.hugePages.shmemPmd === 'advise' && pmd !== null && src.length >= pmd) {
+        // Under `advise` only a page fault in a MADV_HUGEPAGE mapping gets a 2 MiB page, never
+        // write(2): mapping, populating and copying is then the faster path (scripts/bench-thp.sh).
+        fillMapped(fd, c, src.length, src.length, (b) => { src.copy(b); });
+      } else if (src.length > 0) {
+        // The final size first: shmem THP `within_size` judges each 2 MiB range by it, and the
+        // file is not grown page by page.
+        check(native.ftruncate(fd, src.length), 'ftruncate');
+        // write(2) into the memfd: the kernel allocates each page and copies into
+        // it in one pass, without zeroing it first or building page tables that
+        // then have to be torn down — about twice as fast as mapping and copying.
+        for (let done = 0; done < src.length;) done += writeSync(fd, src, done, src.length - done, done);
+      }
+      return SealedBuffer.#seal(fd, handle, src.length, c.seals);
     } catch (err) {
       native.fdClose(handle, false);
       throw err;
     }
   }
 
-  static #seal(fd: number, handle: FdHandle, size: number, seals: number): SealedBuffer {
+  static #seal(fd: number, handle: FdHandle, size: number, seals: number, hugetlb = false): SealedBuffer {
     addSeals(fd, seals); // the low-level call, for its hints
-    return new SealedBuffer(construct, fd, size, native.getSeals(fd), handle);
+    return new SealedBuffer(construct, fd, size, native.getSeals(fd), hugetlb, handle);
   }
 
   /**
    * Creates a sealed buffer of `size` bytes, letting `fill` write straight into
    * the shared pages (no intermediate copy). The writable mapping is unmapped
    * before sealing, and the `bytes` view passed to `fill` is detached then:
-   * do not keep it. `fill` must finish synchronously.
+   * do not keep it. `fill` must finish synchronously. The pages are faulted
+   * in before `fill` runs, as 2 MiB pages where the shmem THP policy allows it
+   * (MADV_HUGEPAGE, then MADV_POPULATE_WRITE). With `hugePages`, `fill` sees
+   * `size` bytes and the file is rounded up to whole huge pages.
    * @throws TypeError ERR_INVALID_RETURN_VALUE if `fill` is an async function or returns a
    *   promise (nothing is sealed, the memfd is closed)
    * @example
@@ -298,27 +422,17 @@ export class SealedBuffer {
     validateFunction(fill, 'fill');
     // An async fill would write after the view is detached and the file sealed: refuse it before any syscall.
     if (isAsyncFunction(fill)) throw asyncFill(Promise.prototype, ' (fill is an async function)');
-    const { name, seals } = creationOptions(options);
-    const [fd, handle] = createMemfd(name);
+    const c = creationOptions(options);
+    const [fd, handle] = createMemfd(c);
     try {
-      let returned: unknown;
-      if (size > 0) {
-        check(native.ftruncate(fd, size), 'ftruncate');
-        const m = mmap(size, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | C.MAP_POPULATE, fd);
-        try {
-          returned = fill(m.bytes());
-        } finally {
-          unmapNow(m); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
-        }
-      } else {
-        returned = fill(Buffer.alloc(0));
-      }
+      const fileSize = c.hugeFlags ? roundUp(size, c.hugeSize) : size;
+      const returned = fileSize > 0 ? fillMapped(fd, c, size, fileSize, fill) : fill(Buffer.alloc(0));
       if (isThenable(returned)) {
         // Its continuation will find the view detached and reject; the error thrown here already says why.
         try { returned.then(undefined, () => {}); } catch { /* a hostile thenable: nothing to silence */ }
         throw asyncFill(returned);
       }
-      return SealedBuffer.#seal(fd, handle, size, seals);
+      return SealedBuffer.#seal(fd, handle, fileSize, c.seals, c.hugeFlags !== 0);
     } catch (err) {
       native.fdClose(handle, false);
       throw err;
@@ -345,7 +459,9 @@ export class SealedBuffer {
    * The contents, zero-copy: a private copy-on-write mapping made on first
    * access. Writes change only this process's view, never the file. If the
    * kernel refuses such a mapping, the bytes are read into memory instead
-   * (`view` says which).
+   * (`view` says which). A hugetlb buffer's `bytes` is its {@link readonlyBytes}
+   * (`view` 'readonly'): a private mapping would reserve a second set of huge
+   * pages, and a write kills the process (SIGSEGV).
    * @throws RangeError (ERR_OUT_OF_RANGE) for a buffer larger than
    *   buffer.constants.MAX_LENGTH (only with an explicit `maxSize`): read it
    *   with {@link range}; nothing is released. MemsealError ERR_MEMSEAL_CLOSED after close()
@@ -359,6 +475,11 @@ export class SealedBuffer {
     if (this.size === 0) {
       this.#view = 'private';
       return (this.#bytes = Buffer.alloc(0));
+    }
+    if (this.#hugetlb) {
+      this.#bytes = this.readonlyBytes;
+      this.#view = 'readonly';
+      return this.#bytes;
     }
     if (this.#map()) this.#bytes = this.#mapping!.bytes();
     else this.#bytes = this.#read(0, this.size);
@@ -403,8 +524,35 @@ export class SealedBuffer {
     if (this.#closed) throw closedError(`SealedBuffer.${op}`, 'the buffer');
   }
 
-  /** 'private' (copy-on-write mapping) or 'copy' (the kernel refused the mapping); null until `bytes` is used. */
+  /** 'private' (copy-on-write mapping), 'copy' (the kernel refused the mapping) or 'readonly' (hugetlb); null until `bytes` is used. */
   get view(): SealedBufferView | null { return this.#view; }
+
+  /**
+   * The contents through a read-only mapping (PROT_READ), made on first
+   * access: the kernel itself refuses writes, and a write through this Buffer
+   * kills the process with SIGSEGV (as it would in C) — use it where a stray
+   * write must never go unnoticed. Shared with every other mapping of the file
+   * (MAP_SHARED: no copy-on-write bookkeeping, and the only form hugetlb pages
+   * allow without reserving a second set); private on kernels that refuse a
+   * shared mapping of a write-sealed file (before ~6.1). Independent of
+   * `bytes`: both can be used, and `close()` detaches both.
+   */
+  get readonlyBytes(): Buffer {
+    if (this.#readonlyBytes !== null) return this.#readonlyBytes;
+    if (this.#closed) throw closedError('SealedBuffer.readonlyBytes', 'the buffer');
+    if (this.size === 0) return (this.#readonlyBytes = Buffer.alloc(0));
+    try {
+      this.#readonlyMapping = mmap(this.size, C.PROT_READ, C.MAP_SHARED, this.fd);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (this.#hugetlb || (code !== 'EPERM' && code !== 'EACCES')) throw err;
+      this.#readonlyMapping = mmap(this.size, C.PROT_READ, C.MAP_PRIVATE, this.fd);
+    }
+    return (this.#readonlyBytes = this.#readonlyMapping.bytes());
+  }
+
+  /** A hugetlb buffer (MFD_HUGETLB): sent with `hugePages`, or so detected by `open()`. */
+  get hugetlb(): boolean { return this.#hugetlb; }
 
   /** Closed: the fd is closed and the view detached. */
   get closed(): boolean { return this.#closed; }
@@ -433,6 +581,9 @@ export class SealedBuffer {
     this.#mapping?.unmap();
     this.#mapping = null;
     this.#bytes = null;
+    this.#readonlyMapping?.unmap();
+    this.#readonlyMapping = null;
+    this.#readonlyBytes = null;
     // like every close here: no throw if the caller already closed the fd
     native.fdClose(this.#fdHandle, this.size >= DEFERRED_RELEASE_BYTES);
   }
@@ -463,8 +614,8 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
     });
   }
   // The constructor is private to the public types; the static factories and this are its callers.
-  return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number]) => SealedBuffer)(
-    construct, fd, result.size, result.seals);
+  return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(
+    construct, fd, result.size, result.seals, result.hugetlb === true);
 }
 
 const AsyncFunction = (async () => {}).constructor;
