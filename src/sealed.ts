@@ -10,7 +10,7 @@ import { constants as C, Seal, sealNames } from './constants';
 import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, systemError, tooLargeForBuffer } from './errors';
 import { features } from './features';
 import { hugePageSettings, hugetlbPool } from './hugepages';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, regionHandle, unmapNow } from './mapping';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, PAGE_SIZE, regionHandle, unmapNow } from './mapping';
 import { addSeals, memfdCreateHint } from './memfd';
 import { toBytes, validateFd, validateFlags, validateFunction, validateInteger, validateLength, validateObject, validateString } from './validate';
 
@@ -130,7 +130,7 @@ function verify(fd: number, p: Policy): VerifyResult {
     return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE', reason: sizeReason(size, p) };
   }
   // hugetlbfs reports its huge page size as the block size; shmem the base page.
-  return blksize > PAGE ? { ok: true, seals, size, missing: 0, hugetlb: true } : { ok: true, seals, size, missing: 0 };
+  return blksize > PAGE_SIZE ? { ok: true, seals, size, missing: 0, hugetlb: true } : { ok: true, seals, size, missing: 0 };
 }
 
 /** Names the option that refused the size: `size 8192 bytes exceeds maxSize (4096 bytes)`. */
