@@ -149,7 +149,14 @@ export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
 export interface SealedBufferOptions {
   /** The memfd's name, shown in /proc/<pid>/fd and `memseal inspect`. Default 'memseal'. */
   name?: string;
-  /** The seals to add once filled. Default SHRINK | GROW | WRITE | SEAL. */
+  /**
+   * Exactly the seals the buffer carries once filled (F_SEAL_* bits, see `Seal`).
+   * Default SHRINK | GROW | WRITE | SEAL, plus EXEC where the kernel has
+   * MFD_NOEXEC_SEAL (Linux 6.3). When given, EXEC is present only if asked for
+   * (the memfd is then made with MFD_NOEXEC_SEAL, else with MFD_EXEC) — except
+   * under vm.memfd_noexec=2, where every memfd is made non-executable and so
+   * carries EXEC too. `seals` on the result tells what the file has.
+   */
   seals?: number;
 }
 
@@ -159,10 +166,10 @@ export type SealedBufferView = 'private' | 'copy';
 const construct = Symbol('SealedBuffer.construct');
 const fdRegistry = new FinalizationRegistry<number>((fd) => { native.close(fd); });
 
-/** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
-function creationOptions(options: SealedBufferOptions | undefined): { name: string; seals: number } {
+function creationOptions(options: SealedBufferOptions | undefined): { name: string; seals: number; exact: boolean } {
   let name = 'memseal';
   let seals = DEFAULT_SEALS;
+  let exact = false;
   if (options !== undefined) {
     validateObject(options, 'options');
     if (options.name !== undefined) {
@@ -170,14 +177,33 @@ function creationOptions(options: SealedBufferOptions | undefined): { name: stri
       if (options.name.includes('\0')) throw invalidArgValue('options.name', 'must be a string without null bytes', options.name);
       name = options.name;
     }
-    if (options.seals !== undefined) { validateFlags(options.seals, 'options.seals'); seals = options.seals; }
+    if (options.seals !== undefined) {
+      validateFlags(options.seals, 'options.seals');
+      seals = options.seals;
+      exact = true;
+    }
   }
-  return { name, seals };
+  return { name, seals, exact };
 }
 
-function createMemfd(name: string): number {
+/**
+ * Creates the memfd. By default with MFD_NOEXEC_SEAL where the kernel has it
+ * (Linux 6.3; it adds F_SEAL_EXEC at creation), retrying without on EINVAL.
+ * With `exact` seals the file carries F_SEAL_EXEC only if `seals` asks for it:
+ * without EXEC it is made with MFD_EXEC, because under vm.memfd_noexec=1 a
+ * memfd made with neither flag gets MFD_NOEXEC_SEAL (and so F_SEAL_EXEC)
+ * implicitly. Under vm.memfd_noexec=2 the kernel refuses MFD_EXEC (EACCES):
+ * then the file is made with MFD_NOEXEC_SEAL after all and carries F_SEAL_EXEC
+ * too — the one case where the kernel does not allow the exact set.
+ */
+function createMemfd(name: string, seals: number, exact: boolean): number {
   const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING;
   if (features.noexecSeal) {
+    if (exact && (seals & Seal.EXEC) === 0) {
+      const fd = native.memfdCreate(name, base | C.MFD_EXEC);
+      if (fd >= 0) return fd;
+      if (fd !== -E.EACCES) return check(fd, 'memfd_create');
+    }
     const fd = native.memfdCreate(name, base | C.MFD_NOEXEC_SEAL);
     if (fd >= 0) return fd;
     if (fd !== -E.EINVAL) return check(fd, 'memfd_create');
@@ -231,8 +257,8 @@ export class SealedBuffer {
       (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
       throw err;
     }
-    const { name, seals } = creationOptions(options);
-    const fd = createMemfd(name);
+    const { name, seals, exact } = creationOptions(options);
+    const fd = createMemfd(name, seals, exact);
     try {
       // write(2) into the memfd: the kernel allocates each page and copies into
       // it in one pass, without zeroing it first or building page tables that
@@ -259,8 +285,8 @@ export class SealedBuffer {
   static create(size: number, fill: (bytes: Buffer) => void, options?: SealedBufferOptions): SealedBuffer {
     validateLength(size, 'size');
     validateFunction(fill, 'fill');
-    const { name, seals } = creationOptions(options);
-    const fd = createMemfd(name);
+    const { name, seals, exact } = creationOptions(options);
+    const fd = createMemfd(name, seals, exact);
     try {
       if (size > 0) {
         check(native.ftruncate(fd, size), 'ftruncate');
