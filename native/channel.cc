@@ -288,6 +288,18 @@ Napi::Value SetNonblockCloexec(const Napi::CallbackInfo& info) {
   return Result(info.Env(), 0);
 }
 
+// setBlocking(fd) -> 0 | -errno: clears O_NONBLOCK. For the end of a socketpair a
+// child inherits: most programs (Python's socket.recv_fds, plain C) expect a
+// blocking socket. O_NONBLOCK belongs to the open file description, and each
+// end of a socketpair is its own, so the other end stays non-blocking.
+Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) return Result(info.Env(), -errno);
+  return Result(info.Env(), 0);
+}
+
 // ---- poll watcher ---------------------------------------------------------
 
 struct Watch {
@@ -443,6 +455,7 @@ void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("sockType", Napi::Function::New(env, SockType, "sockType"));
   exports.Set("setNonblockCloexec", Napi::Function::New(env, SetNonblockCloexec, "setNonblockCloexec"));
+  exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
   exports.Set("pollOpen", Napi::Function::New(env, PollOpen, "pollOpen"));
   exports.Set("pollStart", Napi::Function::New(env, PollStart, "pollStart"));
   exports.Set("pollRef", Napi::Function::New(env, PollRef, "pollRef"));

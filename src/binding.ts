@@ -71,6 +71,7 @@ export interface NativeBinding {
   /** [domain, type] or -errno */
   sockType(fd: number): [number, number] | number;
   setNonblockCloexec(fd: number): number;
+  setBlocking(fd: number): number;
   /** Adopts fd (pollClose closes it); callback(status: 0 | -errno, events: UV_* bits). */
   pollOpen(fd: number, callback: (status: number, events: number) => void): PollHandle | number;
   pollStart(handle: PollHandle, events: number): number;

@@ -304,21 +304,29 @@ export class Channel extends EventEmitter {
    * {@link MAX_PAYLOAD} bytes; a string is sent as UTF-8). The receiver gets
    * its own descriptor of the same file; `buf` stays usable and may be closed
    * as soon as this returns: a send that has to wait for buffer space keeps a
-   * duplicate of the descriptor until it goes out.
+   * duplicate of the descriptor until it goes out. On the wire an empty
+   * `meta` is one NUL byte, so the message is never empty (docs/protocol.md);
+   * a `meta` of exactly one NUL byte is therefore refused.
    * @rejects TypeError if `buf` is not a SealedBuffer; RangeError for oversized
-   *   meta; MemsealError ERR_MEMSEAL_CLOSED if `buf` or the channel is closed;
+   *   meta or a meta of one NUL byte; MemsealError ERR_MEMSEAL_CLOSED if `buf` or the channel is closed;
    *   EPIPE when the peer is gone
    */
   sendBuffer(buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
     if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
     if (buf.closed) return Promise.reject(new MemsealError('ERR_MEMSEAL_CLOSED', 'Channel.sendBuffer(): the SealedBuffer is closed'));
-    if (this.#closed || this.#sendq.length === 0) return this.send(meta, [buf.fd]);
+    let payload: Uint8Array;
+    try {
+      payload = encodeMeta(meta);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#closed || this.#sendq.length === 0) return this.send(payload, [buf.fd]);
     // Queued behind other sends: the message goes out later and refers to its
     // descriptor by number, so give it one the caller cannot close or reuse.
     const dup = native.dup(buf.fd);
     if (dup < 0) return Promise.reject(systemError(dup, 'fcntl', 'F_DUPFD_CLOEXEC'));
     const release = () => closeQuietly(dup);
-    const p = this.send(meta, [dup]);
+    const p = this.send(payload, [dup]);
     p.then(release, release);
     return p;
   }
@@ -347,7 +355,7 @@ export class Channel extends EventEmitter {
         : new MemsealError('ERR_MEMSEAL_CTRUNC',
           `Channel.receiveBuffer(): the message carried ${fds.length} descriptors, expected 1; all were closed`);
     }
-    return { buffer: SealedBuffer.open(fds[0]!, options), meta: message.data };
+    return { buffer: SealedBuffer.open(fds[0]!, options), meta: decodeMeta(message.data) };
   }
 
   /** Lets the channel keep the event loop alive (the default). */
@@ -791,6 +799,14 @@ export function spawnWithChannel(command: string, args: readonly string[] = [], 
   const pair = native.socketpair();
   if (typeof pair === 'number') throw systemError(pair, 'socketpair');
   const [ours, theirs] = pair;
+  // The child's end is blocking, as most programs expect of an inherited socket
+  // (Channel.fromParent() makes it non-blocking again); ours stays non-blocking.
+  const blocking = native.setBlocking(theirs);
+  if (blocking < 0) {
+    closeQuietly(ours);
+    closeQuietly(theirs);
+    throw systemError(blocking, 'fcntl', 'F_SETFL');
+  }
   const index = stdio.length;
   stdio.push(theirs);
   let child: ChildProcess;
@@ -818,6 +834,26 @@ export function spawnWithChannel(command: string, args: readonly string[] = [], 
 }
 
 // ---- helpers ----
+
+// The payload of a sendBuffer() message (docs/protocol.md): `meta` verbatim,
+// except that an empty meta travels as one NUL byte, so a message with a
+// descriptor is never empty (Go's ReadMsgUnix reads an empty one as EOF, and
+// its WriteMsgUnix sends that same NUL byte for an empty payload). One NUL
+// byte is therefore reserved and cannot be sent as meta.
+const EMPTY_META = new Uint8Array(1);
+
+function encodeMeta(meta: unknown): Uint8Array {
+  const bytes = toBytes(meta);
+  if (bytes.byteLength === 0) return EMPTY_META;
+  if (bytes.byteLength === 1 && bytes[0] === 0) {
+    throw outOfRange('meta', 'not a single NUL byte (on the wire it stands for an empty meta; docs/protocol.md)', '\\0');
+  }
+  return bytes;
+}
+
+function decodeMeta(payload: Buffer): Buffer {
+  return payload.length === 1 && payload[0] === 0 ? payload.subarray(0, 0) : payload;
+}
 
 type StdioEntry = Exclude<StdioOptions, string>[number];
 
