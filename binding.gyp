@@ -5,9 +5,11 @@
       "sources": [
         "native/addon.cc",
         "native/constants.cc",
+        "native/fd.cc",
         "native/memfd.cc",
         "native/mapping.cc",
-        "native/channel.cc"
+        "native/socket.cc",
+        "native/poll.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

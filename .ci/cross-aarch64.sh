@@ -34,7 +34,7 @@ bash scripts/cross-arm64.sh
 addon=prebuilds/linux-arm64/memseal.napi.glibc.node
 machine=$(aarch64-linux-gnu-readelf -h "$addon" | awk -F: '/Machine:/ {gsub(/^ +/, "", $2); print $2}')
 [ "$machine" = "AArch64" ] || { echo "cross-aarch64: built for '$machine', not AArch64" >&2; exit 1; }
-# Every undefined symbol must come from N-API, libuv (exported by node; channel.cc
+# Every undefined symbol must come from N-API, libuv (exported by node; poll.cc
 # polls with uv_poll) or the C/C++ runtime: nothing x86-only crept in.
 unexpected=$(aarch64-linux-gnu-nm -D --undefined-only "$addon" | awk '{print $2}' |
   grep -Ev '^(napi_|node_api_|uv_|_Z|__cxa_|__gxx_|_Unwind|__gmon_start__|_ITM_|__stack_chk)' |

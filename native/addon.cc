@@ -7,9 +7,11 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   memseal::InitConstants(env, exports);
+  memseal::InitFd(env, exports);
   memseal::InitMemfd(env, exports);
   memseal::InitMapping(env, exports);
-  memseal::InitChannel(env, exports);
+  memseal::InitSocket(env, exports);
+  memseal::InitPoll(env, exports);
   return exports;
 }
 

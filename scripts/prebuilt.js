@@ -68,7 +68,7 @@ if (over.length > 0) {
   fs.rmSync(dir, { recursive: true, force: true });
   console.error(`prebuilt: ${path.relative(ROOT, from)} needs ${over.map((l) => `${l}_${needed[l]}`).join(', ')}, ` +
     `above Node's own floor (${over.map((l) => `${l}_${FLOORS[l]}`).join(', ')}): ` +
-    'find the symbols with objdump -T and avoid them (see native/memfd.cc, statx)');
+    'find the symbols with objdump -T and avoid them (see native/fd.cc, statx)');
   process.exit(1);
 }
 console.log(`prebuilt: ${path.relative(ROOT, to)} (${fs.statSync(to).size} bytes, needs ` +

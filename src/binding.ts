@@ -11,7 +11,7 @@ import path from 'node:path';
 /** An opaque, type-tagged handle to one native mapping. */
 export type RegionHandle = { readonly __region: unique symbol };
 
-/** An opaque, type-tagged handle to one native poll watcher (channel.cc); it owns its descriptor. */
+/** An opaque, type-tagged handle to one native poll watcher (poll.cc); it owns its descriptor. */
 export type PollHandle = { readonly __poll: unique symbol };
 
 export interface NativeConstants {
@@ -25,6 +25,7 @@ export interface NativeBinding {
   memfdSecret(flags: number): number;
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
+  // fd.cc
   /** [size, mode] or -errno */
   fstat(fd: number): [number, number] | number;
   ftruncate(fd: number, length: number): number;
@@ -54,7 +55,7 @@ export interface NativeBinding {
   /** An external ArrayBuffer over [offset, offset + length) of the region, or -errno */
   view(handle: RegionHandle, offset: number, length: number): ArrayBuffer | number;
   pageSize(): number;
-  // channel.cc: AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec
+  // socket.cc: AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec
   /** [fd0, fd1] or -errno */
   socketpair(): [number, number] | number;
   socket(): number;
@@ -72,16 +73,17 @@ export interface NativeBinding {
   sockType(fd: number): [number, number] | number;
   setNonblockCloexec(fd: number): number;
   setBlocking(fd: number): number;
+  readonly channelConstants: {
+    readonly SCM_MAX_FD: number; readonly UNIX_PATH_MAX: number; readonly MSG_TRUNC: number;
+    readonly MSG_CTRUNC: number; readonly AF_UNIX: number; readonly SOCK_SEQPACKET: number;
+  };
+  // poll.cc
   /** Adopts fd (pollClose closes it); callback(status: 0 | -errno, events: UV_* bits). */
   pollOpen(fd: number, callback: (status: number, events: number) => void): PollHandle | number;
   pollStart(handle: PollHandle, events: number): number;
   pollRef(handle: PollHandle, ref: boolean): number;
   pollClose(handle: PollHandle): number;
-  readonly channelConstants: {
-    readonly SCM_MAX_FD: number; readonly UNIX_PATH_MAX: number; readonly MSG_TRUNC: number;
-    readonly MSG_CTRUNC: number; readonly AF_UNIX: number; readonly SOCK_SEQPACKET: number;
-    readonly UV_READABLE: number; readonly UV_WRITABLE: number; readonly UV_DISCONNECT: number;
-  };
+  readonly pollConstants: { readonly UV_READABLE: number; readonly UV_WRITABLE: number; readonly UV_DISCONNECT: number };
 }
 
 // node-gyp-build ships no types: one function from a package root to the addon path.

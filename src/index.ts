@@ -9,8 +9,12 @@ export { memfdCreate, memfdSecret, addSeals, getSeals, MEMFD_NAME_MAX } from './
 export { mmap, mseal, Mapping } from './mapping';
 export { SealedBuffer, verifySeals, DEFAULT_REQUIRED_SEALS, DEFAULT_SEALS } from './sealed';
 export type { SealedBufferOptions, SealedBufferView, VerifyOptions, VerifyResult } from './sealed';
-export { Channel, ChannelServer, Message, socketPair, listen, connect, spawnWithChannel, MAX_PAYLOAD, MAX_FDS, CHANNEL_FD_ENV } from './channel';
-export type { ChannelOptions, ListenOptions, SpawnWithChannelOptions, PeerCredentials } from './channel';
+export { Channel, Message, socketPair, MAX_PAYLOAD, MAX_FDS } from './channel';
+export type { ChannelOptions, PeerCredentials } from './channel';
+export { ChannelServer, listen, connect } from './channel-server';
+export type { ListenOptions } from './channel-server';
+export { spawnWithChannel, CHANNEL_FD_ENV } from './spawn';
+export type { SpawnWithChannelOptions } from './spawn';
 export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect';
 export { WriteOnceArena, type WriteOnceArenaOptions, type ArenaSealOptions, type ArenaSealMethod, type TypedArrayConstructorLike } from './arena';
 export { SecretBuffer, type SecretBufferOptions, type SecretKind } from './secret';

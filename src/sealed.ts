@@ -1,11 +1,13 @@
 // SealedBuffer: an immutable byte range in a sealed memfd that another
 // process can map and trust without copying, and verifySeals(), the check a
-// receiver runs before it maps anything a peer sent.
+// receiver runs before it maps anything a peer sent; also Channel#sendBuffer()
+// and Channel#receiveBuffer(), which carry a SealedBuffer over a Channel.
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native } from './binding';
+import { Channel, closeQuietly } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, illegalConstructor, invalidArgValue, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, outOfRange, systemError } from './errors';
 import { features } from './features';
 import { type Mapping, mmap } from './mapping';
 import { memfdCreate } from './memfd';
@@ -389,3 +391,103 @@ export class SealedBuffer {
 
   [Symbol.dispose](): void { this.close(); }
 }
+
+// ---- SealedBuffer over a Channel ----
+// The transport (channel.ts) knows nothing of SealedBuffer: these two methods
+// are declared on Channel here and attached to its prototype when this module
+// loads (the package index always loads it).
+
+declare module './channel' {
+  interface Channel {
+    /**
+     * Sends a sealed buffer: one message carrying its memfd and `meta` (at most
+     * Channel.MAX_PAYLOAD bytes; a string is sent as UTF-8). The receiver gets
+     * its own descriptor of the same file; `buf` stays usable and may be closed
+     * as soon as this returns: a send that has to wait for buffer space keeps a
+     * duplicate of the descriptor until it goes out. On the wire an empty
+     * `meta` is one NUL byte, so the message is never empty (docs/protocol.md);
+     * a `meta` of exactly one NUL byte is therefore refused.
+     * @rejects TypeError if `buf` is not a SealedBuffer; RangeError for oversized
+     *   meta or a meta of one NUL byte; MemsealError ERR_MEMSEAL_CLOSED if `buf` or the channel is closed;
+     *   EPIPE when the peer is gone
+     */
+    sendBuffer(buf: SealedBuffer, meta?: Uint8Array | ArrayBufferView | string): Promise<void>;
+
+    /**
+     * Receives the next message as a sealed buffer. The message must carry
+     * exactly one descriptor, which is verified before anything is mapped (see
+     * {@link verifySeals}): a memfd whose seals include `options.require`
+     * (default SHRINK | GROW | WRITE) and whose size is within bounds. A message
+     * that fails any check is consumed and every descriptor in it is closed.
+     * @returns the buffer (owned by the caller: close it) and the sender's `meta` bytes
+     * @rejects MemsealError ERR_MEMSEAL_NOT_MEMFD (no descriptor, or not a memfd),
+     *   ERR_MEMSEAL_CTRUNC (more than one descriptor), ERR_MEMSEAL_NOT_SEALED,
+     *   ERR_MEMSEAL_SIZE, ERR_MEMSEAL_CLOSED (the channel closed or the peer hung up);
+     *   TypeError/RangeError for bad options (nothing received)
+     */
+    receiveBuffer(options?: VerifyOptions): Promise<{ buffer: SealedBuffer; meta: Buffer }>;
+  }
+}
+
+function sendBuffer(this: Channel, buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
+  if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
+  if (buf.closed) return Promise.reject(new MemsealError('ERR_MEMSEAL_CLOSED', 'Channel.sendBuffer(): the SealedBuffer is closed'));
+  let payload: Uint8Array | ArrayBufferView | string;
+  try {
+    payload = encodeMeta(meta);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (this.closed || this.pendingSends === 0) return this.send(payload, [buf.fd]);
+  // Queued behind other sends: the message goes out later and refers to its
+  // descriptor by number, so give it one the caller cannot close or reuse.
+  const dup = native.dup(buf.fd);
+  if (dup < 0) return Promise.reject(systemError(dup, 'fcntl', 'F_DUPFD_CLOEXEC'));
+  const release = () => closeQuietly(dup);
+  const p = this.send(payload, [dup]);
+  p.then(release, release);
+  return p;
+}
+
+async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ buffer: SealedBuffer; meta: Buffer }> {
+  verifyPolicy(options);
+  const message = await this.receive();
+  const fds = message.takeFds();
+  if (fds.length !== 1) {
+    for (const fd of fds) closeQuietly(fd);
+    throw fds.length === 0
+      ? new MemsealError('ERR_MEMSEAL_NOT_MEMFD', 'Channel.receiveBuffer(): the message carried no descriptor', {
+        hint: 'the peer sent a plain message; use receive() for those' })
+      : new MemsealError('ERR_MEMSEAL_CTRUNC',
+        `Channel.receiveBuffer(): the message carried ${fds.length} descriptors, expected 1; all were closed`);
+  }
+  return { buffer: SealedBuffer.open(fds[0]!, options), meta: decodeMeta(message.data) };
+}
+
+// The payload of a sendBuffer() message (docs/protocol.md): `meta` verbatim,
+// except that an empty meta travels as one NUL byte, so a message with a
+// descriptor is never empty (Go's ReadMsgUnix reads an empty one as EOF, and
+// its WriteMsgUnix sends that same NUL byte for an empty payload). One NUL
+// byte is therefore reserved and cannot be sent as meta.
+const EMPTY_META = new Uint8Array(1);
+
+function encodeMeta(meta: Uint8Array | ArrayBufferView | string): Uint8Array | ArrayBufferView | string {
+  const bytes = typeof meta === 'string' ? Buffer.from(meta, 'utf8')
+    : ArrayBuffer.isView(meta) ? new Uint8Array(meta.buffer, meta.byteOffset, meta.byteLength) : null;
+  if (bytes === null) return meta;  // send() rejects it with ERR_INVALID_ARG_TYPE
+  if (bytes.byteLength === 0) return EMPTY_META;
+  if (bytes.byteLength === 1 && bytes[0] === 0) {
+    throw outOfRange('meta', 'not a single NUL byte (on the wire it stands for an empty meta; docs/protocol.md)', '\\0');
+  }
+  return bytes;
+}
+
+function decodeMeta(payload: Buffer): Buffer {
+  return payload.length === 1 && payload[0] === 0 ? payload.subarray(0, 0) : payload;
+}
+
+// Defined like class methods: non-enumerable, writable, configurable.
+Object.defineProperties(Channel.prototype, {
+  sendBuffer: { value: sendBuffer, writable: true, configurable: true },
+  receiveBuffer: { value: receiveBuffer, writable: true, configurable: true },
+});

@@ -1,0 +1,179 @@
+// poll.cc — a libuv poll watcher (uv_poll_t, epoll(7) underneath) that calls
+// back into JavaScript when a descriptor becomes readable, writable or hung up.
+// Channel and ChannelServer drive their sockets with it.
+//
+// Poll handle ownership: pollOpen() adopts the descriptor. The Watch struct is
+// held by the JavaScript External (until its finalizer) and by libuv (until
+// the uv_close callback); it is freed when both have let go. pollClose(), the
+// finalizer and the environment cleanup hook each close the handle and the
+// descriptor if that has not happened yet, so whichever runs first does it
+// and the others do nothing.
+#include <errno.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "args.h"
+#include "native.h"
+
+namespace memseal {
+namespace {
+
+const napi_type_tag kWatchTag = {0x6d656d7365616c00ULL, 0x77617463680a0002ULL};
+
+struct Watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;          // strong while open: an open watcher keeps its JS side alive
+  napi_async_context async;
+  int fd;
+  int refs;                   // the External and the libuv handle
+  bool closed;                // uv_close called and fd closed
+  bool hooked;                // env cleanup hook registered
+};
+
+void Release(Watch* w) {
+  if (--w->refs == 0) delete w;
+}
+
+void OnUvClosed(uv_handle_t* h) { Release(static_cast<Watch*>(h->data)); }
+
+void CleanupHook(void* arg);
+
+// Stops the watcher and closes the descriptor. With `teardown` the napi
+// objects are left to the environment, which frees them itself.
+int Shut(Watch* w, bool teardown) {
+  if (w->closed) return 0;
+  w->closed = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnUvClosed);  // stops polling now; frees later
+  int r = close(w->fd) < 0 ? -errno : 0;
+  w->fd = -1;
+  if (!teardown) {
+    if (w->callback != nullptr) napi_delete_reference(w->env, w->callback);
+    if (w->async != nullptr) napi_async_destroy(w->env, w->async);
+    if (w->hooked) napi_remove_env_cleanup_hook(w->env, CleanupHook, w);
+  }
+  w->callback = nullptr;
+  w->async = nullptr;
+  w->hooked = false;
+  return r == -EINTR ? 0 : r;  // after EINTR the descriptor is gone anyway on Linux
+}
+
+void CleanupHook(void* arg) {
+  Watch* w = static_cast<Watch*>(arg);
+  w->hooked = false;  // Node removes a hook as it runs it
+  Shut(w, true);
+}
+
+void OnPoll(uv_poll_t* handle, int status, int events) {
+  Watch* w = static_cast<Watch*>(handle->data);
+  if (w->closed || w->callback == nullptr) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, argv[2], result;
+  if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && fn != nullptr &&
+      napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, status, &argv[0]) == napi_ok &&
+      napi_create_int32(env, events, &argv[1]) == napi_ok) {
+    // make_callback, not call_function: runs the microtask queue afterwards
+    // (promises resolved in the callback settle now) and keeps async context.
+    napi_status st = napi_make_callback(env, w->async, recv, fn, 2, argv, &result);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+Watch* GetWatch(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsExternal() || !info[i].As<Napi::Object>().CheckTypeTag(&kWatchTag)) {
+    ArgError(info, "expected a poll handle");
+    return nullptr;
+  }
+  return info[i].As<Napi::External<Watch>>().Data();
+}
+
+// pollOpen(fd, callback(status, events)) -> handle | -errno. Adopts fd: from
+// now on pollClose (or the finalizer, or environment teardown) closes it.
+Napi::Value PollOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsFunction()) return (ArgError(info, "expected a function"), env.Undefined());
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return Result(env, -EINVAL);
+
+  Watch* w = new Watch{};
+  w->env = env;
+  w->fd = fd;
+  int r = uv_poll_init(loop, &w->poll, fd);
+  if (r < 0) {
+    delete w;
+    return Result(env, r);  // libuv errors are -errno on Unix
+  }
+  w->poll.data = w;
+  w->refs = 2;
+  napi_value resource_name;
+  napi_create_string_utf8(env, "memseal.Channel", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, nullptr, resource_name, &w->async);
+  napi_create_reference(env, info[1], 1, &w->callback);
+  if (napi_add_env_cleanup_hook(env, CleanupHook, w) == napi_ok) w->hooked = true;
+
+  Napi::External<Watch> handle = Napi::External<Watch>::New(env, w, [](Napi::Env, Watch* wa) {
+    Shut(wa, false);
+    Release(wa);
+  });
+  handle.TypeTag(&kWatchTag);
+  return handle;
+}
+
+// pollStart(handle, events) -> 0 | -errno. events: UV_READABLE | UV_WRITABLE |
+// UV_DISCONNECT; 0 stops polling (the descriptor stays open).
+Napi::Value PollStart(const Napi::CallbackInfo& info) {
+  Watch* w = GetWatch(info, 0);
+  int32_t events;
+  if (w == nullptr || !ArgInt32(info, 1, &events)) return info.Env().Undefined();
+  if (w->closed) return Result(info.Env(), -EBADF);
+  int r = events == 0 ? uv_poll_stop(&w->poll) : uv_poll_start(&w->poll, events, OnPoll);
+  return Result(info.Env(), r);
+}
+
+// pollRef(handle, ref: boolean) -> 0: whether the watcher keeps the loop alive.
+Napi::Value PollRef(const Napi::CallbackInfo& info) {
+  Watch* w = GetWatch(info, 0);
+  if (w == nullptr) return info.Env().Undefined();
+  if (info.Length() < 2 || !info[1].IsBoolean()) return (ArgError(info, "expected a boolean"), info.Env().Undefined());
+  if (w->closed) return Result(info.Env(), -EBADF);
+  if (info[1].As<Napi::Boolean>().Value()) {
+    uv_ref(reinterpret_cast<uv_handle_t*>(&w->poll));
+  } else {
+    uv_unref(reinterpret_cast<uv_handle_t*>(&w->poll));
+  }
+  return Result(info.Env(), 0);
+}
+
+// pollClose(handle) -> 0 | -errno of close(2). Idempotent.
+Napi::Value PollClose(const Napi::CallbackInfo& info) {
+  Watch* w = GetWatch(info, 0);
+  if (w == nullptr) return info.Env().Undefined();
+  return Result(info.Env(), Shut(w, false));
+}
+
+}  // namespace
+
+void InitPoll(Napi::Env env, Napi::Object exports) {
+  exports.Set("pollOpen", Napi::Function::New(env, PollOpen, "pollOpen"));
+  exports.Set("pollStart", Napi::Function::New(env, PollStart, "pollStart"));
+  exports.Set("pollRef", Napi::Function::New(env, PollRef, "pollRef"));
+  exports.Set("pollClose", Napi::Function::New(env, PollClose, "pollClose"));
+
+  Napi::Object c = Napi::Object::New(env);
+#define POLL_CONST(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
+  POLL_CONST(UV_READABLE);
+  POLL_CONST(UV_WRITABLE);
+  POLL_CONST(UV_DISCONNECT);
+#undef POLL_CONST
+  exports.Set("pollConstants", c);
+}
+
+}  // namespace memseal

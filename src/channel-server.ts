@@ -1,0 +1,219 @@
+// Listening and connecting: ChannelServer over a listening AF_UNIX
+// SOCK_SEQPACKET socket (socket(2), bind(2), listen(2), accept4(2); Linux
+// 2.6.28), connect(2), and the encoding of filesystem paths and abstract
+// names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { native, type PollHandle } from './binding';
+import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel } from './channel';
+import { illegalConstructor, outOfRange, systemError } from './errors';
+import { validateInteger, validateObject, validateString } from './validate';
+
+const E = osConstants.errno;
+const K = native.channelConstants;
+const P = native.pollConstants;
+const construct = Symbol('ChannelServer.construct');
+
+export interface ListenOptions extends ChannelOptions {
+  /** listen(2) backlog; default 511. */
+  backlog?: number;
+}
+
+/**
+ * A listening SOCK_SEQPACKET socket. Emits `'connection'` (Channel) for each
+ * peer that connects (accept4(2)); a connection arriving while nobody listens
+ * for `'connection'` is closed at once. `'close'` after `close()`; `'error'` when
+ * accept fails for a reason other than a gone peer (EMFILE...).
+ */
+export class ChannelServer extends EventEmitter {
+  /** The path or abstract name ('\0name') it listens on. */
+  readonly address: string;
+  #fd: number;
+  #handle: PollHandle | null;
+  #options: ChannelOptions;
+  #closed = false;
+
+  /** @internal use listen() */
+  constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
+    if (token !== construct) throw illegalConstructor('listen()');
+    super();
+    const handle = native.pollOpen(fd, (status) => this.#onPoll(status));
+    if (typeof handle === 'number') {
+      closeQuietly(fd);
+      throw systemError(handle, 'uv_poll_init');
+    }
+    this.#fd = fd;
+    this.#handle = handle;
+    this.address = address;
+    this.#options = options;
+    const r = native.pollStart(handle, P.UV_READABLE);
+    if (r < 0) {
+      this.close();
+      throw systemError(r, 'epoll_ctl');
+    }
+  }
+
+  /** The listening socket's descriptor; -1 once closed. */
+  get fd(): number { return this.#closed ? -1 : this.#fd; }
+  get closed(): boolean { return this.#closed; }
+
+  ref(): this {
+    if (this.#handle !== null) native.pollRef(this.#handle, true);
+    return this;
+  }
+
+  unref(): this {
+    if (this.#handle !== null) native.pollRef(this.#handle, false);
+    return this;
+  }
+
+  /**
+   * Stops accepting, closes the socket and removes the socket file (not for
+   * abstract names). Channels already accepted stay open. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const handle = this.#handle;
+    this.#handle = null;
+    if (handle !== null) native.pollClose(handle);
+    if (!this.address.startsWith('\0')) {
+      try {
+        fs.unlinkSync(this.address);
+      } catch {
+        // already gone: nothing to clean up
+      }
+    }
+    process.nextTick(() => this.emit('close'));
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  #onPoll(status: number): void {
+    if (this.#closed) return;
+    if (status < 0) {
+      this.#pause();
+      this.emit('error', systemError(status, 'epoll_wait'));
+      return;
+    }
+    for (let i = 0; i < 64 && !this.#closed; i++) {
+      const fd = native.accept(this.#fd);
+      if (fd === -E.EAGAIN) return;
+      if (fd === -E.ECONNABORTED || fd === -E.EINTR) continue;
+      if (fd < 0) {
+        // EMFILE/ENFILE/ENOMEM: the connection stays in the backlog and the socket stays
+        // readable; without a pause the level-triggered watcher would spin on the error
+        this.#pause();
+        this.emit('error', systemError(fd, 'accept4', undefined,
+          fd === -E.EMFILE ? 'this process is out of descriptors (RLIMIT_NOFILE); accepting again in 100 ms' : undefined));
+        return;
+      }
+      let ch: Channel;
+      try {
+        ch = newChannel(fd, this.#options);
+      } catch (err) {
+        this.emit('error', err);
+        continue;
+      }
+      if (this.listenerCount('connection') === 0) ch.close();
+      else this.emit('connection', ch);
+    }
+  }
+
+  #pause(): void {
+    if (this.#handle === null) return;
+    native.pollStart(this.#handle, 0);
+    setTimeout(() => {
+      if (this.#handle !== null) native.pollStart(this.#handle, P.UV_READABLE);
+    }, 100).unref();
+  }
+}
+
+/**
+ * Listens on a filesystem path or an abstract name (a string starting with
+ * '\0', Linux only: no file, gone when the socket closes): socket(2), bind(2),
+ * listen(2); accepted with accept4(2) (Linux 2.6.28). A filesystem path must not exist yet (EADDRINUSE otherwise);
+ * `server.close()` removes it.
+ * @param path at most 107 bytes (108 for an abstract name, counting its leading NUL)
+ */
+export async function listen(path: string, options: ListenOptions = {}): Promise<ChannelServer> {
+  const addr = sunPath(path);
+  validateObject(options, 'options');
+  const backlog = options.backlog ?? 511;
+  validateInteger(backlog, 'options.backlog', 0, 0x7fffffff);
+  if (options.maxFds !== undefined) validateInteger(options.maxFds, 'options.maxFds', 0, MAX_FDS);
+  const fd = native.socket();
+  if (fd < 0) throw systemError(fd, 'socket', 'AF_UNIX, SOCK_SEQPACKET');
+  let r = native.bind(fd, addr);
+  if (r < 0) {
+    closeQuietly(fd);
+    throw systemError(r, 'bind', printable(path), r === -E.EADDRINUSE
+      ? (path.startsWith('\0') ? 'another socket has this abstract name' : 'the path exists: another server, or a stale socket file to remove')
+      : undefined);
+  }
+  r = native.listen(fd, backlog);
+  if (r < 0) {
+    closeQuietly(fd);
+    throw systemError(r, 'listen');
+  }
+  return new ChannelServer(construct, fd, path, { maxFds: options.maxFds });
+}
+
+/**
+ * Connects to a {@link listen}ing path or abstract name: socket(2), connect(2).
+ * While the listener's backlog is full (EAGAIN) it retries for up to 5 s.
+ * @rejects ENOENT (no such path), ECONNREFUSED (nobody listening), EPROTOTYPE (not a SEQPACKET listener)
+ */
+export async function connect(path: string, options?: ChannelOptions): Promise<Channel> {
+  const addr = sunPath(path);
+  if (options !== undefined) validateObject(options, 'options');
+  if (options?.maxFds !== undefined) validateInteger(options.maxFds, 'options.maxFds', 0, MAX_FDS);
+  const fd = native.socket();
+  if (fd < 0) throw systemError(fd, 'socket', 'AF_UNIX, SOCK_SEQPACKET');
+  const deadline = Date.now() + 5000;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
+    const r = native.connect(fd, addr);
+    if (r === 0) break;
+    if (r !== -E.EAGAIN || Date.now() > deadline) {
+      closeQuietly(fd);
+      throw systemError(r, 'connect', printable(path), connectHint(r));
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+  return newChannel(fd, options);
+}
+
+/** sun_path bytes: a filesystem path plus its NUL, or an abstract name as given. */
+function sunPath(path: string): Buffer {
+  validateString(path, 'path');
+  const abstract = path.startsWith('\0');
+  if (path.length === 0 || path === '\0') throw outOfRange('path', 'a non-empty path or abstract name', path);
+  if (!abstract && path.includes('\0')) throw outOfRange('path', 'a path without NUL characters', printable(path));
+  const bytes = Buffer.from(abstract ? path : `${path}\0`, 'utf8');
+  if (bytes.length > K.UNIX_PATH_MAX) {
+    const err = outOfRange('path', `at most ${K.UNIX_PATH_MAX - (abstract ? 0 : 1)} bytes (sun_path)`, Buffer.byteLength(path));
+    (err as RangeError & { hint?: string }).hint = 'use a shorter path (e.g. a relative one) or an abstract name';
+    throw err;
+  }
+  return bytes;
+}
+
+function printable(path: string): string {
+  return path.startsWith('\0') ? `@${path.slice(1)}` : path;
+}
+
+function connectHint(r: number): string | undefined {
+  if (r === -E.ENOENT) return 'no socket at this path';
+  if (r === -E.ECONNREFUSED) return 'nobody listens there (a stale socket file, or an abstract name nobody holds)';
+  if (r === -E.EPROTOTYPE) return 'the listener is not a SOCK_SEQPACKET socket';
+  if (r === -E.EAGAIN) return "the listener's backlog stayed full for 5 s";
+  return undefined;
+}
+

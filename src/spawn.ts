@@ -1,0 +1,100 @@
+// The spawn protocol: spawnWithChannel() starts a child with one end of a
+// socketPair() as an inherited descriptor named in MEMSEAL_CHANNEL_FD, and
+// Channel.fromParent() (defined here, with the state it keeps) claims it in the child.
+import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
+import { native } from './binding';
+import { Channel, type ChannelOptions, closedError, closeQuietly, newChannel } from './channel';
+import { invalidArgType, MemsealError, systemError } from './errors';
+import { validateObject, validateString } from './validate';
+
+/** The environment variable through which {@link spawnWithChannel} tells the child its socket's descriptor number. */
+export const CHANNEL_FD_ENV = 'MEMSEAL_CHANNEL_FD';
+
+/** The channel this process claimed with Channel.fromParent(), once claimed. */
+let parentChannel: Channel | null = null;
+
+Channel.fromParent = function fromParent(options?: ChannelOptions): Channel {
+  if (parentChannel !== null) {
+    if (parentChannel.closed) throw closedError('fromParent');
+    return parentChannel;
+  }
+  const raw = process.env[CHANNEL_FD_ENV];
+  const fd = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(fd)) {
+    throw new MemsealError('ERR_MEMSEAL_NO_CHANNEL', `no channel from a parent: ${CHANNEL_FD_ENV} is ${raw === undefined ? 'not set' : `'${raw}'`}`,
+      { hint: 'start this process with spawnWithChannel()' });
+  }
+  parentChannel = Channel.fromFd(fd, options);
+  delete process.env[CHANNEL_FD_ENV];
+  return parentChannel;
+};
+
+export interface SpawnWithChannelOptions extends SpawnOptions {
+  /** Options for the parent's end. */
+  channel?: ChannelOptions;
+}
+
+/**
+ * child_process.spawn() with one end of a socketPair() inherited by the child
+ * as the next descriptor after its stdio (3 by default) and named in its
+ * environment (MEMSEAL_CHANNEL_FD); the child calls `Channel.fromParent()`.
+ * The parent's copy of the child's end is closed, so the channel closes when
+ * the child exits.
+ */
+export function spawnWithChannel(command: string, args: readonly string[] = [], options: SpawnWithChannelOptions = {}):
+  { child: ChildProcess; channel: Channel } {
+  validateString(command, 'command');
+  if (!Array.isArray(args)) throw invalidArgType('args', 'an array of strings', args);
+  validateObject(options as unknown, 'options');
+  const { channel: channelOptions, ...spawnOptions } = options;
+  if (channelOptions !== undefined) validateObject(channelOptions, 'options.channel');
+  const stdio = normalizeStdio(spawnOptions.stdio);
+  const pair = native.socketpair();
+  if (typeof pair === 'number') throw systemError(pair, 'socketpair');
+  const [ours, theirs] = pair;
+  // The child's end is blocking, as most programs expect of an inherited socket
+  // (Channel.fromParent() makes it non-blocking again); ours stays non-blocking.
+  const blocking = native.setBlocking(theirs);
+  if (blocking < 0) {
+    closeQuietly(ours);
+    closeQuietly(theirs);
+    throw systemError(blocking, 'fcntl', 'F_SETFL');
+  }
+  const index = stdio.length;
+  stdio.push(theirs);
+  let child: ChildProcess;
+  let channel: Channel;
+  try {
+    channel = newChannel(ours, channelOptions);
+  } catch (err) {
+    closeQuietly(ours);
+    closeQuietly(theirs);
+    throw err;
+  }
+  try {
+    child = spawn(command, args, {
+      ...spawnOptions,
+      stdio,
+      env: { ...(spawnOptions.env ?? process.env), [CHANNEL_FD_ENV]: String(index) },
+    });
+  } catch (err) {
+    channel.close();
+    closeQuietly(theirs);
+    throw err;
+  }
+  closeQuietly(theirs);
+  return { child, channel };
+}
+
+// ---- helpers ----
+
+type StdioEntry = Exclude<StdioOptions, string>[number];
+
+function normalizeStdio(stdio: StdioOptions | undefined): StdioEntry[] {
+  if (stdio === undefined) return ['pipe', 'pipe', 'pipe'];
+  if (typeof stdio === 'string') return [stdio, stdio, stdio];
+  if (!Array.isArray(stdio)) throw invalidArgType('options.stdio', 'a string or an array', stdio);
+  const out: StdioEntry[] = [...stdio];
+  while (out.length < 3) out.push(undefined);
+  return out;
+}
