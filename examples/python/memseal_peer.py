@@ -238,15 +238,10 @@ def _out(obj):
     sys.stdout.flush()
 
 
-def _checksum(view):
-    import hashlib
-    return hashlib.sha256(view).hexdigest()
-
-
 def main(argv):
     """Modes (the channel is MEMSEAL_CHANNEL_FD unless a path follows the mode):
-    echo [path]      for each buffer received: reply with a new sealed buffer holding the sha256
-                     of its bytes (hex) and meta b'sum:' + meta; a refused message is answered
+    echo [path]      for each buffer received: reply with a new sealed buffer holding a copy of
+                     its bytes and meta b'echo:' + meta; a refused message is answered
                      with JSON {refused: code}; ends when the peer hangs up.
     refuse [path]    receive_buffer(max_size=1 MiB) until end-of-stream, printing one JSON line per
                      message ({ok, code, size, meta}) and the fd counts at the start and the end.
@@ -298,9 +293,9 @@ def main(argv):
                 ch.send(json.dumps({'refused': e.code}).encode())
                 continue
             with view:
-                reply = create_sealed(_checksum(view.view).encode())
+                reply = create_sealed(view.view)
                 try:
-                    ch.send_buffer(reply, b'sum:' + view.meta)
+                    ch.send_buffer(reply, b'echo:' + view.meta)
                 finally:
                     os.close(reply)
         ch.close()
