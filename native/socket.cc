@@ -1,4 +1,4 @@
-// socket.cc — AF_UNIX SOCK_SEQPACKET sockets and descriptor passing:
+// socket.cc — AF_UNIX sockets (SOCK_SEQPACKET, SOCK_STREAM, SOCK_DGRAM) and descriptor passing:
 // socketpair(2), socket(2), bind(2), listen(2), accept4(2), connect(2),
 // sendmsg(2)/recvmsg(2) with SCM_RIGHTS (unix(7), cmsg(3)), getsockopt(2)
 // SO_PEERCRED/SO_DOMAIN/SO_TYPE and fcntl(2) for adopted sockets. The libuv
@@ -74,9 +74,12 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// socket() -> fd | -errno
+// socket(type = SOCK_SEQPACKET) -> fd | -errno. type: SOCK_SEQPACKET, SOCK_STREAM or SOCK_DGRAM.
 Napi::Value Socket(const Napi::CallbackInfo& info) {
-  return Errno(info.Env(), socket(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0));
+  int32_t type = SOCK_SEQPACKET;
+  if (info.Length() > 0 && !info[0].IsUndefined() && !ArgInt32(info, 0, &type)) return info.Env().Undefined();
+  if (type != SOCK_SEQPACKET && type != SOCK_STREAM && type != SOCK_DGRAM) return Result(info.Env(), -EPROTOTYPE);
+  return Errno(info.Env(), socket(AF_UNIX, type | kSockFlags, 0));
 }
 
 // The (fd, sunPath: Uint8Array) arguments of bind() and connect(). On false,
@@ -138,10 +141,12 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), r);
 }
 
-// sendmsg(fd, data: Uint8Array, fds: Int32Array) -> bytes sent | -errno.
-// One message; SEQPACKET sends all of it or nothing. MSG_NOSIGNAL: a gone
-// peer is EPIPE, not SIGPIPE. The kernel checks every descriptor (EBADF) and
-// the count (EINVAL over SCM_MAX_FD) before anything is queued.
+// sendmsg(fd, data: Uint8Array, fds: Int32Array, to?: sunPath) -> bytes sent | -errno.
+// One message; SEQPACKET and DGRAM send all of it or nothing, STREAM may send
+// a prefix (the descriptors go with it). MSG_NOSIGNAL: a gone peer is EPIPE,
+// not SIGPIPE. The kernel checks every descriptor (EBADF) and the count
+// (EINVAL over SCM_MAX_FD) before anything is queued. `to` addresses one
+// datagram on an unconnected SOCK_DGRAM socket.
 Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   int fd;
   uint8_t* data;
@@ -156,6 +161,16 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
+  sockaddr_un to;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    uint8_t* path;
+    size_t pathLen;
+    socklen_t toLen;
+    if (!ArgBytes(info, 3, &path, &pathLen)) return info.Env().Undefined();
+    if (!MakeAddr(path, pathLen, &to, &toLen)) return Result(info.Env(), -ENAMETOOLONG);
+    msg.msg_name = &to;
+    msg.msg_namelen = toLen;
+  }
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * SCM_MAX_FD)];
   if (nfds > 0) {
     msg.msg_control = control;
@@ -312,6 +327,8 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   CHANNEL_CONST(MSG_CTRUNC);
   CHANNEL_CONST(AF_UNIX);
   CHANNEL_CONST(SOCK_SEQPACKET);
+  CHANNEL_CONST(SOCK_STREAM);
+  CHANNEL_CONST(SOCK_DGRAM);
 #undef CHANNEL_CONST
   exports.Set("channelConstants", c);
 }
