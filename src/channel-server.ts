@@ -6,8 +6,8 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
-import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel } from './channel';
-import { illegalConstructor, outOfRange, systemError } from './errors';
+import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel, type SocketType, sockTypeNumber } from './channel';
+import { illegalConstructor, invalidArgValue, outOfRange, systemError } from './errors';
 import { validateInteger, validateObject, validateString } from './validate';
 
 const E = osConstants.errno;
@@ -18,10 +18,31 @@ const construct = Symbol('ChannelServer.construct');
 export interface ListenOptions extends ChannelOptions {
   /** listen(2) backlog; default 511. */
   backlog?: number;
+  /**
+   * 'seqpacket' (default: SOCK_SEQPACKET, one message per send) or 'stream'
+   * (SOCK_STREAM: bytes, a message is what one read returned; bring your own
+   * framing, see docs/protocol.md). Accepted channels have this type.
+   */
+  type?: ConnectionType;
+}
+
+/** The socket types a listener or a connection can have: SOCK_SEQPACKET or SOCK_STREAM. */
+export type ConnectionType = Exclude<SocketType, 'dgram'>;
+
+/** Options of {@link connect}. */
+export interface ConnectOptions extends ChannelOptions {
+  /** The listener's type: 'seqpacket' (default) or 'stream'. A mismatch fails with EPROTOTYPE. */
+  type?: ConnectionType;
+}
+
+function connectionType(type: unknown, name: string): ConnectionType {
+  if (type === undefined) return 'seqpacket';
+  if (type !== 'seqpacket' && type !== 'stream') throw invalidArgValue(name, "must be 'seqpacket' or 'stream'", type);
+  return type;
 }
 
 /**
- * A listening SOCK_SEQPACKET socket. Emits `'connection'` (Channel) for each
+ * A listening SOCK_SEQPACKET (or, with `type: 'stream'`, SOCK_STREAM) socket. Emits `'connection'` (Channel) for each
  * peer that connects (accept4(2)); a connection arriving while nobody listens
  * for `'connection'` is closed at once. `'close'` after `close()`; `'error'` when
  * accept fails for a reason other than a gone peer (EMFILE...).
@@ -34,10 +55,14 @@ export class ChannelServer extends EventEmitter {
   #options: ChannelOptions;
   #closed = false;
 
+  /** 'seqpacket' or 'stream' (ListenOptions.type): the type of every accepted channel. */
+  readonly type: ConnectionType;
+
   /** @internal use listen() */
-  constructor(token: symbol, fd: number, address: string, options: ChannelOptions) {
+  constructor(token: symbol, fd: number, address: string, options: ChannelOptions, type: ConnectionType = 'seqpacket') {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
+    this.type = type;
     const handle = native.pollOpen(fd, (status) => this.#onPoll(status));
     if (typeof handle === 'number') {
       closeQuietly(fd);
@@ -149,8 +174,8 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   const backlog = options.backlog ?? 511;
   validateInteger(backlog, 'options.backlog', 0, 0x7fffffff);
   if (options.maxFds !== undefined) validateInteger(options.maxFds, 'options.maxFds', 0, MAX_FDS);
-  const fd = native.socket();
-  if (fd < 0) throw systemError(fd, 'socket', 'AF_UNIX, SOCK_SEQPACKET');
+  const type = connectionType(options.type, 'options.type');
+  const fd = openSocket(type);
   let r = native.bind(fd, addr);
   if (r < 0) {
     closeQuietly(fd);
@@ -163,7 +188,7 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
     closeQuietly(fd);
     throw systemError(r, 'listen');
   }
-  return new ChannelServer(construct, fd, path, { maxFds: options.maxFds });
+  return new ChannelServer(construct, fd, path, { maxFds: options.maxFds }, type);
 }
 
 /**
@@ -171,12 +196,11 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
  * While the listener's backlog is full (EAGAIN) it retries for up to 5 s.
  * @rejects ENOENT (no such path), ECONNREFUSED (nobody listening), EPROTOTYPE (not a SEQPACKET listener)
  */
-export async function connect(path: string, options?: ChannelOptions): Promise<Channel> {
+export async function connect(path: string, options?: ConnectOptions): Promise<Channel> {
   const addr = sunPath(path);
   if (options !== undefined) validateObject(options, 'options');
   if (options?.maxFds !== undefined) validateInteger(options.maxFds, 'options.maxFds', 0, MAX_FDS);
-  const fd = native.socket();
-  if (fd < 0) throw systemError(fd, 'socket', 'AF_UNIX, SOCK_SEQPACKET');
+  const fd = openSocket(connectionType(options?.type, 'options.type'));
   const deadline = Date.now() + 5000;
   for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
     const r = native.connect(fd, addr);
@@ -190,8 +214,15 @@ export async function connect(path: string, options?: ChannelOptions): Promise<C
   return newChannel(fd, options);
 }
 
-/** sun_path bytes: a filesystem path plus its NUL, or an abstract name as given. */
-function sunPath(path: string): Buffer {
+/** @internal socket(2): AF_UNIX, non-blocking, close-on-exec. */
+export function openSocket(type: SocketType): number {
+  const fd = native.socket(sockTypeNumber(type));
+  if (fd < 0) throw systemError(fd, 'socket', `AF_UNIX, SOCK_${type.toUpperCase()}`);
+  return fd;
+}
+
+/** @internal sun_path bytes: a filesystem path plus its NUL, or an abstract name as given. */
+export function sunPath(path: string): Buffer {
   validateString(path, 'path');
   const abstract = path.startsWith('\0');
   if (path.length === 0 || path === '\0') throw outOfRange('path', 'a non-empty path or abstract name', path);
@@ -205,14 +236,15 @@ function sunPath(path: string): Buffer {
   return bytes;
 }
 
-function printable(path: string): string {
+/** @internal How a path appears in messages: an abstract name as '@name'. */
+export function printable(path: string): string {
   return path.startsWith('\0') ? `@${path.slice(1)}` : path;
 }
 
 function connectHint(r: number): string | undefined {
   if (r === -E.ENOENT) return 'no socket at this path';
   if (r === -E.ECONNREFUSED) return 'nobody listens there (a stale socket file, or an abstract name nobody holds)';
-  if (r === -E.EPROTOTYPE) return 'the listener is not a SOCK_SEQPACKET socket';
+  if (r === -E.EPROTOTYPE) return 'the listener is of another socket type (options.type: seqpacket or stream)';
   if (r === -E.EAGAIN) return "the listener's backlog stayed full for 5 s";
   return undefined;
 }
