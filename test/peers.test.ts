@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { addSeals, type Channel, connect, listen, memfdCreate, Seal, SealedBuffer, spawnWithChannel } from '../src';
-import { countFds } from './helpers';
+import { countOwnFds as countFds } from './fd-count';
 
 const ROOT = path.join(__dirname, '..');
 const PY_PEER = path.join(ROOT, 'examples/python/memseal_peer.py');
@@ -91,10 +91,7 @@ for (const peer of [python, cPeer]) {
         this.skip();
       }
     });
-    beforeEach(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 10));  // let the loader close what it had open
-      fdsBefore = countFds();
-    });
+    beforeEach(() => { fdsBefore = countFds(); });
     afterEach(async () => {
       for (const ch of channels.splice(0)) ch.close();
       for (const { child, closed } of children.splice(0)) {

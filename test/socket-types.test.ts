@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { bindDatagram, Channel, type ChannelServer, connect, listen, MAX_FDS, memfdCreate, sendDatagram, SealedBuffer } from '../src';
 import { native } from '../src/binding';
-import { countFds } from './helpers';
+import { countOwnFds as countFds } from './fd-count';
 
 const K = native.channelConstants;
 let seq = 0;
@@ -31,10 +31,7 @@ describe('stream and datagram sockets', () => {
   const open: { close(): void }[] = [];
   const fds: number[] = [];
   const keep = <T extends { close(): void }>(x: T): T => { open.push(x); return x; };
-  beforeEach(async () => {
-    await new Promise((resolve) => setTimeout(resolve, 10));  // let the loader close what it had open
-    before = countFds();
-  });
+  beforeEach(() => { before = countFds(); });
   afterEach(async () => {
     for (const x of open.splice(0)) x.close();
     for (const fd of fds.splice(0)) fs.closeSync(fd);
