@@ -94,14 +94,17 @@ static inline size_t msp_path_len(const char *path) {
   return path[0] == '\0' ? 1 + strlen(path + 1) : strlen(path) + 1;
 }
 
-static inline int msp_connect(const char *path) {
+/* A SOCK_SEQPACKET socket connected to `path` (listen < 0) or listening there (backlog = listen). */
+static inline int msp_socket_at(const char *path, int listen_backlog) {
   struct sockaddr_un a;
   socklen_t alen;
   int r = msp_addr(path, msp_path_len(path), &a, &alen);
   if (r < 0) return r;
   int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (s < 0) return -errno;
-  if (connect(s, (struct sockaddr *)&a, alen) < 0) {
+  r = listen_backlog < 0 ? connect(s, (struct sockaddr *)&a, alen)
+                         : (bind(s, (struct sockaddr *)&a, alen) < 0 ? -1 : listen(s, listen_backlog));
+  if (r < 0) {
     r = -errno;
     close(s);
     return r;
@@ -109,20 +112,9 @@ static inline int msp_connect(const char *path) {
   return s;
 }
 
-static inline int msp_listen(const char *path, int backlog) {
-  struct sockaddr_un a;
-  socklen_t alen;
-  int r = msp_addr(path, msp_path_len(path), &a, &alen);
-  if (r < 0) return r;
-  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (s < 0) return -errno;
-  if (bind(s, (struct sockaddr *)&a, alen) < 0 || listen(s, backlog) < 0) {
-    r = -errno;
-    close(s);
-    return r;
-  }
-  return s;
-}
+/* Path: a filesystem path, or "\0name" for an abstract name. */
+static inline int msp_connect(const char *path) { return msp_socket_at(path, -1); }
+static inline int msp_listen(const char *path, int backlog) { return msp_socket_at(path, backlog < 0 ? 0 : backlog); }
 
 static inline int msp_accept(int server) {
   int s;
