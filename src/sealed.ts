@@ -472,7 +472,8 @@ async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ 
 const EMPTY_META = new Uint8Array(1);
 
 function encodeMeta(meta: Uint8Array | ArrayBufferView | string): Uint8Array | ArrayBufferView | string {
-  const bytes = typeof meta === 'string' ? Buffer.from(meta, 'utf8')
+  // as Channel#send() reads data: a Uint8Array as is (a detached one is empty), another view by its bytes
+  const bytes = typeof meta === 'string' ? Buffer.from(meta, 'utf8') : meta instanceof Uint8Array ? meta
     : ArrayBuffer.isView(meta) ? new Uint8Array(meta.buffer, meta.byteOffset, meta.byteLength) : null;
   if (bytes === null) return meta;  // send() rejects it with ERR_INVALID_ARG_TYPE
   if (bytes.byteLength === 0) return EMPTY_META;

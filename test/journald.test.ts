@@ -51,7 +51,7 @@ function parseExport(buf: Buffer): Map<string, Buffer>[] {
 }
 
 describe('systemd-journald: a > 1 MiB entry through a sealed memfd (examples/journald.ts)', function () {
-  this.timeout(60000);
+  this.timeout(180000);  // cold tsx cache for the unprivileged user, slow under the sanitizers
   const namespace = `memseal-test-${process.pid}`;
   const socket = `/run/systemd/journal.${namespace}/socket`;
   let journald: ChildProcess | null = null;
@@ -99,7 +99,7 @@ describe('systemd-journald: a > 1 MiB entry through a sealed memfd (examples/jou
   /** Runs the example as an unprivileged user (nobody); returns its output. */
   function sendAsNobody(id: string, ...flags: string[]): string {
     const r = spawnSync(process.execPath, [TSX, 'examples/journald.ts', socket, id, ...flags], {
-      cwd: ROOT, encoding: 'utf8', uid: NOBODY, gid: NOBODY, timeout: 30000,
+      cwd: ROOT, encoding: 'utf8', uid: NOBODY, gid: NOBODY, timeout: 90000,
       env: { ...process.env, HOME: '/tmp', TSX_TSCONFIG_PATH: path.join(ROOT, 'tsconfig.json') },
     });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);

@@ -77,6 +77,7 @@ function available(peer: PeerCommand): string | null {
 
 for (const peer of [python, cPeer]) {
   describe(`reference peer: ${peer.label}`, function () {
+    this.timeout(60000);  // Python starts slowly on a loaded machine
     let fdsBefore = 0;
     const children: { child: ChildProcess; closed: Promise<unknown> }[] = [];
     const track = (child: ChildProcess): ChildProcess => {

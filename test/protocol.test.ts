@@ -60,6 +60,15 @@ describe('protocol: sendBuffer()/receiveBuffer() payload', () => {
     assert.equal(m.data.toString(), 'marker', 'nothing was sent before it');
   });
 
+  it('a detached Uint8Array meta is empty, as send() reads it (found by the fuzzer)', async () => {
+    using sb = SealedBuffer.from('x');
+    const meta = new Uint8Array(4);
+    structuredClone(meta.buffer, { transfer: [meta.buffer] });
+    await a.sendBuffer(sb, meta);
+    using m = await b.receive();
+    assert.deepEqual([...m.data], [0]);
+  });
+
   it('a round trip keeps meta intact, including binary and UTF-8', async () => {
     for (const meta of ['', 'v1', 'héllo', Buffer.from([0xff, 0, 0xfe])]) {
       using sb = SealedBuffer.from('payload');
