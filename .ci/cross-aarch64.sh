@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # aarch64 checks:
-#  1. cross-compile the addon (scripts/cross-arm64.sh: Debian's cross toolchain,
+#  1. cross-compile the addon (scripts/cross-aarch64.sh: Debian's cross toolchain,
 #     binding.gyp as is with -Werror, npm's node-gyp --arch=arm64) and check it
 #     is an AArch64 shared object importing only N-API, libuv and the C/C++
 #     runtime, within Node's own glibc/libstdc++ floor;
@@ -30,7 +30,7 @@ fi
 echo "== $(aarch64-linux-gnu-g++ --version | head -1); $(qemu-aarch64 --version | head -1)"
 
 echo "== 1. cross-compile"
-bash scripts/cross-arm64.sh
+bash scripts/cross-aarch64.sh
 addon=prebuilds/linux-arm64/memseal.napi.glibc.node
 machine=$(aarch64-linux-gnu-readelf -h "$addon" | awk -F: '/Machine:/ {gsub(/^ +/, "", $2); print $2}')
 [ "$machine" = "AArch64" ] || { echo "cross-aarch64: built for '$machine', not AArch64" >&2; exit 1; }

@@ -4,7 +4,8 @@
 //   --quick:  a smoke run (< 1 min) written to bench/out/ (CI runs it so the code cannot rot)
 // No pass/fail on speed: figures and ratios only.
 'use strict';
-const { fork } = require('node:child_process');
+const { execFileSync, fork } = require('node:child_process');
+const { once } = require('node:events');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -24,19 +25,21 @@ const SIZES = quick ? [4 * KiB, 1 * MiB, 16 * MiB] : [4 * KiB, 64 * KiB, 1 * MiB
 const runsFor = (size) => (quick ? 3 : size >= 64 * MiB ? 7 : size >= 16 * MiB ? 11 : size >= 1 * MiB ? 31 : 101);
 const log = (...a) => console.error(...a);
 
-function once(emitter, event) {
-  return new Promise((resolve, reject) => {
-    const onError = (err) => { emitter.off(event, onEvent); reject(err); };
-    const onEvent = (value) => { if (event !== 'error') emitter.off('error', onError); resolve(value); };
-    emitter.once(event, onEvent);
-    if (event !== 'error') emitter.once('error', onError);
-  });
+// Hand-written notes at the end of docs/bench.md (what this machine is like) survive a regeneration.
+const KEEP = '<!-- Hand-written from here on: `npm run bench` keeps everything below this line. -->';
+
+/** spawnWithChannel() of a bench worker, pinned to CPU `pin` (taskset) when one is given. */
+function spawnWorker(args, pin) {
+  const node = [process.execPath, WORKER, ...args];
+  return pin === undefined
+    ? spawnWithChannel(node[0], node.slice(1), { stdio: 'inherit' })
+    : spawnWithChannel('taskset', ['-c', String(pin), ...node], { stdio: 'inherit' });
 }
 
 // ---- receivers -------------------------------------------------------------
 
 function memsealPeer(extra = []) {
-  const { child, channel } = spawnWithChannel(process.execPath, [WORKER, 'memseal', ...extra], { stdio: 'inherit' });
+  const { child, channel } = spawnWorker(['memseal', ...extra]);
   return {
     child,
     channel,
@@ -56,7 +59,7 @@ function ipcPeer(serialization, extra = []) {
     async sendAndWait(payload) {
       const reply = once(child, 'message');
       child.send(payload);
-      return Number(await reply);
+      return Number((await reply)[0]);
     },
     close() { child.disconnect(); },
   };
@@ -69,7 +72,7 @@ async function netPeer() {
   server.listen(sockPath);
   await once(server, 'listening');
   const child = fork(WORKER, ['net', sockPath], { stdio: 'inherit' });
-  const [sock] = await once(server, 'connection').then((s) => [s]);
+  const [sock] = await once(server, 'connection');
   server.close();
   fs.rmSync(sockPath, { force: true });
   return {
@@ -80,7 +83,7 @@ async function netPeer() {
       head.writeBigUInt64LE(BigInt(bytes.length));
       sock.write(head);
       sock.write(bytes);
-      return Number((await reply).readBigUInt64LE(0));
+      return Number((await reply)[0].readBigUInt64LE(0));
     },
     close() { sock.end(); },
   };
@@ -215,7 +218,7 @@ function cycle(cCycle) {
   const jsRuns = [], cRuns = [];
   for (let r = 0; r < (quick ? 3 : 7); r++) {
     jsRuns.push(js());
-    cRuns.push(Number(require('node:child_process').execFileSync(cCycle, [String(n)], { encoding: 'utf8' })) / 1000);
+    cRuns.push(Number(execFileSync(cCycle, [String(n)], { encoding: 'utf8' })) / 1000);
   }
   const result = { iterations: n, jsUs: lib.stats(jsRuns), cUs: lib.stats(cRuns) };
   log(`cycle: JS ${result.jsUs.median.toFixed(2)} µs, C ${result.cUs.median.toFixed(2)} µs`);
@@ -225,14 +228,14 @@ function cycle(cCycle) {
 // ---- 4. channel -------------------------------------------------------------
 
 /** Node's own round trip without descriptors: one byte echoed over a Unix stream socket (net). */
-async function netPingPong(n, pin) {
+async function netPingPong(n) {
   const sockPath = path.join(os.tmpdir(), `memseal-bench-echo-${process.pid}.sock`);
   fs.rmSync(sockPath, { force: true });
   const server = net.createServer();
   server.listen(sockPath);
   await once(server, 'listening');
   const child = fork(WORKER, ['netecho', sockPath], { stdio: 'inherit' });  // inherits the pinning
-  const [sock] = await once(server, 'connection').then((s) => [s]);
+  const [sock] = await once(server, 'connection');
   server.close();
   fs.rmSync(sockPath, { force: true });
   const byte = Buffer.from('.');
@@ -249,8 +252,7 @@ async function netPingPong(n, pin) {
 async function channel(cPing, pin) {
   const n = quick ? 5000 : 50000;
   const fd = memfdCreate('bench-fd');
-  const echo = spawnWithChannel(pin === undefined ? process.execPath : 'taskset',
-    pin === undefined ? [WORKER, 'echo'] : ['-c', String(pin), process.execPath, WORKER, 'echo'], { stdio: 'inherit' });
+  const echo = spawnWorker(['echo'], pin);
   const ping = async () => {
     const reply = echo.channel.receive();
     await echo.channel.send('.', [fd]);
@@ -263,8 +265,7 @@ async function channel(cPing, pin) {
   const pingPongUs = Number(process.hrtime.bigint() - a) / n / 1000;
   echo.channel.close();
 
-  const drain = spawnWithChannel(pin === undefined ? process.execPath : 'taskset',
-    pin === undefined ? [WORKER, 'drain'] : ['-c', String(pin), process.execPath, WORKER, 'drain'], { stdio: 'inherit' });
+  const drain = spawnWorker(['drain'], pin);
   await drain.channel.receive();  // 'ready': the child's start-up is not part of the rate
   const done = drain.channel.receive();
   a = process.hrtime.bigint();
@@ -278,7 +279,7 @@ async function channel(cPing, pin) {
   drain.channel.close();
   fs.closeSync(fd);
   const c = lib.runC(cPing, [n], { pin });
-  const nodeNetUs = await netPingPong(n, pin);
+  const nodeNetUs = await netPingPong(n);
   const result = { messages: n, pingPongUs, fdsPerSec, c, nodeNetUs };
   log(`channel${pin === undefined ? '' : ` (pinned to cpu ${pin})`}: ping-pong ${pingPongUs.toFixed(1)} µs (C ${c.pingPongUs.toFixed(1)}), ` +
     `${Math.round(fdsPerSec)} fds/s (C ${Math.round(c.fdsPerSec)})`);
@@ -355,9 +356,20 @@ function targets(r) {
     'the pages it reads, so the C floor itself is only about as much faster than `child.send()` as memseal is. ' +
     `Fan-out: ${r.fanout.children} receivers fault their pages in on ${r.machine.cores ?? 'the'} cores. ` + 'Ping-pong: each hop crosses the Node event loop ' +
     '(epoll wake-up, a callback into JS, a promise) where C blocks in recvmsg; Node\'s own socket round trip without ' +
-    `descriptors (${ch.nodeNetUs.toFixed(1)} µs here) is the floor for anything driven by the event loop. Across CPUs a ` +
-    'wake-up on this VM costs ≈ 40 µs, which the C program pays as well (first table row).', '');
+    `descriptors (${ch.nodeNetUs.toFixed(1)} µs here) is the floor for anything driven by the event loop.`, '');
   return L;
+}
+
+/** The generated report followed by the hand-written part of the file it replaces, if that has one. */
+function withHandWritten(generated, file) {
+  let old = '';
+  try {
+    old = fs.readFileSync(file, 'utf8');
+  } catch {
+    return generated;  // first run into this directory
+  }
+  const at = old.indexOf(KEEP);
+  return at < 0 ? generated : generated + old.slice(at);
 }
 
 async function main() {
@@ -371,7 +383,7 @@ async function main() {
   if (os.cpus().length > 1) r.channelPinned = await lib.pinned(0, () => channel(bins.pingpong, 0));
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'bench.json'), `${JSON.stringify(r, null, 2)}\n`);
-  fs.writeFileSync(path.join(outDir, 'bench.md'), report(r));
+  fs.writeFileSync(path.join(outDir, 'bench.md'), withHandWritten(report(r), path.join(outDir, 'bench.md')));
   const series = r.handoff.methods.map((m) => ({ ...m, points: r.handoff.rows.filter((row) => row[m.key]).map((row) => [row.size, row[m.key].median]) }));
   fs.writeFileSync(path.join(outDir, 'bench-handoff.svg'), lib.handoffSvg(series, `memseal handoff vs alternatives (${r.machine.cores} cores, Linux ${r.machine.kernel}, Node ${r.machine.node})`));
   process.stdout.write(report(r));

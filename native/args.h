@@ -60,6 +60,9 @@ inline Napi::Value Result(Napi::Env env, int64_t r) {
 }
 
 // Result of a libc call that returns -1 and sets errno: the value, or -errno.
-inline Napi::Value Errno(Napi::Env env, int r) { return Result(env, r < 0 ? -errno : r); }
+inline Napi::Value Errno(Napi::Env env, int64_t r) { return Result(env, r < 0 ? -errno : r); }
+
+// -errno of the libc call that has just failed.
+inline Napi::Value Errno(Napi::Env env) { return Result(env, -errno); }
 
 }  // namespace memseal

@@ -27,7 +27,7 @@ Napi::Value Fstat(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   struct statx st;
-  if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Result(info.Env(), -errno);
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Errno(info.Env());
   Napi::Array out = Napi::Array::New(info.Env(), 2);
   out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_size)));
   out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(st.stx_mode)));
@@ -40,7 +40,7 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   int64_t len;
   if (!ArgFd(info, 0, &fd) || !ArgInt64(info, 1, &len)) return info.Env().Undefined();
   int r = ftruncate(fd, static_cast<off_t>(len));
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // close(fd) -> 0 | -errno
@@ -48,7 +48,7 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int r = close(fd);
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // dup(fd) -> a new close-on-exec descriptor (fcntl F_DUPFD_CLOEXEC) | -errno.
@@ -57,7 +57,7 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);

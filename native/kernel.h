@@ -82,6 +82,19 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
+// madvise(2) values that take physical pages out of service machine-wide
+// (memory-failure testing); the TypeScript layer refuses them.
+#ifndef MADV_HWPOISON  // Linux 2.6.32
+#define MADV_HWPOISON 100
+#endif
+#ifndef MADV_SOFT_OFFLINE  // Linux 2.6.33
+#define MADV_SOFT_OFFLINE 101
+#endif
+
+// Every seal bit this version knows (fcntl(2)); other bits get an "unknown seal" hint.
+#define MEMSEAL_KNOWN_SEALS \
+  (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_EXEC)
+
 // Syscall numbers. memfd_secret and mseal have no glibc 2.36 wrappers; both are
 // called through syscall(2). x86_64 and aarch64 (asm-generic table) share the
 // numbers; other architectures get -ENOSYS at run time rather than a guess.

@@ -130,7 +130,7 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   // (this process's code and heap): refuse it, as the TypeScript layer does.
   if (flags & MAP_FIXED) return Result(env, -EINVAL);
   void* addr = mmap(nullptr, static_cast<size_t>(len), prot, flags, fd, static_cast<off_t>(offset));
-  if (addr == MAP_FAILED) return Result(env, -errno);
+  if (addr == MAP_FAILED) return Errno(env);
 
   Region* r = new Region{addr, static_cast<size_t>(len), 1, prot, false, false, false, env, {}};
   int64_t ignored;
@@ -161,12 +161,12 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   if (r == nullptr) return env.Undefined();
   if (r->unmapped) return Result(env, 0);
   if (r->sealed) {
-    if (munmap(r->addr, r->len) < 0) return Result(env, -errno);
+    if (munmap(r->addr, r->len) < 0) return Errno(env);
     DetachAll(env, r);
   } else {
     DetachAll(env, r);
     Unregister(r);
-    if (munmap(r->addr, r->len) < 0) return Result(env, -errno);
+    if (munmap(r->addr, r->len) < 0) return Errno(env);
   }
   r->unmapped = true;
   int64_t ignored;
@@ -185,7 +185,7 @@ Napi::Value Mprotect(const Napi::CallbackInfo& info) {
   int32_t prot;
   if (!ArgInt32(info, 1, &prot)) return info.Env().Undefined();
   std::lock_guard<std::mutex> lock(WipeMutex());  // an exit-time wipe must not see PROT_WRITE that is gone
-  if (mprotect(r->addr, r->len, prot) < 0) return Result(info.Env(), -errno);
+  if (mprotect(r->addr, r->len, prot) < 0) return Errno(info.Env());
   r->prot = prot;
   return Result(info.Env(), 0);
 }
@@ -238,7 +238,7 @@ long RawMseal(void* addr, size_t len, unsigned long flags) {
 // mseal(handle) -> 0 | -errno. Seals the whole region for the life of the process.
 Napi::Value Mseal(const Napi::CallbackInfo& info) {
   REGION_OR_RETURN(0);
-  if (RawMseal(r->addr, r->len, 0) < 0) return Result(info.Env(), -errno);
+  if (RawMseal(r->addr, r->len, 0) < 0) return Errno(info.Env());
   r->sealed = true;
   return Result(info.Env(), 0);
 }
@@ -247,7 +247,7 @@ Napi::Value Mseal(const Napi::CallbackInfo& info) {
 // (flags must be 0), ENOSYS where it does not. Touches no memory.
 Napi::Value MsealProbe(const Napi::CallbackInfo& info) {
   long r = RawMseal(nullptr, 0, 1);
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // mremap(handle, newLength) -> 0 | -errno: mremap(2) in place (no
@@ -260,7 +260,7 @@ Napi::Value Mremap(const Napi::CallbackInfo& info) {
   int64_t len;
   if (!ArgInt64(info, 1, &len)) return info.Env().Undefined();
   if (len <= 0) return Result(info.Env(), -EINVAL);
-  if (mremap(r->addr, r->len, static_cast<size_t>(len), 0) == MAP_FAILED) return Result(info.Env(), -errno);
+  if (mremap(r->addr, r->len, static_cast<size_t>(len), 0) == MAP_FAILED) return Errno(info.Env());
   DetachAll(info.Env(), r);
   int64_t ignored;
   napi_adjust_external_memory(info.Env(), len - static_cast<int64_t>(r->len), &ignored);

@@ -23,7 +23,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>().Utf8Value();
   if (name.find('\0') != std::string::npos) return (ArgError(info, "name must not contain NUL"), info.Env().Undefined());
   int fd = memfd_create(name.c_str(), flags);
-  return Result(info.Env(), fd < 0 ? -errno : fd);
+  return Errno(info.Env(), fd);
 }
 
 // memfdSecret(flags: number) -> fd | -errno
@@ -32,7 +32,7 @@ Napi::Value MemfdSecret(const Napi::CallbackInfo& info) {
   if (!ArgUint32(info, 0, &flags)) return info.Env().Undefined();
 #ifdef SYS_memfd_secret
   long fd = syscall(SYS_memfd_secret, flags);
-  return Result(info.Env(), fd < 0 ? -errno : fd);
+  return Errno(info.Env(), fd);
 #else
   return Result(info.Env(), -ENOSYS);
 #endif
@@ -44,7 +44,7 @@ Napi::Value AddSeals(const Napi::CallbackInfo& info) {
   uint32_t seals;
   if (!ArgFd(info, 0, &fd) || !ArgUint32(info, 1, &seals)) return info.Env().Undefined();
   int r = fcntl(fd, F_ADD_SEALS, static_cast<int>(seals));
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // getSeals(fd) -> seals | -errno
@@ -52,7 +52,7 @@ Napi::Value GetSeals(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int r = fcntl(fd, F_GET_SEALS);
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 }  // namespace

@@ -167,13 +167,8 @@ void InitPoll(Napi::Env env, Napi::Object exports) {
   exports.Set("pollRef", Napi::Function::New(env, PollRef, "pollRef"));
   exports.Set("pollClose", Napi::Function::New(env, PollClose, "pollClose"));
 
-  Napi::Object c = Napi::Object::New(env);
-#define POLL_CONST(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
-  POLL_CONST(UV_READABLE);
-  POLL_CONST(UV_WRITABLE);
-  POLL_CONST(UV_DISCONNECT);
-#undef POLL_CONST
-  exports.Set("pollConstants", c);
+  exports.Set("pollConstants",
+      ConstTable(env, {MEMSEAL_NAMED(UV_READABLE), MEMSEAL_NAMED(UV_WRITABLE), MEMSEAL_NAMED(UV_DISCONNECT)}));
 }
 
 }  // namespace memseal

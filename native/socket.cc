@@ -67,7 +67,7 @@ bool MakeAddr(const uint8_t* path, size_t len, sockaddr_un* addr, socklen_t* add
 // socketpair() -> [fd0, fd1] | -errno
 Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0, sv) < 0) return Result(info.Env(), -errno);
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0, sv) < 0) return Errno(info.Env());
   Napi::Array out = Napi::Array::New(info.Env(), 2);
   out.Set(0u, Napi::Number::New(info.Env(), sv[0]));
   out.Set(1u, Napi::Number::New(info.Env(), sv[1]));
@@ -82,44 +82,30 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), socket(AF_UNIX, type | kSockFlags, 0));
 }
 
-// The (fd, sunPath: Uint8Array) arguments of bind() and connect(). On false,
-// *early is what to return: undefined after a TypeError, or -ENAMETOOLONG.
-bool AddrArgs(const Napi::CallbackInfo& info, int* fd, sockaddr_un* addr, socklen_t* addrlen, Napi::Value* early) {
+// bind() and connect(): (fd, sunPath: Uint8Array) -> 0 | -errno. A malformed
+// argument throws a TypeError; a sun_path that does not fit is -ENAMETOOLONG.
+using AddrCall = int (*)(int fd, const sockaddr* addr, socklen_t addrlen);
+Napi::Value CallWithAddr(const Napi::CallbackInfo& info, AddrCall call) {
+  int fd;
   uint8_t* path;
   size_t len;
-  if (!ArgFd(info, 0, fd) || !ArgBytes(info, 1, &path, &len)) {
-    *early = info.Env().Undefined();
-    return false;
-  }
-  if (!MakeAddr(path, len, addr, addrlen)) {
-    *early = Result(info.Env(), -ENAMETOOLONG);
-    return false;
-  }
-  return true;
+  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &path, &len)) return info.Env().Undefined();
+  sockaddr_un addr;
+  socklen_t addrlen;
+  if (!MakeAddr(path, len, &addr, &addrlen)) return Result(info.Env(), -ENAMETOOLONG);
+  return Errno(info.Env(), call(fd, reinterpret_cast<sockaddr*>(&addr), addrlen));
 }
 
-// bind(fd, sunPath: Uint8Array) -> 0 | -errno
+// bind(fd, sunPath) -> 0 | -errno
 Napi::Value Bind(const Napi::CallbackInfo& info) {
-  int fd;
-  sockaddr_un addr;
-  socklen_t addrlen;
-  Napi::Value early;
-  if (!AddrArgs(info, &fd, &addr, &addrlen, &early)) return early;
-  return Errno(info.Env(), bind(fd, reinterpret_cast<sockaddr*>(&addr), addrlen));
+  return CallWithAddr(info, [](int fd, const sockaddr* addr, socklen_t addrlen) { return bind(fd, addr, addrlen); });
 }
 
-// connect(fd, sunPath: Uint8Array) -> 0 | -errno (EAGAIN: the listener's backlog is full)
+// connect(fd, sunPath) -> 0 | -errno (EAGAIN: the listener's backlog is full).
+// No retry on EINTR: an interrupted connect(2) goes on in the background and a
+// second call would fail with EALREADY; the caller sees EINTR instead.
 Napi::Value Connect(const Napi::CallbackInfo& info) {
-  int fd;
-  sockaddr_un addr;
-  socklen_t addrlen;
-  Napi::Value early;
-  if (!AddrArgs(info, &fd, &addr, &addrlen, &early)) return early;
-  int r;
-  do {
-    r = connect(fd, reinterpret_cast<sockaddr*>(&addr), addrlen);
-  } while (r < 0 && errno == EINTR);
-  return Errno(info.Env(), r);
+  return CallWithAddr(info, [](int fd, const sockaddr* addr, socklen_t addrlen) { return connect(fd, addr, addrlen); });
 }
 
 // listen(fd, backlog) -> 0 | -errno
@@ -186,7 +172,7 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   do {
     r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
-  return Result(info.Env(), r < 0 ? -errno : r);
+  return Errno(info.Env(), r);
 }
 
 // recvmsg(fd, buf: Uint8Array, fds: Int32Array, out: Int32Array(2)) -> bytes | -errno.
@@ -226,7 +212,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   do {
     r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | MSG_TRUNC);
   } while (r < 0 && errno == EINTR);
-  if (r < 0) return Result(info.Env(), -errno);
+  if (r < 0) return Errno(info.Env());
 
   bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
   size_t n = 0;
@@ -257,7 +243,7 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   ucred cred{};
   socklen_t len = sizeof(cred);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Result(info.Env(), -errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Errno(info.Env());
   Napi::Array out = Napi::Array::New(info.Env(), 3);
   out.Set(0u, Napi::Number::New(info.Env(), cred.pid));
   out.Set(1u, Napi::Number::New(info.Env(), cred.uid));
@@ -271,9 +257,9 @@ Napi::Value SockType(const Napi::CallbackInfo& info) {
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int domain = 0, type = 0;
   socklen_t len = sizeof(int);
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) return Result(info.Env(), -errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) return Errno(info.Env());
   len = sizeof(int);
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return Result(info.Env(), -errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return Errno(info.Env());
   Napi::Array out = Napi::Array::New(info.Env(), 2);
   out.Set(0u, Napi::Number::New(info.Env(), domain));
   out.Set(1u, Napi::Number::New(info.Env(), type));
@@ -297,9 +283,9 @@ Napi::Value SetNonblockCloexec(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return Result(info.Env(), -errno);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return Errno(info.Env());
   int fdfl = fcntl(fd, F_GETFD);
-  if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) return Result(info.Env(), -errno);
+  if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) return Errno(info.Env());
   return Result(info.Env(), 0);
 }
 
@@ -319,18 +305,9 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("setNonblockCloexec", Napi::Function::New(env, SetNonblockCloexec, "setNonblockCloexec"));
   exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
 
-  Napi::Object c = Napi::Object::New(env);
-#define CHANNEL_CONST(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
-  CHANNEL_CONST(SCM_MAX_FD);
-  CHANNEL_CONST(UNIX_PATH_MAX);
-  CHANNEL_CONST(MSG_TRUNC);
-  CHANNEL_CONST(MSG_CTRUNC);
-  CHANNEL_CONST(AF_UNIX);
-  CHANNEL_CONST(SOCK_SEQPACKET);
-  CHANNEL_CONST(SOCK_STREAM);
-  CHANNEL_CONST(SOCK_DGRAM);
-#undef CHANNEL_CONST
-  exports.Set("channelConstants", c);
+  exports.Set("channelConstants", ConstTable(env, {MEMSEAL_NAMED(SCM_MAX_FD), MEMSEAL_NAMED(UNIX_PATH_MAX),
+      MEMSEAL_NAMED(MSG_TRUNC), MEMSEAL_NAMED(MSG_CTRUNC), MEMSEAL_NAMED(AF_UNIX), MEMSEAL_NAMED(SOCK_SEQPACKET),
+      MEMSEAL_NAMED(SOCK_STREAM), MEMSEAL_NAMED(SOCK_DGRAM)}));
 }
 
 }  // namespace memseal

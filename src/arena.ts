@@ -3,14 +3,12 @@
 // with mprotect(2) and sealed with mseal(2) (Linux 6.10), after which nothing
 // in the process (no bug, no native addon, no injected code) can make them
 // writable, unmap them or move them again.
-import { native } from './binding';
 import { constants as C } from './constants';
-import { invalidArgType, invalidArgValue, MemsealError } from './errors';
+import { closedError, invalidArgType, invalidArgValue, MemsealError, outOfRange } from './errors';
 import { features } from './features';
-import { type Mapping, mmap } from './mapping';
-import { validateInteger, validateLength, validateObject, validateString } from './validate';
+import { type Mapping, mmap, PAGE_SIZE as PAGE, roundToPages } from './mapping';
+import { toBytes, validateInteger, validateLength, validateObject, validateString } from './validate';
 
-const PAGE = native.pageSize();
 const MSEAL_HINT = 'needs Linux ≥ 6.10 (mseal), on a 64-bit architecture; seal({ mseal: false }) protects with mprotect only';
 const FOREVER_HINT = 'an mseal\'d arena cannot be unmapped: the kernel keeps its pages until the process exits. ' +
   'Seal with { mseal: false } for arenas you mean to destroy (e.g. configuration you reload)';
@@ -77,8 +75,7 @@ export class WriteOnceArena {
       if (options.name !== undefined) { validateString(options.name, 'options.name'); name = options.name; }
     }
     this.name = name;
-    const length = Math.ceil(capacity / PAGE) * PAGE;
-    this.#mapping = mmap(length, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE);
+    this.#mapping = mmap(roundToPages(capacity), C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE);
   }
 
   /** Usable bytes: the requested capacity rounded up to whole pages. */
@@ -106,25 +103,20 @@ export class WriteOnceArena {
    * only given back when the whole arena is destroyed.
    * @param align a power of two, 1 … page size; default 8
    * @throws MemsealError ERR_MEMSEAL_SEALED after seal(), ERR_MEMSEAL_CLOSED after destroy();
-   *   RangeError (code ERR_MEMSEAL_SIZE) when the arena has no room left
+   *   ERR_MEMSEAL_SIZE when the arena has no room left
    */
   alloc(size: number, align = 8): Buffer {
     this.#assertWritable('alloc');
     validateLength(size, 'size');
     validateInteger(align, 'align', 1, PAGE);
-    if ((align & (align - 1)) !== 0) {
-      const err = new RangeError(`The value of "align" is out of range. It must be a power of two. Received ${align}`);
-      (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
-      throw err;
-    }
+    if ((align & (align - 1)) !== 0) throw outOfRange('align', 'a power of two', align);
     // The base is page-aligned, so an offset aligned to align ≤ PAGE is an aligned address.
     const pad = (align - (this.#used % align)) % align;
     const offset = this.#used + pad;
     if (offset + size > this.capacity) {
-      const err = new RangeError(`WriteOnceArena '${this.name}' is full: alloc(${size}, ${align}) needs ${size + pad} ` +
-        `bytes, ${this.capacity - this.#used} of ${this.capacity} are left`);
-      Object.assign(err, { code: 'ERR_MEMSEAL_SIZE', hint: 'create the arena with a larger capacity (untouched pages cost no memory)' });
-      throw err;
+      throw new MemsealError('ERR_MEMSEAL_SIZE', `WriteOnceArena '${this.name}' is full: alloc(${size}, ${align}) needs ${size + pad} ` +
+        `bytes, ${this.capacity - this.#used} of ${this.capacity} are left`,
+      { hint: 'create the arena with a larger capacity (untouched pages cost no memory)' });
     }
     const view = this.#mapping.bytes(offset, size);
     if (size > 0) this.#used = offset + size;
@@ -166,12 +158,7 @@ export class WriteOnceArena {
 
   /** Copies bytes (a Buffer, any ArrayBufferView or an ArrayBuffer) into the arena; returns the view. */
   allocFrom(data: ArrayBufferView | ArrayBuffer, align = 1): Buffer {
-    let src: Buffer;
-    // a detached buffer reads as empty, as Buffer.from(view) has it (Buffer.from(arrayBuffer, …) throws without a code)
-    if (data instanceof ArrayBuffer) src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data);
-    else if (ArrayBuffer.isView(data)) {
-      src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    } else throw invalidArgType('data', 'an ArrayBuffer or an ArrayBufferView', data);
+    const src = toBytes(data, 'an ArrayBuffer or an ArrayBufferView', { strings: false, arrayBuffers: true });
     const view = this.alloc(src.length, align);
     src.copy(view);
     return view;
@@ -206,7 +193,7 @@ export class WriteOnceArena {
    *   kernel support; ERR_MEMSEAL_CLOSED after destroy(); EPERM/ENOMEM from the kernel
    */
   seal(options?: ArenaSealOptions): void {
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', `WriteOnceArena '${this.name}' is destroyed`);
+    if (this.#closed) throw closedError('WriteOnceArena.seal()', `the arena '${this.name}'`, 'destroyed');
     let wantMseal = features.mseal;
     if (options !== undefined) {
       validateObject(options, 'options');
@@ -260,7 +247,7 @@ export class WriteOnceArena {
   }
 
   #assertWritable(op: string): void {
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', `WriteOnceArena.${op}(): '${this.name}' is destroyed`);
+    if (this.#closed) throw closedError(`WriteOnceArena.${op}()`, `the arena '${this.name}'`, 'destroyed');
     if (this.#sealedWith !== null) {
       throw new MemsealError('ERR_MEMSEAL_SEALED', `WriteOnceArena.${op}(): '${this.name}' is sealed (${this.#sealedWith})`,
         { hint: 'allocate everything before seal(); a sealed arena is read-only for good' });

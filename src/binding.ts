@@ -18,8 +18,19 @@ export interface NativeConstants {
   readonly [name: string]: number;
 }
 
+/** Kernel numbers the TypeScript layer needs but does not export (constants.cc). */
+export interface InternalConstants {
+  readonly MAP_FIXED: number; readonly MADV_HWPOISON: number; readonly MADV_SOFT_OFFLINE: number;
+  /** Every seal bit this version knows. */
+  readonly MEMSEAL_KNOWN_SEALS: number;
+  readonly S_IFMT: number; readonly S_IFREG: number; readonly S_IFDIR: number; readonly S_IFCHR: number;
+  readonly S_IFBLK: number; readonly S_IFIFO: number; readonly S_IFSOCK: number; readonly S_IFLNK: number;
+  readonly ETOOMANYREFS: number;
+}
+
 export interface NativeBinding {
   readonly constants: NativeConstants;
+  readonly internalConstants: InternalConstants;
   // memfd.cc
   memfdCreate(name: string, flags: number): number;
   memfdSecret(flags: number): number;

@@ -4,13 +4,11 @@
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
-import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel, type SocketType, sockTypeNumber } from './channel';
-import { illegalConstructor, invalidArgValue, outOfRange, systemError } from './errors';
+import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel, openPoll, type SocketType, sockTypeNumber } from './channel';
+import { E, illegalConstructor, invalidArgValue, outOfRange, systemError } from './errors';
 import { validateInteger, validateObject, validateString } from './validate';
 
-const E = osConstants.errno;
 const K = native.channelConstants;
 const P = native.pollConstants;
 const construct = Symbol('ChannelServer.construct');
@@ -63,11 +61,7 @@ export class ChannelServer extends EventEmitter {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
     this.type = type;
-    const handle = native.pollOpen(fd, (status) => this.#onPoll(status));
-    if (typeof handle === 'number') {
-      closeQuietly(fd);
-      throw systemError(handle, 'uv_poll_init');
-    }
+    const handle = openPoll(fd, (status) => this.#onPoll(status));
     this.#fd = fd;
     this.#handle = handle;
     this.address = address;
@@ -229,9 +223,8 @@ export function sunPath(path: string): Buffer {
   if (!abstract && path.includes('\0')) throw outOfRange('path', 'a path without NUL characters', printable(path));
   const bytes = Buffer.from(abstract ? path : `${path}\0`, 'utf8');
   if (bytes.length > K.UNIX_PATH_MAX) {
-    const err = outOfRange('path', `at most ${K.UNIX_PATH_MAX - (abstract ? 0 : 1)} bytes (sun_path)`, Buffer.byteLength(path));
-    (err as RangeError & { hint?: string }).hint = 'use a shorter path (e.g. a relative one) or an abstract name';
-    throw err;
+    throw outOfRange('path', `at most ${K.UNIX_PATH_MAX - (abstract ? 0 : 1)} bytes (sun_path)`, Buffer.byteLength(path),
+      'use a shorter path (e.g. a relative one) or an abstract name');
   }
   return bytes;
 }

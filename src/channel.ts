@@ -8,14 +8,11 @@
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
 import { EventEmitter } from 'node:events';
-import { constants as osConstants } from 'node:os';
 import { native, type PollHandle } from './binding';
-import { illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
+import { closedError as closed, E, illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
 import { Queue } from './queue';
-import { validateFd, validateInteger, validateObject } from './validate';
+import { toBytes, validateFd, validateInteger, validateObject } from './validate';
 
-const E = osConstants.errno;
-const ETOOMANYREFS = (E as Record<string, number>).ETOOMANYREFS ?? 109;
 const K = native.channelConstants;
 const P = native.pollConstants;
 const construct = Symbol('Channel.construct');
@@ -159,11 +156,7 @@ export class Channel extends EventEmitter {
     this.#type = (typeof kind === 'number' ? null : socketType(kind[1])) ?? 'seqpacket';
     const cred = native.peerCred(fd);
     this.#peer = typeof cred === 'number' ? { pid: 0, uid: -1, gid: -1 } : Object.freeze({ pid: cred[0], uid: cred[1], gid: cred[2] });
-    const handle = native.pollOpen(fd, (status, events) => this.#onPoll(status, events));
-    if (typeof handle === 'number') {
-      closeQuietly(fd);
-      throw systemError(handle, 'uv_poll_init');
-    }
+    const handle = openPoll(fd, (status, events) => this.#onPoll(status, events));
     this.#fd = fd;
     this.#handle = handle;
     this.on('newListener', (event) => {
@@ -538,25 +531,29 @@ export function newChannel(fd: number, options?: ChannelOptions): Channel {
 
 // ---- helpers ----
 
-function toBytes(data: unknown): Uint8Array {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data);
-}
-
 function sendError(r: number): SystemError {
   let hint: string | undefined;
   if (r === -E.EBADF) hint = 'a descriptor in fds is not open';
   else if (r === -E.EPIPE || r === -E.ECONNRESET) hint = 'the peer has closed its end';
   else if (r === -E.EMSGSIZE) hint = 'the message is larger than the socket send buffer (net.core.wmem_default)';
-  else if (r === -ETOOMANYREFS) hint = 'too many descriptors in flight for this user (bounded by RLIMIT_NOFILE)';
+  else if (r === -E.ETOOMANYREFS) hint = 'too many descriptors in flight for this user (bounded by RLIMIT_NOFILE)';
   return systemError(r, 'sendmsg', undefined, hint);
 }
 
-/** @internal */
+/** @internal ERR_MEMSEAL_CLOSED for Channel.<op>(). */
 export function closedError(op: string): MemsealError {
-  return new MemsealError('ERR_MEMSEAL_CLOSED', `the channel is closed (${op})`);
+  return closed(`Channel.${op}()`, 'the channel');
+}
+
+/**
+ * @internal A poll watcher that adopts `fd` (closed here if the watcher cannot
+ * be made). uv_poll_init fails only where its epoll_ctl(2) does.
+ */
+export function openPoll(fd: number, callback: (status: number, events: number) => void): PollHandle {
+  const handle = native.pollOpen(fd, callback);
+  if (typeof handle !== 'number') return handle;
+  closeQuietly(fd);
+  throw systemError(handle, 'epoll_ctl');
 }
 
 /** @internal close(2), ignoring the result: for descriptors we own and are giving up. */

@@ -2,14 +2,11 @@
 // unconnected AF_UNIX SOCK_DGRAM socket (unix(7)) to a path or abstract name —
 // the shape of systemd-journald's native protocol — and a bound SOCK_DGRAM
 // socket received through a Channel.
-import { constants as osConstants } from 'node:os';
 import { native } from './binding';
 import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, MAX_PAYLOAD, newChannel } from './channel';
 import { openSocket, printable, sunPath } from './channel-server';
-import { invalidArgType, outOfRange, systemError } from './errors';
-import { validateFd, validateInteger, validateObject } from './validate';
-
-const E = osConstants.errno;
+import { E, invalidArgType, outOfRange, systemError } from './errors';
+import { toBytes, validateFd, validateInteger, validateObject } from './validate';
 
 /**
  * Sends one datagram carrying `data` and `fds` to the SOCK_DGRAM socket bound
@@ -24,10 +21,7 @@ const E = osConstants.errno;
  */
 export async function sendDatagram(path: string, data: Uint8Array | ArrayBufferView | string, fds: readonly number[] = []): Promise<void> {
   const addr = sunPath(path);
-  let bytes: Uint8Array;
-  if (typeof data === 'string') bytes = Buffer.from(data, 'utf8');
-  else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  else throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data);
+  const bytes = toBytes(data);
   if (bytes.byteLength > MAX_PAYLOAD) throw outOfRange('data.byteLength', `<= ${MAX_PAYLOAD} (MAX_PAYLOAD)`, bytes.byteLength);
   if (!Array.isArray(fds)) throw invalidArgType('fds', 'an array of file descriptors', fds);
   if (fds.length > MAX_FDS) throw outOfRange('fds.length', `<= ${MAX_FDS} (SCM_MAX_FD)`, fds.length);

@@ -1,8 +1,20 @@
 // Errors shaped like Node's own: system errors with code/errno/syscall, argument
 // errors with ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE, and MemsealError for
-// conditions the library itself detects.
+// conditions the library itself detects. Every error memseal throws is built
+// here, so the same misuse gets the same code, message shape and hint at
+// every level.
+import { constants as osConstants } from 'node:os';
 import { inspect } from 'node:util';
 import { native } from './binding';
+
+/**
+ * errno values by name, for comparing with a native -errno: Node's
+ * os.constants.errno plus ETOOMANYREFS (from native: Node's typings lack it).
+ */
+export const E: Readonly<typeof osConstants.errno & { ETOOMANYREFS: number }> = Object.freeze({
+  ...osConstants.errno,
+  ETOOMANYREFS: native.internalConstants.ETOOMANYREFS,
+});
 
 /** A failed system call, shaped like Node's own system errors. */
 export interface SystemError extends Error {
@@ -56,6 +68,24 @@ export class MemsealError extends Error {
   }
 }
 
+/**
+ * ERR_MEMSEAL_CLOSED, one shape for every object: `Mapping.advise(): the mapping is unmapped`.
+ * @param op what was called ('Channel.send()', 'SealedBuffer.bytes')
+ * @param what the object ('the channel', "the arena 'cfg'")
+ * @param state how it ended ('closed', 'unmapped', 'destroyed', 'disposed')
+ */
+export function closedError(op: string, what: string, state = 'closed'): MemsealError {
+  return new MemsealError('ERR_MEMSEAL_CLOSED', `${op}: ${what} is ${state}`);
+}
+
+/** A RangeError with a Node-style `code` (and `hint`) whose message is not an argument's range. */
+export function rangeError(code: 'ERR_OUT_OF_RANGE', message: string, hint?: string): RangeError {
+  const err = new RangeError(message) as RangeError & { code: string; hint?: string };
+  err.code = code;
+  if (hint !== undefined) err.hint = hint;
+  return err;
+}
+
 /** Node's ERR_INVALID_ARG_TYPE. */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
   const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`);
@@ -78,10 +108,8 @@ export function illegalConstructor(use: string): TypeError {
 }
 
 /** Node's ERR_OUT_OF_RANGE. */
-export function outOfRange(name: string, range: string, actual: unknown): RangeError {
-  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(actual)}`);
-  (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
-  return err;
+export function outOfRange(name: string, range: string, actual: unknown, hint?: string): RangeError {
+  return rangeError('ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be ${range}. Received ${describe(actual)}`, hint);
 }
 
 function describe(value: unknown): string {

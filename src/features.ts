@@ -1,9 +1,10 @@
 // Kernel feature detection, probed once at load by real calls that leave
 // nothing behind: every probe fd is closed and every probe mapping unmapped.
 import { readFileSync } from 'node:fs';
-import { constants as osConstants, release } from 'node:os';
+import { release } from 'node:os';
 import { native } from './binding';
 import { constants as C } from './constants';
+import { E } from './errors';
 
 /** What the running kernel supports, probed once when memseal loads. */
 export interface Features {
@@ -73,8 +74,6 @@ function readNoexecSysctl(): 0 | 1 | 2 | null {
   }
 }
 
-const osErrno = osConstants.errno;
-
 function probe(): Features {
   const memfd = withMemfd(C.MFD_CLOEXEC, () => true);
   const sealing = withMemfd(C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING, (fd) => native.getSeals(fd) >= 0);
@@ -86,7 +85,7 @@ function probe(): Features {
     noexecSeal: withMemfd(C.MFD_CLOEXEC | C.MFD_NOEXEC_SEAL, () => true),
     hugetlb: withMemfd(C.MFD_CLOEXEC | C.MFD_HUGETLB, () => true),
     // mseal(NULL, 0, 1): EINVAL (flags must be 0) where the syscall exists, ENOSYS where not.
-    mseal: native.msealProbe() === -osErrno.EINVAL,
+    mseal: native.msealProbe() === -E.EINVAL,
     memfdSecret: probeMemfdSecret(),
     madvisePopulate: probeMadvisePopulate(),
     kernelRelease: release(),

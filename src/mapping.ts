@@ -1,19 +1,24 @@
 // mmap(2) and the operations on one mapping: munmap(2), mprotect(2),
 // madvise(2), msync(2), mlock(2)/munlock(2) and mseal(2).
 import { constants as bufferConstants } from 'node:buffer';
-import { constants as osConstants } from 'node:os';
 import { native, type RegionHandle } from './binding';
 import { constants as C } from './constants';
-import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, systemError } from './errors';
+import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, rangeError, systemError } from './errors';
 import { features } from './features';
 import { validateFd, validateInt32, validateInteger, validateLength } from './validate';
 
-const E = osConstants.errno;
 const MAX_ARRAY_BUFFER = bufferConstants.MAX_LENGTH;
-/** mmap(2) MAP_FIXED (0x10 on every Linux architecture memseal builds for). */
-const MAP_FIXED = 0x10;
+const { MAP_FIXED, MADV_HWPOISON, MADV_SOFT_OFFLINE } = native.internalConstants;
 const SEALED_HINT = 'the mapping is mseal\'d: it cannot be changed or unmapped until the process exits';
 const construct = Symbol('Mapping.construct');
+
+/** @internal The page size (sysconf(_SC_PAGESIZE)). */
+export const PAGE_SIZE: number = native.pageSize();
+
+/** @internal `n` bytes rounded up to whole pages. */
+export function roundToPages(n: number): number {
+  return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+}
 
 /**
  * @internal The native handle of a mapping, for the high-level classes in this
@@ -70,10 +75,8 @@ export class Mapping {
     if (this.#buffer === null) {
       if (this.#closed) return new ArrayBuffer(0);
       if (this.length <= MAX_ARRAY_BUFFER) return (this.#buffer = this.#window(0, this.length));
-      const err = new RangeError(`this mapping (${this.length} bytes) is larger than an ArrayBuffer may be in this ` +
+      throw rangeError('ERR_OUT_OF_RANGE', `this mapping (${this.length} bytes) is larger than an ArrayBuffer may be in this ` +
         `Node.js (${MAX_ARRAY_BUFFER} bytes); use mapping.bytes(offset, length) for windows of it`);
-      (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
-      throw err;
     }
     return this.#buffer;
   }
@@ -91,7 +94,8 @@ export class Mapping {
   /** A new external ArrayBuffer over part of the region (it keeps the pages mapped while alive). */
   #window(offset: number, length: number): ArrayBuffer {
     const ab = native.view(this.#handle, offset, length);
-    if (typeof ab === 'number') throw systemError(ab, 'mmap', 'view');
+    // -EINVAL only for a window outside the region, which every caller has ruled out: not a syscall's error
+    if (typeof ab === 'number') throw outOfRange('offset + length', `<= ${this.length} (the mapping's length)`, offset + length);
     return ab;
   }
 
@@ -114,10 +118,10 @@ export class Mapping {
   advise(advice: number, offset = 0, length?: number): void {
     this.#assertOpen('advise');
     validateInt32(advice, 'advice');
-    // MADV_HWPOISON (100) and MADV_SOFT_OFFLINE (101) take physical pages out of
+    // MADV_HWPOISON and MADV_SOFT_OFFLINE take physical pages out of
     // service for the whole machine (with CAP_SYS_ADMIN): a memory-failure test
     // tool, never advice about a mapping.
-    if (advice === 100 || advice === 101) {
+    if (advice === MADV_HWPOISON || advice === MADV_SOFT_OFFLINE) {
       throw invalidArgValue('advice', 'MADV_HWPOISON and MADV_SOFT_OFFLINE are not passed to the kernel', advice);
     }
     validateInteger(offset, 'offset', 0, this.length);
@@ -192,7 +196,7 @@ export class Mapping {
   }
 
   #assertOpen(op: string): void {
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', `Mapping.${op}(): the mapping has been unmapped`);
+    if (this.#closed) throw closedError(`Mapping.${op}()`, 'the mapping', 'unmapped');
   }
 
   #sealedHint(e: number): string | undefined {

@@ -1,12 +1,11 @@
 // memfd_create(2), memfd_secret(2) and file seals (fcntl(2) F_ADD_SEALS / F_GET_SEALS).
-import { constants as osConstants } from 'node:os';
 import { native } from './binding';
 import { constants as C, Seal } from './constants';
-import { check, invalidArgValue } from './errors';
+import { check, E, invalidArgValue } from './errors';
 import { features } from './features';
 import { validateFd, validateFlags, validateString } from './validate';
 
-const E = osConstants.errno;
+const { MEMSEAL_KNOWN_SEALS } = native.internalConstants;
 
 /** Most bytes memfd_create(2) accepts in a name, excluding the NUL (NAME_MAX - strlen("memfd:")). */
 export const MEMFD_NAME_MAX = 249;
@@ -26,7 +25,8 @@ export function memfdCreate(name: string, flags: number = C.MFD_CLOEXEC | C.MFD_
   return check(native.memfdCreate(name, flags), 'memfd_create', undefined, (e) => memfdCreateHint(e, name, flags));
 }
 
-function memfdCreateHint(e: number, name: string, flags: number): string | undefined {
+/** @internal The hint for a memfd_create(2) failure, for every caller of it. */
+export function memfdCreateHint(e: number, name: string, flags: number): string | undefined {
   if (e === -E.EACCES && (flags & C.MFD_EXEC) !== 0) return 'vm.memfd_noexec=2 forbids executable memfds';
   if (e === -E.EINVAL) {
     if ((flags & (C.MFD_NOEXEC_SEAL | C.MFD_EXEC)) !== 0 && !features.noexecSeal) {
@@ -78,7 +78,7 @@ function addSealsHint(e: number, fd: number, seals: number): string | undefined 
     if ((seals & Seal.FUTURE_WRITE) !== 0 && !features.futureWrite) return 'needs Linux ≥ 5.1 (F_SEAL_FUTURE_WRITE)';
     if ((seals & Seal.EXEC) !== 0 && !features.sealExec) return 'needs Linux ≥ 6.3 (F_SEAL_EXEC)';
     if (native.getSeals(fd) < 0) return 'the descriptor does not support sealing (not a memfd)';
-    const unknown = seals & ~0x3f;
+    const unknown = seals & ~MEMSEAL_KNOWN_SEALS;
     if (unknown !== 0) return `unknown seal bits 0x${unknown.toString(16)}`;
   }
   return undefined;

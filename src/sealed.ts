@@ -2,20 +2,17 @@
 // process can map and trust without copying, and verifySeals(), the check a
 // receiver runs before it maps anything a peer sent; also Channel#sendBuffer()
 // and Channel#receiveBuffer(), which carry a SealedBuffer over a Channel.
-import { closeSync, readSync, writeSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { readSync, writeSync } from 'node:fs';
 import { native } from './binding';
 import { Channel, closeQuietly } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, outOfRange, systemError } from './errors';
+import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, outOfRange, systemError } from './errors';
 import { features } from './features';
 import { type Mapping, mmap } from './mapping';
-import { memfdCreate } from './memfd';
-import { validateFd, validateFlags, validateFunction, validateLength, validateObject, validateString } from './validate';
+import { addSeals, memfdCreate, memfdCreateHint } from './memfd';
+import { toBytes, validateFd, validateFlags, validateFunction, validateLength, validateObject, validateString } from './validate';
 
-const E = osConstants.errno;
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
+const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
 
 /** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
 export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
@@ -123,11 +120,11 @@ function verify(fd: number, p: Policy): VerifyResult {
 
 function fileKind(mode: number): string {
   switch (mode & S_IFMT) {
-    case 0o010000: return 'a pipe';
-    case 0o140000: return 'a socket';
-    case 0o020000: return 'a character device';
-    case 0o060000: return 'a block device';
-    case 0o040000: return 'a directory';
+    case S_IFIFO: return 'a pipe';
+    case S_IFSOCK: return 'a socket';
+    case S_IFCHR: return 'a character device';
+    case S_IFBLK: return 'a block device';
+    case S_IFDIR: return 'a directory';
     case S_IFREG: return 'a regular file';
     default: return 'an unknown kind of file';
   }
@@ -204,11 +201,12 @@ function createMemfd(name: string, seals: number, exact: boolean): number {
     if (exact && (seals & Seal.EXEC) === 0) {
       const fd = native.memfdCreate(name, base | C.MFD_EXEC);
       if (fd >= 0) return fd;
-      if (fd !== -E.EACCES) return check(fd, 'memfd_create');
+      if (fd !== -E.EACCES) return check(fd, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, base | C.MFD_EXEC));
     }
-    const fd = native.memfdCreate(name, base | C.MFD_NOEXEC_SEAL);
+    const flags = base | C.MFD_NOEXEC_SEAL;
+    const fd = native.memfdCreate(name, flags);
     if (fd >= 0) return fd;
-    if (fd !== -E.EINVAL) return check(fd, 'memfd_create');
+    if (fd !== -E.EINVAL) return check(fd, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, flags));
   }
   return memfdCreate(name, base);
 }
@@ -246,19 +244,7 @@ export class SealedBuffer {
    * For large payloads prefer {@link create}, which lets you write in place.
    */
   static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
-    let src: Buffer;
-    if (typeof data === 'string') src = Buffer.from(data, 'utf8');
-    // A detached buffer reads as empty, as Buffer.from(view) has it (Buffer.from(arrayBuffer, …) would throw without a code).
-    else if (data instanceof ArrayBuffer) src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data);
-    else if (ArrayBuffer.isView(data)) {
-      src = data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    }
-    else {
-      const err = new TypeError('The "data" argument must be a string, an ArrayBuffer or an ArrayBufferView. ' +
-        `Received ${data === null ? 'null' : typeof data}`);
-      (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
-      throw err;
-    }
+    const src = toBytes(data, 'a string, an ArrayBuffer or an ArrayBufferView', { arrayBuffers: true });
     const { name, seals, exact } = creationOptions(options);
     const fd = createMemfd(name, seals, exact);
     try {
@@ -274,7 +260,7 @@ export class SealedBuffer {
   }
 
   static #seal(fd: number, size: number, seals: number): SealedBuffer {
-    check(native.addSeals(fd, seals), 'fcntl', 'F_ADD_SEALS');
+    addSeals(fd, seals); // the low-level call, for its hints
     return new SealedBuffer(construct, fd, size, native.getSeals(fd));
   }
 
@@ -343,7 +329,7 @@ export class SealedBuffer {
    */
   get bytes(): Buffer {
     if (this.#bytes !== null) return this.#bytes;
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SealedBuffer.bytes: the buffer is closed');
+    if (this.#closed) throw closedError('SealedBuffer.bytes', 'the buffer');
     if (this.size === 0) {
       this.#view = 'private';
       return (this.#bytes = Buffer.alloc(0));
@@ -386,7 +372,7 @@ export class SealedBuffer {
     this.#mapping?.unmap();
     this.#mapping = null;
     this.#bytes = null;
-    closeSync(this.fd);
+    native.close(this.fd); // like every close here: no throw if the caller already closed the fd
   }
 
   [Symbol.dispose](): void { this.close(); }
@@ -431,8 +417,8 @@ declare module './channel' {
 
 function sendBuffer(this: Channel, buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
   if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
-  if (buf.closed) return Promise.reject(new MemsealError('ERR_MEMSEAL_CLOSED', 'Channel.sendBuffer(): the SealedBuffer is closed'));
-  let payload: Uint8Array | ArrayBufferView | string;
+  if (buf.closed) return Promise.reject(closedError('Channel.sendBuffer()', 'the SealedBuffer'));
+  let payload: Uint8Array;
   try {
     payload = encodeMeta(meta);
   } catch (err) {
@@ -471,11 +457,8 @@ async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ 
 // byte is therefore reserved and cannot be sent as meta.
 const EMPTY_META = new Uint8Array(1);
 
-function encodeMeta(meta: Uint8Array | ArrayBufferView | string): Uint8Array | ArrayBufferView | string {
-  // as Channel#send() reads data: a Uint8Array as is (a detached one is empty), another view by its bytes
-  const bytes = typeof meta === 'string' ? Buffer.from(meta, 'utf8') : meta instanceof Uint8Array ? meta
-    : ArrayBuffer.isView(meta) ? new Uint8Array(meta.buffer, meta.byteOffset, meta.byteLength) : null;
-  if (bytes === null) return meta;  // send() rejects it with ERR_INVALID_ARG_TYPE
+function encodeMeta(meta: unknown): Uint8Array {
+  const bytes = toBytes(meta);  // as Channel#send() reads data: a detached view is empty
   if (bytes.byteLength === 0) return EMPTY_META;
   if (bytes.byteLength === 1 && bytes[0] === 0) {
     throw outOfRange('meta', 'not a single NUL byte (on the wire it stands for an empty meta; docs/protocol.md)', '\\0');

@@ -6,16 +6,13 @@
 // explicit { fallback: 'mlock' } gives locked, undumpable, wipe-on-fork
 // anonymous memory instead.
 import { readFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { inspect } from 'node:util';
 import { native } from './binding';
 import { constants as C } from './constants';
-import { check, illegalConstructor, invalidArgType, MemsealError, type SystemError, systemError } from './errors';
-import { type Mapping, mmap, regionHandle } from './mapping';
+import { check, closedError, E, illegalConstructor, invalidArgType, MemsealError, type SystemError, systemError } from './errors';
+import { type Mapping, mmap, regionHandle, roundToPages, PAGE_SIZE as PAGE } from './mapping';
 import { validateInteger, validateObject } from './validate';
 
-const E = osConstants.errno;
-const PAGE = native.pageSize();
 const construct = Symbol('SecretBuffer.construct');
 
 /** Where a SecretBuffer's pages come from. */
@@ -99,7 +96,7 @@ export class SecretBuffer {
         want = options.kind;
       }
     }
-    const length = Math.ceil(size / PAGE) * PAGE;
+    const length = roundToPages(size);
     let mapping: Mapping | null = null;
     let kind: SecretKind = want;
     if (want === 'secretmem') {
@@ -123,10 +120,10 @@ export class SecretBuffer {
       }
     }
     if (mapping === null) mapping = mapLocked(length);
-    const r = native.wipeOnRelease(regionHandle(mapping));
-    if (r < 0) {
+    if (native.wipeOnRelease(regionHandle(mapping)) < 0) {
+      // -EPERM for an mseal'd region only, which a fresh mapping never is
       mapping.unmap();
-      check(r, 'wipeOnRelease');
+      throw new MemsealError('ERR_MEMSEAL_SEALED', 'SecretBuffer.alloc(): the new mapping is sealed and could never be wiped');
     }
     installExitHook();
     return new SecretBuffer(construct, mapping, size, kind);
@@ -139,7 +136,7 @@ export class SecretBuffer {
    * @throws MemsealError ERR_MEMSEAL_CLOSED after dispose()
    */
   get bytes(): Buffer {
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SecretBuffer.bytes: the buffer is disposed');
+    if (this.#closed) throw closedError('SecretBuffer.bytes', 'the buffer', 'disposed');
     return this.#bytes;
   }
 
@@ -151,8 +148,11 @@ export class SecretBuffer {
 
   /** Zeroes every byte (explicit_bzero(3) over the whole pages) and keeps the buffer. */
   wipe(): void {
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SecretBuffer.wipe(): the buffer is disposed');
-    check(native.wipe(regionHandle(this.#mapping)), 'wipe');
+    if (this.#closed) throw closedError('SecretBuffer.wipe()', 'the buffer', 'disposed');
+    // explicit_bzero(3), not a syscall: it fails (-EACCES) only on pages that are not writable, which ours always are
+    if (native.wipe(regionHandle(this.#mapping)) < 0) {
+      throw new MemsealError('ERR_MEMSEAL_SEALED', 'SecretBuffer.wipe(): the pages are not writable');
+    }
   }
 
   /**

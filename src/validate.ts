@@ -44,3 +44,20 @@ export function validateObject(value: unknown, name: string): asserts value is R
     throw invalidArgType(name, 'of type object', value);
   }
 }
+
+/**
+ * The bytes of `data` without copying: a string as UTF-8 (unless `strings` is
+ * false), any ArrayBufferView, or an ArrayBuffer (if `arrayBuffers`). A
+ * detached buffer reads as empty, as Buffer.from(view) has it
+ * (Buffer.from(arrayBuffer, …) would throw without a code).
+ * @param expected what the TypeError says `data` must be
+ */
+export function toBytes(data: unknown, expected = 'of type string or an instance of Buffer, TypedArray, or DataView',
+  accept: { strings?: boolean; arrayBuffers?: boolean } = {}): Buffer {
+  if (typeof data === 'string' && accept.strings !== false) return Buffer.from(data, 'utf8');
+  if (ArrayBuffer.isView(data)) {
+    return data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  }
+  if (data instanceof ArrayBuffer && accept.arrayBuffers === true) return data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data);
+  throw invalidArgType('data', expected, data);
+}

@@ -109,7 +109,7 @@ describe('WriteOnceArena#alloc()', () => {
     assert.equal(a.used, 0);
   });
 
-  it('fills exactly to capacity, then throws RangeError ERR_MEMSEAL_SIZE and changes nothing', () => {
+  it('fills exactly to capacity, then throws MemsealError ERR_MEMSEAL_SIZE and changes nothing', () => {
     const a = arena(PAGE, 'small');
     a.alloc(PAGE - 8, 1);
     const last = a.alloc(8);
@@ -117,10 +117,10 @@ describe('WriteOnceArena#alloc()', () => {
     assert.equal(a.available, 0);
     assert.equal(a.alloc(0).length, 0, 'an empty allocation still fits');
     assert.throws(() => a.alloc(1, 1), (e: unknown) => {
-      assert.ok(e instanceof RangeError);
-      assert.equal((e as RangeError & { code: string }).code, 'ERR_MEMSEAL_SIZE');
+      assert.ok(e instanceof MemsealError);
+      assert.equal(e.code, 'ERR_MEMSEAL_SIZE');
       assert.match(e.message, /'small' is full: alloc\(1, 1\)/);
-      assert.match((e as RangeError & { hint: string }).hint, /larger capacity/);
+      assert.match(e.hint!, /larger capacity/);
       return true;
     });
     assert.equal(a.used, PAGE);

@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   Channel, ChannelServer, connect, listen, MAX_FDS, MAX_PAYLOAD, memfdCreate, Message, socketPair, spawnWithChannel,
 } from '../src';
@@ -494,7 +494,6 @@ describe('Channel', () => {
         await ch.send(`${m.data.toString()} / peer ${ch.peer.pid}`);
       });
       const r = await new Promise<{ out: string; pid: number }>((resolve, reject) => {
-        const { spawn } = require('node:child_process') as typeof import('node:child_process');
         const child = spawn(process.execPath, [PEER, 'connect', p], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d));

@@ -4,6 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { features } from '../src';
+import { addonPath } from '../src/binding';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -34,7 +35,7 @@ describe('the package entry points', () => {
   });
 
   it('ships type declarations for both', () => {
-    const pkg = require('../package.json') as { types: string; exports: Record<string, Record<string, { types: string }>> };
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { types: string; exports: Record<string, Record<string, { types: string }>> };
     assert.equal(pkg.types, 'dist/index.d.ts');
     assert.equal(pkg.exports['.']!.import!.types, './dist/index.d.mts');
     assert.equal(pkg.exports['.']!.require!.types, './dist/index.d.ts');
@@ -50,7 +51,6 @@ describe('the package entry points', () => {
 });
 
 describe('the native addon loader (src/binding.ts)', () => {
-  const { addonPath } = require('../src/binding') as typeof import('../src/binding');
 
   it('loads a source build when there is one, and that is the file mapped into the process', () => {
     // MEMSEAL_PREBUILD=<dir> (node-gyp-build) looks in <dir> instead of the package

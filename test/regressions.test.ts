@@ -7,19 +7,21 @@ import path from 'node:path';
 import {
   addSeals, Channel, ChannelServer, constants as C, Mapping, memfdCreate, mmap, SealedBuffer, Seal, SecretBuffer, WriteOnceArena,
 } from '../src';
+import { native } from '../src/binding';
 
 const ROOT = path.resolve(__dirname, '..');
+const { MAP_FIXED, MADV_HWPOISON, MADV_SOFT_OFFLINE } = native.internalConstants;
 
 describe('hardening regressions', () => {
   it('mmap() refuses MAP_FIXED (it unmapped the process\'s own code: abort / SIGSEGV)', () => {
     // In a child: if the check were missing, this would kill the process, not the test run.
     const script = `const m = require(${JSON.stringify(ROOT)});
-      try { m.mmap(2 ** 46 + 2 ** 45, m.constants.PROT_READ, m.constants.MAP_PRIVATE | 0x10); process.stdout.write('mapped'); }
+      try { m.mmap(2 ** 46 + 2 ** 45, m.constants.PROT_READ, m.constants.MAP_PRIVATE | ${MAP_FIXED}); process.stdout.write('mapped'); }
       catch (e) { process.stdout.write(e.code); }`;
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
     assert.equal(r.signal, null, `child died of ${r.signal}`);
     assert.equal(r.stdout, 'ERR_INVALID_ARG_VALUE');
-    assert.throws(() => mmap(4096, C.PROT_READ, C.MAP_PRIVATE | 0x10), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => mmap(4096, C.PROT_READ, C.MAP_PRIVATE | MAP_FIXED), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
   });
 
   it('mmap() still allows MAP_FIXED_NOREPLACE (fails safely: EEXIST, or maps at a free address)', () => {
@@ -98,7 +100,7 @@ describe('hardening regressions', () => {
   it('Mapping#advise() refuses MADV_HWPOISON and MADV_SOFT_OFFLINE (as root they took RAM out of service)', () => {
     const m = mmap(4096, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE);
     try {
-      for (const advice of [100, 101]) {
+      for (const advice of [MADV_HWPOISON, MADV_SOFT_OFFLINE]) {
         assert.throws(() => m.advise(advice), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
       }
       m.advise(C.MADV_DONTNEED);   // ordinary advice still goes through

@@ -1,4 +1,4 @@
-// The low-level cycle in C, for side-by-side comparison with bench/cycle.js:
+// The low-level cycle in C, for side-by-side comparison with the cycle in bench/run.js:
 // memfd_create + ftruncate + F_ADD_SEALS + F_GET_SEALS + mmap + munmap + close.
 // Usage: cycle <iterations>   prints nanoseconds per cycle.
 #define _GNU_SOURCE

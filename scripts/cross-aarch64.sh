@@ -6,7 +6,7 @@
 # prebuilds/linux-arm64/memseal.napi.glibc.node through scripts/prebuilt.js
 # (stripped, within Node's own glibc/libstdc++ floor).
 #
-#   scripts/cross-arm64.sh [--if-available]
+#   scripts/cross-aarch64.sh [--if-available]
 #     --if-available: without the cross compiler, say so and exit 0 (prepack)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ if ! command -v aarch64-linux-gnu-g++ >/dev/null; then
     echo "prebuilt: no aarch64-linux-gnu-g++, so no linux-arm64 prebuilt (arm64 users build from source)" >&2
     exit 0
   fi
-  echo "cross-arm64: no aarch64-linux-gnu-g++ (Debian: apt-get install g++-aarch64-linux-gnu)" >&2
+  echo "cross-aarch64: no aarch64-linux-gnu-g++ (Debian: apt-get install g++-aarch64-linux-gnu)" >&2
   exit 1
 fi
 
