@@ -190,7 +190,7 @@ for (const peer of [python, cPeer]) {
       try {
         const accepted = once(server, 'connection') as Promise<[Channel]>;
         const [cmd, argv] = peer.argv('echo', nodePath);
-        const child = track(spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit'] }));
+        track(spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit'] }));
         const [ch] = await accepted;
         channels.push(ch);
         using sb = SealedBuffer.from('over listen');
