@@ -1,7 +1,7 @@
 // Raw descriptor passing: the parent writes a memfd, seals it, and hands the
 // descriptor to a child over spawnWithChannel(); the child maps it read-only,
 // checks the seals itself, and answers with its own memfd.
-// Run: npx tsx examples/channel-handoff.ts
+// Run: npm run example:channel-handoff
 import { closeSync, ftruncateSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { addSeals, Channel, constants as C, getSeals, memfdCreate, mmap, Seal, sealNames, spawnWithChannel } from '../src';
@@ -45,7 +45,7 @@ async function childMain(): Promise<void> {
   writeSync(mine, 'written by the child', 0);
   await channel.send(`checked ${digest}`, [mine]);
   closeSync(mine);
-  await new Promise((resolve) => channel.once('close', resolve));  // the parent hangs up when done
+  await new Promise<void>((resolve) => channel.once('close', resolve));  // the parent hangs up when done
 }
 
 (process.argv[2] === 'child' ? childMain() : parent()).catch((err) => {

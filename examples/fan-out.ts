@@ -1,7 +1,7 @@
 // Fan-out: one 64 MiB sealed buffer, handed to four workers at once. Every
 // worker maps the same page-cache pages: the bytes exist once, however many
 // processes read them.
-// Run: npx tsx examples/fan-out.ts
+// Run: npm run example:fan-out
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Channel, SealedBuffer, spawnWithChannel } from '../src';
@@ -9,22 +9,31 @@ import { Channel, SealedBuffer, spawnWithChannel } from '../src';
 const WORKERS = 4;
 const SIZE = 64 << 20;
 
-function rssKiB(pid: number | string): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
+/** A field of a /proc file in kB: `Pss_Shmem` of /proc/self/smaps_rollup, `Shmem` of /proc/meminfo. */
+function kB(file: string, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(file, 'utf8'));
+  return m ? Number(m[1]) : NaN;
 }
+const MiB = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
 
 async function parent(): Promise<void> {
+  const shmemBefore = kB('/proc/meminfo', 'Shmem');
   using sb = SealedBuffer.create(SIZE, (bytes) => bytes.fill(7));
   const workers = Array.from({ length: WORKERS }, () =>
     spawnWithChannel(process.execPath, [...process.execArgv, __filename, 'worker'], { stdio: 'inherit' }));
   await Promise.all(workers.map((w) => w.channel.receive()));   // 'ready': start-up is not part of the handoff
   const t0 = process.hrtime.bigint();
   await Promise.all(workers.map((w, i) => w.channel.sendBuffer(sb, `worker ${i}`)));
-  const replies = await Promise.all(workers.map((w) => w.channel.receive()));
+  await Promise.all(workers.map((w) => w.channel.receive()));  // 'mapped': every worker has read every page
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const shmemGrew = kB('/proc/meminfo', 'Shmem') - shmemBefore;
+  // Now that all of them map it, each worker reports its share.
+  const replies = await Promise.all(workers.map(async (w) => { await w.channel.send('report'); return w.channel.receive(); }));
   for (const r of replies) console.log(`  ${r.data.toString()}`);
   console.log(`${WORKERS} workers received, verified and read all ${SIZE >> 20} MiB in ${ms.toFixed(1)} ms`);
+  // System-wide shared memory (/proc/meminfo Shmem) grew by about one payload, not one per worker
+  // (other processes on the machine move it too: a rough figure).
+  console.log(`system Shmem grew by ${MiB(shmemGrew)} for ${WORKERS} readers of ${SIZE >> 20} MiB`);
   for (const w of workers) w.channel.close();
   await Promise.all(workers.map((w) => once(w.child, 'exit')));
 }
@@ -36,9 +45,13 @@ async function worker(): Promise<void> {
   let sum = 0;
   const bytes = buffer.bytes;
   for (let i = 0; i < bytes.length; i += 4096) sum += bytes[i]!;   // touch every page
-  // Resident pages include the shared ones, counted once per process here; the
-  // kernel holds one copy (see PSS in `npm run bench` for the fair share).
-  await channel.send(`${meta.toString()} (pid ${process.pid}): sum of one byte per page ${sum}, VmRSS ${rssKiB('self') >> 10} MiB`);
+  await channel.send('mapped');
+  await channel.receive();   // 'report', once every worker maps the buffer
+  // PSS (proportional set size) divides each shared page among the processes mapping it: with the
+  // pages mapped by all four workers, each holds a quarter of 64 MiB. VmRSS would count all 64 MiB in
+  // every worker although the kernel holds one copy.
+  const pss = kB('/proc/self/smaps_rollup', 'Pss_Shmem');
+  await channel.send(`${meta.toString()} (pid ${process.pid}): sum of one byte per page ${sum}, PSS of shared memory ${MiB(pss)}`);
   buffer.close();
   await once(channel, 'close');
 }

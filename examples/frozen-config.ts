@@ -1,6 +1,6 @@
 // Load a JSON configuration into a WriteOnceArena, seal it, and watch the
 // kernel refuse to make it writable or unmap it again.
-// Run: npx tsx examples/frozen-config.ts [config.json]
+// Run: npm run example:frozen-config (or npx --no-install tsx examples/frozen-config.ts [config.json])
 import { readFileSync } from 'node:fs';
 import { constants, features, type SystemError, WriteOnceArena } from '../src';
 

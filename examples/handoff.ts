@@ -1,7 +1,7 @@
 // The main job: a parent builds an immutable buffer, hands it to a child, and
 // the child trusts it without copying — receiveBuffer() checks the seals and
 // the size before anything is mapped.
-// Run: npx tsx examples/handoff.ts
+// Run: npm run example:handoff
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { Channel, SealedBuffer, sealNames, spawnWithChannel } from '../src';

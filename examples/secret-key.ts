@@ -1,6 +1,6 @@
 // Keep a key in a SecretBuffer (memfd_secret) and show that even
 // /proc/self/mem, which root and debuggers use to read a process, cannot.
-// Run: npx tsx examples/secret-key.ts
+// Run: npm run example:secret-key
 import { createHmac, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { features, SecretBuffer } from '../src';

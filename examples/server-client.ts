@@ -1,7 +1,7 @@
 // A server on an abstract socket name hands each client a sealed, read-only
 // "config" memfd; clients are separate processes that connect(), map it and
 // answer. The server sees who connected (SO_PEERCRED).
-// Run: npx tsx examples/server-client.ts
+// Run: npm run example:server-client
 import { closeSync, writeSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { addSeals, connect, constants as C, listen, memfdCreate, mmap, Seal, type Channel } from '../src';
@@ -41,7 +41,7 @@ async function client(address: string): Promise<void> {
   const config = JSON.parse(text) as { greeting: string; limit: number };
   map.unmap();
   await ch.send(`client ${process.pid} read greeting=${config.greeting} limit=${config.limit}`);
-  await new Promise((resolve) => ch.once('close', resolve));
+  await new Promise<void>((resolve) => ch.once('close', resolve));
 }
 
 (process.argv[2] === 'client' ? client(`\0${process.argv[3]!}`) : server()).catch((err) => {

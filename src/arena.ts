@@ -53,6 +53,14 @@ export interface TypedArrayConstructorLike<T extends ArrayBufferView> {
  * that is the protection working (it cannot be turned into an exception).
  * After an mseal'd `seal()` the kernel refuses mprotect, munmap, mremap and
  * destructive madvise on the pages with EPERM, and the memory is never freed.
+ * @example
+ * ```ts
+ * import { WriteOnceArena } from 'memseal';
+ * const arena = new WriteOnceArena(64 * 1024);
+ * const config = arena.allocJSON({ listen: ':8443' });
+ * arena.seal();                 // read-only for good (mseal where the kernel has it)
+ * JSON.parse(config.toString());
+ * ```
  */
 export class WriteOnceArena {
   /** The name given at construction. */

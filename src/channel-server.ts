@@ -2,11 +2,11 @@
 // SOCK_SEQPACKET socket (socket(2), bind(2), listen(2), accept4(2); Linux
 // 2.6.28), connect(2), and the encoding of filesystem paths and abstract
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { native, type PollHandle } from './binding';
 import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, newChannel, openPoll, type SocketType, sockTypeNumber } from './channel';
 import { E, illegalConstructor, invalidArgValue, outOfRange, systemError } from './errors';
+import { type EmitterEvents, TypedEventEmitter } from './events';
 import { validateInteger, validateObject, validateString } from './validate';
 
 const K = native.channelConstants;
@@ -39,13 +39,29 @@ function connectionType(type: unknown, name: string): ConnectionType {
   return type;
 }
 
+export interface ChannelServerEvents extends EmitterEvents {
+  /** An accepted connection (accept4(2)), non-blocking and close-on-exec; the listener owns it. */
+  connection: [channel: Channel];
+  /** After `close()`. */
+  close: [];
+  /** accept failed for a reason other than a gone peer (EMFILE...). */
+  error: [error: Error];
+}
+
 /**
  * A listening SOCK_SEQPACKET (or, with `type: 'stream'`, SOCK_STREAM) socket. Emits `'connection'` (Channel) for each
  * peer that connects (accept4(2)); a connection arriving while nobody listens
  * for `'connection'` is closed at once. `'close'` after `close()`; `'error'` when
  * accept fails for a reason other than a gone peer (EMFILE...).
+ *
+ * @example
+ * ```ts
+ * import { listen } from 'memseal';
+ * const server = await listen('\\0my-service');
+ * server.on('connection', (ch) => { console.log('pid', ch.peer.pid); ch.close(); });
+ * ```
  */
-export class ChannelServer extends EventEmitter {
+export class ChannelServer extends TypedEventEmitter<ChannelServerEvents> {
   /** The path or abstract name ('\0name') it listens on. */
   readonly address: string;
   #fd: number;
@@ -56,8 +72,8 @@ export class ChannelServer extends EventEmitter {
   /** 'seqpacket' or 'stream' (ListenOptions.type): the type of every accepted channel. */
   readonly type: ConnectionType;
 
-  /** @internal use listen() */
-  constructor(token: symbol, fd: number, address: string, options: ChannelOptions, type: ConnectionType = 'seqpacket') {
+  /** Not public: use listen(). */
+  private constructor(token: symbol, fd: number, address: string, options: ChannelOptions, type: ConnectionType = 'seqpacket') {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
     this.type = type;
@@ -138,7 +154,7 @@ export class ChannelServer extends EventEmitter {
       try {
         ch = newChannel(fd, this.#options);
       } catch (err) {
-        this.emit('error', err);
+        this.emit('error', err as Error);
         continue;
       }
       if (this.listenerCount('connection') === 0) ch.close();
@@ -161,6 +177,11 @@ export class ChannelServer extends EventEmitter {
  * listen(2); accepted with accept4(2) (Linux 2.6.28). A filesystem path must not exist yet (EADDRINUSE otherwise);
  * `server.close()` removes it.
  * @param path at most 107 bytes (108 for an abstract name, counting its leading NUL)
+ * @example
+ * ```ts
+ * const server = await listen('\\0my-service');
+ * server.on('connection', (ch) => { void ch.send(`hello ${ch.peer.pid}`); });
+ * ```
  */
 export async function listen(path: string, options: ListenOptions = {}): Promise<ChannelServer> {
   const addr = sunPath(path);
@@ -182,13 +203,20 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
     closeQuietly(fd);
     throw systemError(r, 'listen');
   }
-  return new ChannelServer(construct, fd, path, { maxFds: options.maxFds }, type);
+  // The constructor is private to the public types; listen() is its one caller.
+  return new (ChannelServer as unknown as new (...args: [symbol, number, string, ChannelOptions, ConnectionType]) => ChannelServer)(
+    construct, fd, path, { maxFds: options.maxFds }, type);
 }
 
 /**
  * Connects to a {@link listen}ing path or abstract name: socket(2), connect(2).
  * While the listener's backlog is full (EAGAIN) it retries for up to 5 s.
  * @rejects ENOENT (no such path), ECONNREFUSED (nobody listening), EPROTOTYPE (not a SEQPACKET listener)
+ * @example
+ * ```ts
+ * await using ch = await connect('\\0my-service');
+ * const greeting = await ch.receive();
+ * ```
  */
 export async function connect(path: string, options?: ConnectOptions): Promise<Channel> {
   const addr = sunPath(path);

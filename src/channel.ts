@@ -7,9 +7,9 @@
 // Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
-import { EventEmitter } from 'node:events';
 import { native, type PollHandle } from './binding';
 import { closedError as closed, E, illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
+import { type EmitterEvents, TypedEventEmitter } from './events';
 import { Queue } from './queue';
 import { toBytes, validateFd, validateInteger, validateObject } from './validate';
 
@@ -113,6 +113,16 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** The events of a {@link Channel} and their listeners' arguments. */
+export interface ChannelEvents extends EmitterEvents {
+  /** A received message; it and its descriptors belong to the listener. */
+  message: [message: Message];
+  /** Once: after `close()`, or when the peer hung up and everything it sent was read. */
+  close: [];
+  /** A refused incoming message (ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE) while `'message'` listeners are attached. */
+  error: [error: Error];
+}
+
 /**
  * One end of a SOCK_SEQPACKET connection. Each `send()` is one message: up to
  * {@link MAX_PAYLOAD} bytes and up to 253 descriptors, delivered whole or not
@@ -124,8 +134,16 @@ interface Waiter {
  * Events: `'message'` (Message), `'close'` (after `close()` or when the peer
  * hung up), `'error'` (a bad incoming message while `'message'` listeners
  * are attached: ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE).
+ *
+ * @example
+ * ```ts
+ * import { socketPair } from 'memseal';
+ * const [a, b] = socketPair();
+ * b.on('message', (m) => { console.log(m.data.toString(), m.fds); m.closeFds(); });
+ * await a.send('hello');
+ * ```
  */
-export class Channel extends EventEmitter {
+export class Channel extends TypedEventEmitter<ChannelEvents> {
   /** Most payload bytes per message: 65536. */
   static readonly MAX_PAYLOAD = MAX_PAYLOAD;
   /** Most descriptors per message: 253 (SCM_MAX_FD). */
@@ -144,8 +162,8 @@ export class Channel extends EventEmitter {
   #closed = false;
   #type: SocketType;
 
-  /** @internal use socketPair(), connect(), Channel.fromFd() or spawnWithChannel() */
-  constructor(token: symbol, fd: number, options: ChannelOptions = {}) {
+  /** Not public: use socketPair(), connect(), Channel.fromFd() or spawnWithChannel(). */
+  private constructor(token: symbol, fd: number, options: ChannelOptions = {}) {
     if (token !== construct) throw illegalConstructor('socketPair(), connect() or Channel.fromFd()');
     super();
     const maxFds = options.maxFds ?? MAX_FDS;
@@ -514,8 +532,8 @@ export function socketPair(options?: ChannelOptions): [Channel, Channel] {
   if (typeof r === 'number') throw systemError(r, 'socketpair');
   let a: Channel | undefined;
   try {
-    a = new Channel(construct, r[0], options);
-    return [a, new Channel(construct, r[1], options)];
+    a = newChannel(r[0], options);
+    return [a, newChannel(r[1], options)];
   } catch (err) {
     if (a === undefined) closeQuietly(r[0]);
     else a.close();
@@ -526,7 +544,8 @@ export function socketPair(options?: ChannelOptions): [Channel, Channel] {
 
 /** @internal: a Channel over a connected socket it adopts (listen/connect/spawn). */
 export function newChannel(fd: number, options?: ChannelOptions): Channel {
-  return new Channel(construct, fd, options);
+  // The constructor is private to the public types; this module is its one other caller.
+  return new (Channel as unknown as new (token: symbol, fd: number, options?: ChannelOptions) => Channel)(construct, fd, options);
 }
 
 // ---- helpers ----

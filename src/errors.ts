@@ -107,6 +107,17 @@ export function illegalConstructor(use: string): TypeError {
   return err;
 }
 
+/**
+ * Node's ERR_INVALID_RETURN_VALUE: a callback returned what the caller cannot
+ * use (e.g. a promise from a callback that must finish synchronously).
+ */
+export function invalidReturnValue(name: string, expected: string, actual: unknown, hint?: string, note = ''): TypeError {
+  const err = new TypeError(`Expected ${name} to return ${expected}, but got ${describe(actual)}${note}`);
+  (err as TypeError & { code: string }).code = 'ERR_INVALID_RETURN_VALUE';
+  if (hint !== undefined) (err as TypeError & { hint: string }).hint = hint;
+  return err;
+}
+
 /** Node's ERR_OUT_OF_RANGE. */
 export function outOfRange(name: string, range: string, actual: unknown, hint?: string): RangeError {
   return rangeError('ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be ${range}. Received ${describe(actual)}`, hint);

@@ -322,6 +322,11 @@ export function hasFindings(p: InspectProcess): boolean {
  *   exited during the scan).
  * @throws ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE for a malformed pid; nothing
  *   else: procfs failures are reported in `errors`.
+ * @example
+ * ```ts
+ * import { inspect } from 'memseal';
+ * for (const m of inspect(process.pid)[0]!.memfds) console.log(m.fd, m.name, m.sealNames);
+ * ```
  */
 export function inspect(pid?: number | readonly number[]): InspectProcess[] {
   if (pid === undefined) {

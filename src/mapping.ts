@@ -47,8 +47,8 @@ export class Mapping {
   #closed = false;
   #sealed = false;
 
-  /** @internal use {@link mmap} */
-  constructor(token: symbol, handle: RegionHandle, address: bigint, length: number, prot: number, flags: number) {
+  /** Not public: use {@link mmap}. */
+  private constructor(token: symbol, handle: RegionHandle, address: bigint, length: number, prot: number, flags: number) {
     if (token !== construct) throw illegalConstructor('mmap()');
     this.#handle = handle;
     this.address = address;
@@ -224,6 +224,13 @@ function msealHint(e: number): string | undefined {
  *   (there is no address to fix: TypeError ERR_INVALID_ARG_VALUE)
  * @throws EPERM (PROT_WRITE + MAP_SHARED on a write-sealed memfd), EACCES,
  *   EINVAL (length 0, bad flags), ENOMEM, EBADF
+ * @example
+ * ```ts
+ * import { constants as C, mmap } from 'memseal';
+ * using m = mmap(1 << 20, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE);   // anonymous
+ * m.bytes().fill(7);
+ * m.protect(C.PROT_READ);
+ * ```
  */
 export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0): Mapping {
   validateLength(length, 'length');
@@ -248,11 +255,18 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
     });
   }
   const [handle, address] = r as Exclude<typeof r, number>;
-  return new Mapping(construct, handle, address, length, prot, mapFlags);
+  // The constructor is private to the public types; mmap() is its one caller.
+  return new (Mapping as unknown as new (...args: [symbol, RegionHandle, bigint, number, number, number]) => Mapping)(
+    construct, handle, address, length, prot, mapFlags);
 }
 
 /**
  * Seals a whole mapping: mseal(2), Linux 6.10. Same as `mapping.seal()`.
+ * @example
+ * ```ts
+ * const m = mmap(4096, C.PROT_READ, C.MAP_PRIVATE);
+ * if (features.mseal) mseal(m);   // from now on munmap/mprotect of it fail with EPERM, until exit
+ * ```
  */
 export function mseal(mapping: Mapping): void {
   if (!(mapping instanceof Mapping)) throw invalidArgType('mapping', 'an instance of Mapping', mapping);

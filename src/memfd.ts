@@ -17,6 +17,14 @@ export const MEMFD_NAME_MAX = 249;
  *   MFD_EXEC need Linux 6.3; unknown bits go to the kernel (EINVAL).
  * @returns the new file descriptor; the caller owns it (close it with fs.closeSync).
  * @throws EINVAL (bad flags or name too long), EMFILE/ENFILE, ENOMEM, EACCES (MFD_EXEC under vm.memfd_noexec=2)
+ * @example
+ * ```ts
+ * import { ftruncateSync, writeSync } from 'node:fs';
+ * import { addSeals, memfdCreate, Seal } from 'memseal';
+ * const fd = memfdCreate('config');            // MFD_CLOEXEC | MFD_ALLOW_SEALING
+ * writeSync(fd, '{"port":8080}');
+ * addSeals(fd, Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL);
+ * ```
  */
 export function memfdCreate(name: string, flags: number = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING): number {
   validateString(name, 'name');
@@ -57,6 +65,10 @@ export function memfdSecret(flags: number = C.O_CLOEXEC): number {
  * @throws EPERM (F_SEAL_SEAL is set: also the case for memfds made without
  *   MFD_ALLOW_SEALING), EBUSY (F_SEAL_WRITE while a writable shared mapping
  *   exists), EINVAL (not a memfd, or a seal bit this kernel does not know)
+ * @example
+ * ```ts
+ * addSeals(fd, Seal.SHRINK | Seal.GROW | Seal.WRITE);   // EBUSY while a writable shared mapping exists
+ * ```
  */
 export function addSeals(fd: number, seals: number): void {
   validateFd(fd);
@@ -88,6 +100,10 @@ function addSealsHint(e: number, fd: number, seals: number): string | undefined 
  * Reads a file's seals: fcntl(fd, F_GET_SEALS), Linux 3.17.
  * @returns the seal mask (see {@link sealNames})
  * @throws EINVAL where the file does not support sealing (not a memfd), EBADF
+ * @example
+ * ```ts
+ * sealNames(getSeals(fd));   // [ 'seal', 'shrink', 'grow', 'write' ]
+ * ```
  */
 export function getSeals(fd: number): number {
   validateFd(fd);

@@ -6,7 +6,7 @@ import { readSync, writeSync } from 'node:fs';
 import { native } from './binding';
 import { Channel, closeQuietly } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, type MemsealErrorCode, outOfRange, systemError } from './errors';
+import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, outOfRange, systemError } from './errors';
 import { features } from './features';
 import { type Mapping, mmap } from './mapping';
 import { addSeals, memfdCreate, memfdCreateHint } from './memfd';
@@ -53,6 +53,9 @@ interface Policy {
   forbid: number;
   minSize: number;
   maxSize: number;
+  /** Which option set each bound, so a refusal names what the caller passed. */
+  minFrom?: 'minSize' | 'exactSize';
+  maxFrom?: 'maxSize' | 'exactSize';
 }
 
 function policy(options: VerifyOptions | undefined): Policy {
@@ -61,16 +64,15 @@ function policy(options: VerifyOptions | undefined): Policy {
   const { require = DEFAULT_REQUIRED_SEALS, forbid = 0, minSize, maxSize, exactSize } = options;
   validateFlags(require, 'options.require');
   validateFlags(forbid, 'options.forbid');
-  let lo = 0;
-  let hi = Number.MAX_SAFE_INTEGER;
-  if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); lo = minSize; }
-  if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); hi = maxSize; }
+  const p: Policy = { require, forbid, minSize: 0, maxSize: Number.MAX_SAFE_INTEGER };
+  if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); p.minSize = minSize; p.minFrom = 'minSize'; }
+  if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); p.maxSize = maxSize; p.maxFrom = 'maxSize'; }
   if (exactSize !== undefined) {
     validateLength(exactSize, 'options.exactSize');
-    lo = Math.max(lo, exactSize);
-    hi = Math.min(hi, exactSize);
+    if (exactSize >= p.minSize) { p.minSize = exactSize; p.minFrom = 'exactSize'; }
+    if (exactSize <= p.maxSize) { p.maxSize = exactSize; p.maxFrom = 'exactSize'; }
   }
-  return { require, forbid, minSize: lo, maxSize: hi };
+  return p;
 }
 
 /** @internal Validates verify options (throws TypeError/RangeError) without touching a descriptor. */
@@ -111,11 +113,20 @@ function verify(fd: number, p: Policy): VerifyResult {
       reason: `forbidden seals present: ${describeSeals(forbidden)}` };
   }
   if (size < p.minSize || size > p.maxSize) {
-    const bound = p.minSize === p.maxSize ? `exactly ${p.minSize}` : `${p.minSize}..${p.maxSize}`;
-    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE',
-      reason: `size ${size} bytes is outside the accepted range (${bound} bytes)` };
+    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE', reason: sizeReason(size, p) };
   }
   return { ok: true, seals, size, missing: 0 };
+}
+
+/** Names the option that refused the size: `size 8192 bytes exceeds maxSize (4096 bytes)`. */
+function sizeReason(size: number, p: Policy): string {
+  const range = p.minSize === p.maxSize ? `exactly ${p.minSize}` : `${p.minSize}..${p.maxSize}`;
+  const from = size > p.maxSize ? p.maxFrom : p.minFrom;
+  const what = from === 'exactSize' ? `is not exactSize (${p.maxSize} bytes)`
+    : from === 'maxSize' ? `exceeds maxSize (${p.maxSize} bytes)`
+      : from === 'minSize' ? `is below minSize (${p.minSize} bytes)`
+        : `is over the largest size accepted without a maxSize (${p.maxSize} bytes)`;
+  return `size ${size} bytes ${what}; accepted: ${range} bytes`;
 }
 
 function fileKind(mode: number): string {
@@ -138,6 +149,11 @@ function fileKind(mode: number): string {
  * open. Without F_SEAL_SHRINK a peer could truncate the file under your
  * mapping and every access past the new end would raise SIGBUS.
  * @throws EBADF for a closed descriptor; TypeError/RangeError for bad options
+ * @example
+ * ```ts
+ * const r = verifySeals(fd, { maxSize: 64 << 20 });
+ * if (!r.ok) throw new Error(`refused: ${r.reason}`);
+ * ```
  */
 export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
   validateFd(fd);
@@ -217,6 +233,12 @@ function createMemfd(name: string, seals: number, exact: boolean): number {
  * the receiver runs {@link SealedBuffer.open}, which verifies before mapping.
  * `bytes` is a private copy-on-write mapping: reading it costs no copy, and
  * writing to it changes only this process's view, never the file.
+ * @example
+ * ```ts
+ * import { SealedBuffer } from 'memseal';
+ * using sb = SealedBuffer.from(JSON.stringify({ routes: [200, 404] }));
+ * await channel.sendBuffer(sb, 'routes v1');            // the peer: await channel.receiveBuffer({ maxSize })
+ * ```
  */
 export class SealedBuffer {
   /** The memfd this buffer owns (close-on-exec). */
@@ -230,8 +252,8 @@ export class SealedBuffer {
   #view: SealedBufferView | null = null;
   #closed = false;
 
-  /** @internal use from(), create() or open() */
-  constructor(token: symbol, fd: number, size: number, seals: number) {
+  /** Not public: use from(), create() or open(). */
+  private constructor(token: symbol, fd: number, size: number, seals: number) {
     if (token !== construct) throw illegalConstructor('SealedBuffer.from(), create() or open()');
     this.fd = fd;
     this.size = size;
@@ -242,6 +264,10 @@ export class SealedBuffer {
   /**
    * Copies `data` into a new sealed memfd. Strings are encoded as UTF-8.
    * For large payloads prefer {@link create}, which lets you write in place.
+   * @example
+   * ```ts
+   * using sb = SealedBuffer.from('hello');   // sb.size === 5, sealed SHRINK|GROW|WRITE|SEAL
+   * ```
    */
   static from(data: ArrayBufferView | ArrayBuffer | string, options?: SealedBufferOptions): SealedBuffer {
     const src = toBytes(data, 'a string, an ArrayBuffer or an ArrayBufferView', { arrayBuffers: true });
@@ -268,24 +294,38 @@ export class SealedBuffer {
    * Creates a sealed buffer of `size` bytes, letting `fill` write straight into
    * the shared pages (no intermediate copy). The writable mapping is unmapped
    * before sealing, and the `bytes` view passed to `fill` is detached then:
-   * do not keep it.
+   * do not keep it. `fill` must finish synchronously.
+   * @throws TypeError ERR_INVALID_RETURN_VALUE if `fill` is an async function or returns a
+   *   promise (nothing is sealed, the memfd is closed)
+   * @example
+   * ```ts
+   * using sb = SealedBuffer.create(64 << 20, (bytes) => { bytes.fill(0x2a); });   // synchronous fill only
+   * ```
    */
   static create(size: number, fill: (bytes: Buffer) => void, options?: SealedBufferOptions): SealedBuffer {
     validateLength(size, 'size');
     validateFunction(fill, 'fill');
+    // An async fill would write after the view is detached and the file sealed: refuse it before any syscall.
+    if (isAsyncFunction(fill)) throw asyncFill(Promise.prototype, ' (fill is an async function)');
     const { name, seals, exact } = creationOptions(options);
     const fd = createMemfd(name, seals, exact);
     try {
+      let returned: unknown;
       if (size > 0) {
         check(native.ftruncate(fd, size), 'ftruncate');
         const m = mmap(size, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | C.MAP_POPULATE, fd);
         try {
-          fill(m.bytes());
+          returned = fill(m.bytes());
         } finally {
           m.unmap(); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
         }
       } else {
-        fill(Buffer.alloc(0));
+        returned = fill(Buffer.alloc(0));
+      }
+      if (isThenable(returned)) {
+        // Its continuation will find the view detached and reject; the error thrown here already says why.
+        try { returned.then(undefined, () => {}); } catch { /* a hostile thenable: nothing to silence */ }
+        throw asyncFill(returned);
       }
       return SealedBuffer.#seal(fd, size, seals);
     } catch (err) {
@@ -300,25 +340,14 @@ export class SealedBuffer {
    * of `fd` in every case: a rejected descriptor is closed.
    * @throws MemsealError ERR_MEMSEAL_NOT_MEMFD, ERR_MEMSEAL_NOT_SEALED (the message names the missing
    *   seals), ERR_MEMSEAL_SIZE; EBADF if `fd` is not open
+   * @example
+   * ```ts
+   * const { fds: [fd] } = await channel.receive();
+   * using sb = SealedBuffer.open(fd!, { maxSize: 1 << 20 });   // closed and thrown if it fails a check
+   * ```
    */
   static open(fd: number, options?: VerifyOptions): SealedBuffer {
-    validateFd(fd);
-    let result: VerifyResult;
-    try {
-      result = verify(fd, policy(options));
-    } catch (err) {
-      native.close(fd);
-      throw err;
-    }
-    if (!result.ok) {
-      native.close(fd);
-      throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `SealedBuffer.open(): ${result.reason}`, {
-        hint: result.code === 'ERR_MEMSEAL_NOT_SEALED'
-          ? 'the sender must add the seals before sending (SealedBuffer.from/create do)'
-          : undefined,
-      });
-    }
-    return new SealedBuffer(construct, fd, result.size, result.seals);
+    return openSealed(fd, options, 'SealedBuffer.open()');
   }
 
   /**
@@ -376,6 +405,50 @@ export class SealedBuffer {
   }
 
   [Symbol.dispose](): void { this.close(); }
+}
+
+/**
+ * @internal SealedBuffer.open() for callers that adopt a descriptor on the
+ * user's behalf (Channel.receiveBuffer()): a refusal names `caller`, the call
+ * the user made, rather than SealedBuffer.open().
+ */
+export function openSealed(fd: number, options: VerifyOptions | undefined, caller: string): SealedBuffer {
+  validateFd(fd);
+  let result: VerifyResult;
+  try {
+    result = verify(fd, policy(options));
+  } catch (err) {
+    native.close(fd);
+    throw err;
+  }
+  if (!result.ok) {
+    native.close(fd);
+    throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `${caller}: ${result.reason}`, {
+      hint: result.code === 'ERR_MEMSEAL_NOT_SEALED'
+        ? 'the sender must add the seals before sending (SealedBuffer.from/create do)'
+        : undefined,
+    });
+  }
+  // The constructor is private to the public types; the static factories and this are its callers.
+  return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number]) => SealedBuffer)(
+    construct, fd, result.size, result.seals);
+}
+
+const AsyncFunction = (async () => {}).constructor;
+
+function isAsyncFunction(fn: unknown): boolean {
+  return fn instanceof AsyncFunction || Object.prototype.toString.call(fn) === '[object AsyncFunction]';
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null &&
+    typeof (value as { then?: unknown }).then === 'function';
+}
+
+function asyncFill(actual: unknown, note?: string): TypeError {
+  return invalidReturnValue('fill', 'undefined (it must write synchronously)', actual,
+    'SealedBuffer.create() unmaps and seals as soon as fill returns: await your data first and write it ' +
+    'inside a synchronous fill, or use SealedBuffer.from(data)', note);
 }
 
 // ---- SealedBuffer over a Channel ----
@@ -447,7 +520,7 @@ async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ 
       : new MemsealError('ERR_MEMSEAL_CTRUNC',
         `Channel.receiveBuffer(): the message carried ${fds.length} descriptors, expected 1; all were closed`);
   }
-  return { buffer: SealedBuffer.open(fds[0]!, options), meta: decodeMeta(message.data) };
+  return { buffer: openSealed(fds[0]!, options, 'Channel.receiveBuffer()'), meta: decodeMeta(message.data) };
 }
 
 // The payload of a sendBuffer() message (docs/protocol.md): `meta` verbatim,

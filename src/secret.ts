@@ -49,6 +49,13 @@ export interface SecretBufferOptions {
  * keys in one buffer. `dispose()` zeroes, then unmaps; so does the garbage
  * collector once the object and all views of `bytes` are gone, and every live
  * buffer is zeroed in the process 'exit' event.
+ * @example
+ * ```ts
+ * import { randomFillSync } from 'node:crypto';
+ * import { SecretBuffer } from 'memseal';
+ * using key = SecretBuffer.alloc(32, { fallback: 'mlock' });
+ * randomFillSync(key.bytes);    // generated in place, never in ordinary memory
+ * ```
  */
 export class SecretBuffer {
   /** Bytes requested; `bytes.length`. The mapping is rounded up to whole pages. */
@@ -59,8 +66,8 @@ export class SecretBuffer {
   #bytes: Buffer;
   #closed = false;
 
-  /** @internal use {@link SecretBuffer.alloc} */
-  constructor(token: symbol, mapping: Mapping, size: number, kind: SecretKind) {
+  /** Not public: use {@link SecretBuffer.alloc}. */
+  private constructor(token: symbol, mapping: Mapping, size: number, kind: SecretKind) {
     if (token !== construct) throw illegalConstructor('SecretBuffer.alloc()');
     this.#mapping = mapping;
     this.size = size;

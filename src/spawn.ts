@@ -40,6 +40,13 @@ export interface SpawnWithChannelOptions extends SpawnOptions {
  * environment (MEMSEAL_CHANNEL_FD); the child calls `Channel.fromParent()`.
  * The parent's copy of the child's end is closed, so the channel closes when
  * the child exits.
+ * @example
+ * ```ts
+ * import { Channel, spawnWithChannel } from 'memseal';
+ * const { child, channel } = spawnWithChannel(process.execPath, ['worker.js'], { stdio: 'inherit' });
+ * await channel.send('hello');
+ * // worker.js: const ch = Channel.fromParent(); const m = await ch.receive();
+ * ```
  */
 export function spawnWithChannel(command: string, args: readonly string[] = [], options: SpawnWithChannelOptions = {}):
   { child: ChildProcess; channel: Channel } {

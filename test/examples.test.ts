@@ -20,7 +20,8 @@ describe('examples (run as the README says)', function () {
   const cases: [string, RegExp[]][] = [
     ['examples/seal-basics.ts', [/seals: seal, shrink, grow, write/, /EPERM/]],
     ['examples/handoff.ts', [/child \d+: 1048576 bytes, mapped private/, /child says "checksum ok"/]],
-    ['examples/fan-out.ts', [/4 workers received, verified and read all 64 MiB/]],
+    ['examples/fan-out.ts', [/4 workers received, verified and read all 64 MiB/, /worker 3 \(pid \d+\): [^\n]*PSS of shared memory \d+\.\d MiB/,
+      /system Shmem grew by \d+\.\d MiB for 4 readers of 64 MiB/]],
     ['examples/channel-handoff.ts', [/parent: child says "checked [0-9a-f]{16}"; its memfd holds "written by the child"/]],
     ['examples/server-client.ts', [/client \d+ read greeting=hello limit=42/]],
     ['examples/frozen-config.ts', [/sealed \d+ of 65536 bytes with (mseal|mprotect)/, /routes: \[ 200, 301, 404 \]/,
@@ -28,6 +29,10 @@ describe('examples (run as the README says)', function () {
     ['examples/secret-key.ts', [/32-byte key in (secretmem|mlock) memory/, /HMAC-SHA256\("message"\): [0-9a-f]{16}/,
       /read through \/proc\/self\/mem: (refused, EIO|the key \(mlock memory is not hidden\))/, /after wipe\(\): <Buffer 00 00/]],
     ['examples/demo.js', [/checksum ok/, /memseal was [\d.]+x faster/]],
+    ['examples/cluster-dataset.ts', [/(worker \d+: 16777216 bytes, checksum ok\n){3}/,
+      /3 workers read the same 16 MiB dataset \(sha256 [0-9a-f]{16}\); 1 other process refused/]],
+    ['examples/snapshots.ts', [/fast reader saw versions [\d,]+; latest 10/, /slow reader saw versions [\d,]+; latest 10/,
+      /published 10 versions to 2 readers/]],
   ];
   for (const [file, patterns] of cases) {
     it(file, () => {
@@ -36,6 +41,18 @@ describe('examples (run as the README says)', function () {
       for (const p of patterns) assert.match(out, p);
     });
   }
+
+  it('examples/python-worker.ts (a Python peer verifies the seals and reads the bytes)', function () {
+    const py = spawnSync('python3', ['-c', 'import socket, fcntl; socket.recv_fds; fcntl.F_GET_SEALS'], { encoding: 'utf8' });
+    if (py.status !== 0) {
+      console.log('      (skipped: no python3 >= 3.9 with socket.recv_fds and fcntl.F_GET_SEALS)');
+      this.skip();
+    }
+    const { status, out } = run('examples/python-worker.ts');
+    assert.equal(status, 0, out);
+    assert.match(out, /python \d+: frame 1 8388608 bytes, sha256 [0-9a-f]{16}/);
+    assert.match(out, /python read the same bytes: checksum ok/);
+  });
 
   it("README's quick start runs as written and prints what its comments say", () => {
     const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');

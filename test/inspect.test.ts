@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { features, inspect, sealNames, Seal, type InspectMemfd, type InspectProcess } from '../src';
 import { FIXTURES, skipUnless } from './helpers';
@@ -399,9 +400,31 @@ describe('memseal inspect (CLI)', function () {
     assert.equal(code, 0);
   });
 
-  it('npx memseal inspect works from the repository', function () {
-    const r = cli(['inspect', '--json', String(info.pid)], { command: ['npx', '--no-install', 'memseal'] });
+  it('node_modules/.bin/memseal inspect works from the repository (the local bin, run directly)', function () {
+    const bin = path.join(ROOT, 'node_modules', '.bin', 'memseal');
+    assert.equal(realpathSync(bin), CLI, 'the build links the local bin to dist/cli.js');
+    const r = cli(['inspect', '--json', String(info.pid)], { command: [bin] });
     assert.equal(r.status, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { processes: InspectProcess[] }).processes[0]!.pid, info.pid);
+  });
+
+  it('npx --no-install memseal, in a project that depends on memseal, runs its local bin (no npx cache, no install)', function () {
+    this.timeout(60000);
+    // The layout npm makes for a dependency; an empty npm cache proves nothing is fetched or installed into it.
+    const project = mkdtempSync(path.join(tmpdir(), 'memseal-dependent-'));
+    try {
+      writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'dependent', version: '1.0.0', dependencies: { memseal: '*' } }));
+      mkdirSync(path.join(project, 'node_modules', '.bin'), { recursive: true });
+      symlinkSync(ROOT, path.join(project, 'node_modules', 'memseal'));
+      symlinkSync('../memseal/dist/cli.js', path.join(project, 'node_modules', '.bin', 'memseal'));
+      const cache = path.join(project, 'npm-cache');
+      const r = spawnSync('npx', ['--no-install', 'memseal', 'inspect', '--json', String(info.pid)],
+        { cwd: project, encoding: 'utf8', timeout: 50000, env: { ...process.env, npm_config_cache: cache, npm_config_update_notifier: 'false' } });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as { processes: InspectProcess[] }).processes[0]!.pid, info.pid);
+      assert.ok(!existsSync(path.join(cache, '_npx')), 'npx installed something into its cache');
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
   });
 });

@@ -194,7 +194,7 @@ describe('SealedBuffer', () => {
     it('enforces minSize / maxSize / exactSize with ERR_MEMSEAL_SIZE', () => {
       const sealed = S.SHRINK | S.GROW | S.WRITE;
       assert.throws(() => SealedBuffer.open(rawMemfd(8192, sealed), { maxSize: 4096 }),
-        { code: 'ERR_MEMSEAL_SIZE', message: /size 8192 bytes is outside the accepted range \(0\.\.4096 bytes\)/ });
+        { code: 'ERR_MEMSEAL_SIZE', message: /^SealedBuffer.open\(\): size 8192 bytes exceeds maxSize \(4096 bytes\); accepted: 0\.\.4096 bytes$/ });
       assert.throws(() => SealedBuffer.open(rawMemfd(100, sealed), { minSize: 101 }), { code: 'ERR_MEMSEAL_SIZE' });
       assert.throws(() => SealedBuffer.open(rawMemfd(100, sealed), { exactSize: 99 }),
         { code: 'ERR_MEMSEAL_SIZE', message: /exactly 99/ });
