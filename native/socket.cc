@@ -1,4 +1,4 @@
-// socket.cc — AF_UNIX SOCK_SEQPACKET sockets and descriptor passing:
+// socket.cc — AF_UNIX sockets (SOCK_SEQPACKET, SOCK_STREAM, SOCK_DGRAM) and descriptor passing:
 // socketpair(2), socket(2), bind(2), listen(2), accept4(2), connect(2),
 // sendmsg(2)/recvmsg(2) with SCM_RIGHTS (unix(7), cmsg(3)), getsockopt(2)
 // SO_PEERCRED/SO_DOMAIN/SO_TYPE and fcntl(2) for adopted sockets. The libuv
@@ -75,9 +75,12 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 2));
 }
 
-// socket() -> fd | -errno
+// socket(type = SOCK_SEQPACKET) -> fd | -errno. type: SOCK_SEQPACKET, SOCK_STREAM or SOCK_DGRAM.
 Napi::Value Socket(const Napi::CallbackInfo& info) {
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | kSockFlags, 0);
+  int32_t type = SOCK_SEQPACKET;
+  if (info.Length() > 0 && !info[0].IsUndefined() && !ArgInt32(info, 0, &type)) return info.Env().Undefined();
+  if (type != SOCK_SEQPACKET && type != SOCK_STREAM && type != SOCK_DGRAM) return Result(info.Env(), -EPROTOTYPE);
+  int fd = socket(AF_UNIX, type | kSockFlags, 0);
   if (fd >= 0) TrackUnadopted(info.Env(), fd);
   return Errno(info.Env(), fd);
 }
@@ -128,10 +131,12 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), r);
 }
 
-// sendmsg(fd, data: Uint8Array, fds: Int32Array) -> bytes sent | -errno.
-// One message; SEQPACKET sends all of it or nothing. MSG_NOSIGNAL: a gone
-// peer is EPIPE, not SIGPIPE. The kernel checks every descriptor (EBADF) and
-// the count (EINVAL over SCM_MAX_FD) before anything is queued.
+// sendmsg(fd, data: Uint8Array, fds: Int32Array, to?: sunPath) -> bytes sent | -errno.
+// One message; SEQPACKET and DGRAM send all of it or nothing, STREAM may send
+// a prefix (the descriptors go with it). MSG_NOSIGNAL: a gone peer is EPIPE,
+// not SIGPIPE. The kernel checks every descriptor (EBADF) and the count
+// (EINVAL over SCM_MAX_FD) before anything is queued. `to` addresses one
+// datagram on an unconnected SOCK_DGRAM socket.
 Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   int fd;
   uint8_t* data;
@@ -146,6 +151,16 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
+  sockaddr_un to;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    uint8_t* path;
+    size_t pathLen;
+    socklen_t toLen;
+    if (!ArgBytes(info, 3, &path, &pathLen)) return info.Env().Undefined();
+    if (!MakeAddr(path, pathLen, &to, &toLen)) return Result(info.Env(), -ENAMETOOLONG);
+    msg.msg_name = &to;
+    msg.msg_namelen = toLen;
+  }
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * SCM_MAX_FD)];
   if (nfds > 0) {
     msg.msg_control = control;
@@ -279,6 +294,18 @@ Napi::Value SockType(const Napi::CallbackInfo& info) {
   return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 2));
 }
 
+// setBlocking(fd) -> 0 | -errno: clears O_NONBLOCK. For the end of a socketpair a
+// child inherits: most programs (Python's socket.recv_fds, plain C) expect a
+// blocking socket. O_NONBLOCK belongs to the open file description, and each
+// end of a socketpair is its own, so the other end stays non-blocking.
+Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) return Result(info.Env(), -errno);
+  return Result(info.Env(), 0);
+}
+
 // setNonblockCloexec(fd) -> 0 | -errno: O_NONBLOCK and FD_CLOEXEC on an adopted socket.
 Napi::Value SetNonblockCloexec(const Napi::CallbackInfo& info) {
   int fd;
@@ -305,9 +332,11 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("sockType", Napi::Function::New(env, SockType, "sockType"));
   exports.Set("setNonblockCloexec", Napi::Function::New(env, SetNonblockCloexec, "setNonblockCloexec"));
+  exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
 
   exports.Set("channelConstants", ConstTable(env, {MEMSEAL_NAMED(SCM_MAX_FD), MEMSEAL_NAMED(UNIX_PATH_MAX),
-      MEMSEAL_NAMED(MSG_TRUNC), MEMSEAL_NAMED(MSG_CTRUNC), MEMSEAL_NAMED(AF_UNIX), MEMSEAL_NAMED(SOCK_SEQPACKET)}));
+      MEMSEAL_NAMED(MSG_TRUNC), MEMSEAL_NAMED(MSG_CTRUNC), MEMSEAL_NAMED(AF_UNIX), MEMSEAL_NAMED(SOCK_SEQPACKET),
+      MEMSEAL_NAMED(SOCK_STREAM), MEMSEAL_NAMED(SOCK_DGRAM)}));
 }
 
 }  // namespace memseal

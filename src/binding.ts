@@ -79,16 +79,18 @@ export interface NativeBinding {
   memfdCreateOwned(name: string, flags: number): [number, FdHandle] | number;
   /** memfd_secret(2), the descriptor owned from the start: [fd, handle] or -errno */
   memfdSecretOwned(flags: number): [number, FdHandle] | number;
-  // socket.cc: AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec
+  // socket.cc: AF_UNIX (SOCK_SEQPACKET unless told), non-blocking and close-on-exec
   /** [fd0, fd1] or -errno */
   socketpair(): [number, number] | number;
-  socket(): number;
+  /** type: SOCK_SEQPACKET (default), SOCK_STREAM or SOCK_DGRAM; fd or -errno */
+  socket(type?: number): number;
   /** sunPath: raw sun_path bytes (a filesystem path with its NUL, or '\0name') */
   bind(fd: number, sunPath: Uint8Array): number;
   connect(fd: number, sunPath: Uint8Array): number;
   listen(fd: number, backlog: number): number;
   accept(fd: number): number;
-  sendmsg(fd: number, data: Uint8Array, fds: Int32Array): number;
+  /** bytes sent (a stream may take a prefix) or -errno; `to`: sun_path bytes for an unconnected datagram socket */
+  sendmsg(fd: number, data: Uint8Array, fds: Int32Array, to?: Uint8Array): number;
   /** bytes (the real length if larger than buf) or -errno; out = [fds stored, msg_flags, fds the kernel installed] */
   recvmsg(fd: number, buf: Uint8Array, fds: Int32Array, out: Int32Array): number;
   /** MSG_PEEK, nothing taken: 0 end-of-stream, 1 a message waits, or -errno */
@@ -98,9 +100,11 @@ export interface NativeBinding {
   /** [domain, type] or -errno */
   sockType(fd: number): [number, number] | number;
   setNonblockCloexec(fd: number): number;
+  setBlocking(fd: number): number;
   readonly channelConstants: {
     readonly SCM_MAX_FD: number; readonly UNIX_PATH_MAX: number; readonly MSG_TRUNC: number;
     readonly MSG_CTRUNC: number; readonly AF_UNIX: number; readonly SOCK_SEQPACKET: number;
+    readonly SOCK_STREAM: number; readonly SOCK_DGRAM: number;
   };
   // poll.cc
   /** Adopts fd (pollClose closes it); callback(status: 0 | -errno, events: UV_* bits). */

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { native, type PollHandle } from './binding';
 import {
   type Channel, type ChannelOptions, channelOptions, closeQuietly, newChannel, openPoll, type PeerCredentials, peerCredentials,
+  type SocketType, sockTypeNumber,
 } from './channel';
 import { E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from './errors';
 import { type EmitterEvents, TypedEventEmitter } from './events';
@@ -34,6 +35,27 @@ export interface ListenOptions extends ChannelOptions {
    * Not for abstract names (ERR_INVALID_ARG_VALUE).
    */
   mode?: number;
+  /**
+   * 'seqpacket' (default: SOCK_SEQPACKET, one message per send) or 'stream'
+   * (SOCK_STREAM: bytes, a message is what one read returned; bring your own
+   * framing, see docs/protocol.md). Accepted channels have this type.
+   */
+  type?: ConnectionType;
+}
+
+/** The socket types a listener or a connection can have: SOCK_SEQPACKET or SOCK_STREAM. */
+export type ConnectionType = Exclude<SocketType, 'dgram'>;
+
+/** Options of {@link connect}. */
+export interface ConnectOptions extends ChannelOptions {
+  /** The listener's type: 'seqpacket' (default) or 'stream'. A mismatch fails with EPROTOTYPE. */
+  type?: ConnectionType;
+}
+
+function connectionType(type: unknown, name: string): ConnectionType {
+  if (type === undefined) return 'seqpacket';
+  if (type !== 'seqpacket' && type !== 'stream') throw invalidArgValue(name, "must be 'seqpacket' or 'stream'", type);
+  return type;
 }
 
 /** Accept failures that mean "out of resources": the server backs off and retries instead of failing. */
@@ -59,9 +81,10 @@ export interface ChannelServerEvents extends EmitterEvents {
 }
 
 /**
- * A listening SOCK_SEQPACKET socket. Emits `'connection'` (Channel) for each
- * peer that connects (accept4(2)) and that `allow()` accepts; a connection
- * arriving while nobody listens for `'connection'` is closed at once.
+ * A listening SOCK_SEQPACKET (or, with `type: 'stream'`, SOCK_STREAM) socket.
+ * Emits `'connection'` (Channel) for each peer that connects (accept4(2)) and
+ * that `allow()` accepts; a connection arriving while nobody listens for
+ * `'connection'` is closed at once.
  * `'refused'` (PeerCredentials) for a peer `allow()` turned away.
  * `'warning'` (SystemError with `retryIn` ms) when accepting ran out of
  * resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): the server pauses and retries,
@@ -88,11 +111,16 @@ export class ChannelServer extends TypedEventEmitter<ChannelServerEvents> {
   #shortages = 0;
   #refed = true;
 
+  /** 'seqpacket' or 'stream' (ListenOptions.type): the type of every accepted channel. */
+  readonly type: ConnectionType;
+
   /** Not public: use listen(). */
-  private constructor(token: symbol, fd: number, address: string, options: ChannelOptions, allow: (peer: PeerCredentials) => boolean) {
+  private constructor(token: symbol, fd: number, address: string, options: ChannelOptions, allow: (peer: PeerCredentials) => boolean,
+    type: ConnectionType = 'seqpacket') {
     if (token !== construct) throw illegalConstructor('listen()');
     super();
     this.#allow = allow;
+    this.type = type;
     let handle: PollHandle;
     try {
       handle = openPoll(fd, (status) => this.#onPoll(status));
@@ -266,7 +294,8 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   validateObject(options, 'options');
   const backlog = options.backlog ?? 511;
   validateInteger(backlog, 'options.backlog', 0, 0x7fffffff);
-  const { backlog: _backlog, allow: allowOption, mode, ...rest } = options;
+  const { backlog: _backlog, allow: allowOption, mode, type: typeOption, ...rest } = options;
+  const type = connectionType(typeOption, 'options.type');
   const channel = channelOptions(rest);
   if (allowOption !== undefined && typeof allowOption !== 'function') throw invalidArgType('options.allow', 'a function', allowOption);
   const abstract = path.startsWith('\0');
@@ -275,8 +304,7 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
     if (abstract) throw invalidArgValue('options.mode', 'is for filesystem sockets; an abstract name has no permissions (use allow)', mode);
   }
   const allow = (allowOption as ListenOptions['allow']) ?? sameUserOrRoot(process.geteuid?.() ?? 0);
-  const fd = native.socket();
-  if (fd < 0) throw systemError(fd, 'socket', 'AF_UNIX, SOCK_SEQPACKET');
+  const fd = openSocket(type);
   try {
     bindMode(fd, addr, path, mode);
     const r = native.listen(fd, backlog);
@@ -287,8 +315,8 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   }
   try {
     // The constructor is private to the public types; listen() is its one caller.
-    return new (ChannelServer as unknown as new (...args: [symbol, number, string, ChannelOptions, ListenOptions['allow']]) => ChannelServer)(
-      construct, fd, path, channel, allow);
+    return new (ChannelServer as unknown as new (...args: [symbol, number, string, ChannelOptions, ListenOptions['allow'], ConnectionType]) => ChannelServer)(
+      construct, fd, path, channel, allow, type);
   } catch (err) {
     if (!abstract) fs.rmSync(path, { force: true });  // the constructor has closed the socket
     throw err;
@@ -333,11 +361,10 @@ function bindMode(fd: number, addr: Buffer, path: string, mode: number | undefin
  * const greeting = await ch.receive();
  * ```
  */
-export async function connect(path: string, options?: ChannelOptions): Promise<Channel> {
+export async function connect(path: string, options?: ConnectOptions): Promise<Channel> {
   const addr = sunPath(path);
   if (options !== undefined) channelOptions(options);
-  const fd = native.socket();
-  if (fd < 0) throw systemError(fd, 'socket', 'AF_UNIX, SOCK_SEQPACKET');
+  const fd = openSocket(connectionType(options?.type, 'options.type'));
   const deadline = Date.now() + 5000;
   for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
     const r = native.connect(fd, addr);
@@ -356,8 +383,15 @@ export async function connect(path: string, options?: ChannelOptions): Promise<C
   }
 }
 
-/** sun_path bytes: a filesystem path plus its NUL, or an abstract name as given. */
-function sunPath(path: string): Buffer {
+/** @internal socket(2): AF_UNIX, non-blocking, close-on-exec. */
+export function openSocket(type: SocketType): number {
+  const fd = native.socket(sockTypeNumber(type));
+  if (fd < 0) throw systemError(fd, 'socket', `AF_UNIX, SOCK_${type.toUpperCase()}`);
+  return fd;
+}
+
+/** @internal sun_path bytes: a filesystem path plus its NUL, or an abstract name as given. */
+export function sunPath(path: string): Buffer {
   validateString(path, 'path');
   const abstract = path.startsWith('\0');
   if (path.length === 0 || path === '\0') throw outOfRange('path', 'a non-empty path or abstract name', path);
@@ -370,14 +404,15 @@ function sunPath(path: string): Buffer {
   return bytes;
 }
 
-function printable(path: string): string {
+/** @internal How a path appears in messages: an abstract name as '@name'. */
+export function printable(path: string): string {
   return path.startsWith('\0') ? `@${path.slice(1)}` : path;
 }
 
 function connectHint(r: number): string | undefined {
   if (r === -E.ENOENT) return 'no socket at this path';
   if (r === -E.ECONNREFUSED) return 'nobody listens there (a stale socket file, or an abstract name nobody holds)';
-  if (r === -E.EPROTOTYPE) return 'the listener is not a SOCK_SEQPACKET socket';
+  if (r === -E.EPROTOTYPE) return 'the listener is of another socket type (options.type: seqpacket or stream)';
   if (r === -E.EAGAIN) return "the listener's backlog stayed full for 5 s";
   return undefined;
 }

@@ -1,6 +1,6 @@
-// Channel and Message: one connected AF_UNIX SOCK_SEQPACKET socket passing
-// file descriptors between processes (unix(7): message boundaries kept,
-// connection-oriented), sendmsg(2)/recvmsg(2) with SCM_RIGHTS, driven by a
+// Channel and Message: one AF_UNIX socket passing file descriptors between
+// processes (unix(7)): SOCK_SEQPACKET by default (message boundaries kept,
+// connection-oriented), also SOCK_STREAM and SOCK_DGRAM (docs/protocol.md), sendmsg(2)/recvmsg(2) with SCM_RIGHTS, driven by a
 // libuv poll watcher so no call blocks the loop. Listening and connecting live
 // in channel-server.ts, the spawn protocol in spawn.ts, and the SealedBuffer
 // methods (sendBuffer/receiveBuffer) in sealed.ts: the transport imports none of them.
@@ -46,6 +46,27 @@ export interface PeerCredentials {
   readonly uid: number;
   readonly gid: number;
 }
+
+/**
+ * The kind of AF_UNIX socket under a Channel: 'seqpacket' (SOCK_SEQPACKET, the
+ * default: message boundaries kept), 'stream' (SOCK_STREAM: a message is what
+ * one read returned) or 'dgram' (SOCK_DGRAM: one datagram, no connection).
+ */
+export type SocketType = 'seqpacket' | 'stream' | 'dgram';
+
+/** @internal SocketType -> SOCK_* (from native), and back. */
+export function sockTypeNumber(type: SocketType): number {
+  return type === 'stream' ? K.SOCK_STREAM : type === 'dgram' ? K.SOCK_DGRAM : K.SOCK_SEQPACKET;
+}
+
+function socketType(n: number): SocketType | null {
+  if (n === K.SOCK_SEQPACKET) return 'seqpacket';
+  if (n === K.SOCK_STREAM) return 'stream';
+  if (n === K.SOCK_DGRAM) return 'dgram';
+  return null;
+}
+
+const NO_FDS = new Int32Array(0);
 
 export interface ChannelOptions {
   /**
@@ -176,6 +197,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   #waiters = new Queue<Waiter>();
   #closed = false;       // by close() or because the peer hung up
   #peerGone = false;     // hung up: the socket stays open only while it holds unread messages
+  #type: SocketType;
 
   /**
    * Not public: use socketPair(), connect(), Channel.fromFd() or spawnWithChannel().
@@ -190,6 +212,8 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     this.#maxQueuedFds = o.maxQueuedFds;
     this.#fdBuf = new Int32Array(o.maxFds);
     this.#peer = peer ?? peerCredentials(fd);
+    const kind = native.sockType(fd);
+    this.#type = (typeof kind === 'number' ? null : socketType(kind[1])) ?? 'seqpacket';
     const handle = openPoll(fd, (status, events) => this.#onPoll(status, events));
     this.#fd = fd;
     this.#handle = handle;
@@ -203,11 +227,13 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   }
 
   /**
-   * Adopts a connected AF_UNIX SOCK_SEQPACKET socket (inherited, or made
-   * elsewhere); the channel owns it once this returns and sets O_NONBLOCK and
-   * FD_CLOEXEC on it. If it throws, for any reason, the descriptor is left
-   * open and is still the caller's.
-   * @throws ENOTSOCK/EBADF (getsockopt), EPROTOTYPE if it is not AF_UNIX SOCK_SEQPACKET,
+   * Adopts an AF_UNIX socket (inherited, or made elsewhere): a connected
+   * SOCK_SEQPACKET or SOCK_STREAM socket, or a SOCK_DGRAM socket (bound to
+   * receive, or connected); the type is read with getsockopt(SO_TYPE) and is
+   * `channel.type`. The channel owns the socket once this returns and sets
+   * O_NONBLOCK and FD_CLOEXEC on it. If it throws, for any reason, the
+   * descriptor is left open and is still the caller's.
+   * @throws ENOTSOCK/EBADF (getsockopt), EPROTOTYPE if it is not one of those,
    *   MemsealError ERR_MEMSEAL_FD_IN_USE if a Channel (or another handle of this
    *   thread's event loop) already watches it, RangeError/TypeError for bad arguments
    */
@@ -216,8 +242,8 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     if (options !== undefined) channelOptions(options);
     const type = native.sockType(fd);
     if (typeof type === 'number') throw systemError(type, 'getsockopt', 'SO_TYPE', 'the descriptor is not a socket');
-    if (type[0] !== K.AF_UNIX || type[1] !== K.SOCK_SEQPACKET) {
-      throw systemError(-E.EPROTOTYPE, 'getsockopt', 'SO_TYPE', 'a Channel needs an AF_UNIX SOCK_SEQPACKET socket');
+    if (type[0] !== K.AF_UNIX || socketType(type[1]) === null) {
+      throw systemError(-E.EPROTOTYPE, 'getsockopt', 'SO_TYPE', 'a Channel needs an AF_UNIX SOCK_SEQPACKET, SOCK_STREAM or SOCK_DGRAM socket');
     }
     const r = native.setNonblockCloexec(fd);
     if (r < 0) throw systemError(r, 'fcntl', 'F_SETFL');
@@ -240,6 +266,8 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   get closed(): boolean { return this.#closed; }
   /** The peer's pid/uid/gid when it connected (SO_PEERCRED). For socketPair(), this process. */
   get peer(): PeerCredentials { return this.#peer; }
+  /** The socket's type (SO_TYPE): 'seqpacket', 'stream' or 'dgram'. */
+  get type(): SocketType { return this.#type; }
   /** Messages waiting to be sent because the kernel's send buffer is full. */
   get pendingSends(): number { return this.#sendq.length; }
   /** What the send queue holds, in bytes: payloads plus {@link QUEUED_MESSAGE_OVERHEAD} per message. */
@@ -295,30 +323,38 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
       if (!Array.isArray(fds)) throw invalidArgType('fds', 'an array of file descriptors', fds);
       if (fds.length > MAX_FDS) throw outOfRange('fds.length', `<= ${MAX_FDS} (SCM_MAX_FD)`, fds.length);
       for (let i = 0; i < fds.length; i++) validateFd(fds[i], `fds[${i}]`);
-      if (bytes.byteLength === 0 && fds.length === 0) {
+      if (bytes.byteLength === 0 && this.#type === 'stream') {
+        throw outOfRange('data.byteLength', '>= 1 on a stream socket (descriptors travel with a byte; an empty write sends nothing)', 0);
+      }
+      if (bytes.byteLength === 0 && fds.length === 0 && this.#type === 'seqpacket') {
         throw outOfRange('data.byteLength', '>= 1 when no descriptors are sent (an empty message reads as end-of-stream)', 0);
       }
       if (this.#closed) throw closedError('send');
       const fdArr = Int32Array.from(fds);
+      let sent = 0;
       if (this.#sendq.length === 0) {
         const r = native.sendmsg(this.#fd, bytes, fdArr);
-        if (r >= 0) return Promise.resolve();
-        if (r !== -E.EAGAIN) throw sendError(r);
+        if (r >= bytes.byteLength) return Promise.resolve();
+        if (r < 0 && r !== -E.EAGAIN) throw sendError(r);
+        sent = Math.max(r, 0);  // a stream took a prefix (and the descriptors with it)
       }
       const cost = bytes.byteLength + QUEUED_MESSAGE_OVERHEAD;
-      if (this.#queuedBytes + cost > this.#maxQueuedBytes || this.#queuedFds + fdArr.length > this.#maxQueuedFds) {
-        throw queueFullError(this, cost, fdArr.length);
+      // A stream that took a prefix took the descriptors with it; the rest must follow whatever the bound.
+      const owned = sent > 0 ? NO_FDS : fdArr;
+      if (sent === 0 && (this.#queuedBytes + cost > this.#maxQueuedBytes || this.#queuedFds + owned.length > this.#maxQueuedFds)) {
+        throw queueFullError(this, cost, owned.length);
       }
       // A queued message must never refer to a descriptor number it does not own: the caller may
       // close its descriptor as soon as send() returns and the number may then name another file.
-      dupAll(fdArr);
+      dupAll(owned);
       // the caller may reuse its buffer once send() returns; a string's bytes are ours already
-      const copy = typeof data === 'string' ? bytes : Buffer.from(bytes);
+      const rest = bytes.subarray(sent);
+      const copy = typeof data === 'string' ? rest : Buffer.from(rest);
       const p = new Promise<void>((resolve, reject) => {
-        this.#sendq.push({ data: copy, fds: fdArr, cost, resolve, reject });
+        this.#sendq.push({ data: copy, fds: owned, cost, resolve, reject });
       });
       this.#queuedBytes += cost;
-      this.#queuedFds += fdArr.length;
+      this.#queuedFds += owned.length;
       this.#update();
       return p;
     } catch (err) {
@@ -491,7 +527,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
       return new MemsealError('ERR_MEMSEAL_SIZE',
         `a message of ${r} bytes exceeds Channel.MAX_PAYLOAD (${MAX_PAYLOAD}): dropped, its descriptors closed`);
     }
-    if (r === 0 && nfds === 0) return EOF;
+    if (r === 0 && nfds === 0 && this.#type !== 'dgram') return EOF;  // an empty datagram is a message
     const data = Buffer.allocUnsafe(r);
     scratch.copy(data, 0, 0, r);
     return new Message(data, fds);
@@ -534,6 +570,14 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
       const job = this.#sendq.peek()!;
       const r = native.sendmsg(this.#fd, job.data, job.fds);
       if (r === -E.EAGAIN) break;
+      if (r >= 0 && r < job.data.byteLength) {
+        // a stream took a prefix and the descriptors with it: the rest goes next, alone
+        job.data = job.data.subarray(r);
+        for (const fd of job.fds) closeQuietly(fd);  // our duplicates: the kernel holds its own now
+        this.#queuedFds -= job.fds.length;
+        job.fds = NO_FDS;
+        continue;
+      }
       this.#sendq.shift();
       this.#dequeued(job);
       if (r >= 0) job.resolve();

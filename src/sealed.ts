@@ -7,7 +7,7 @@ import { readSync, writeSync } from 'node:fs';
 import { type FdHandle, native } from './binding';
 import { Channel, closeQuietly } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
-import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, systemError, tooLargeForBuffer } from './errors';
+import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, outOfRange, systemError, tooLargeForBuffer } from './errors';
 import { features } from './features';
 import { hugePageSettings, hugetlbPool } from './hugepages';
 import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, PAGE_SIZE, regionHandle, unmapNow } from './mapping';
@@ -179,7 +179,14 @@ export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
 export interface SealedBufferOptions {
   /** The memfd's name, shown in /proc/<pid>/fd and `memseal inspect`. Default 'memseal'. */
   name?: string;
-  /** The seals to add once filled. Default SHRINK | GROW | WRITE | SEAL. */
+  /**
+   * Exactly the seals the buffer carries once filled (F_SEAL_* bits, see `Seal`).
+   * Default SHRINK | GROW | WRITE | SEAL, plus EXEC where the kernel has
+   * MFD_NOEXEC_SEAL (Linux 6.3). When given, EXEC is present only if asked for
+   * (the memfd is then made with MFD_NOEXEC_SEAL, else with MFD_EXEC) — except
+   * under vm.memfd_noexec=2, where every memfd is made non-executable and so
+   * carries EXEC too. `seals` on the result tells what the file has.
+   */
   seals?: number;
   /**
    * Back the buffer with hugetlb pages (memfd_create MFD_HUGETLB, Linux 4.14):
@@ -211,6 +218,8 @@ interface Creation {
   hugeFlags: number;
   /** The huge page size the file is rounded up to (hugetlb), or 0. */
   hugeSize: number;
+  /** options.seals was given: the file carries exactly those seals where the kernel allows it. */
+  exact: boolean;
 }
 
 function hugeOption(value: unknown): { hugeFlags: number; hugeSize: number } {
@@ -237,6 +246,7 @@ function creationOptions(options: SealedBufferOptions | undefined): Creation {
   let name = 'memseal';
   let seals = DEFAULT_SEALS;
   let huge = { hugeFlags: 0, hugeSize: 0 };
+  let exact = false;
   if (options !== undefined) {
     validateObject(options, 'options');
     if (options.name !== undefined) {
@@ -244,10 +254,14 @@ function creationOptions(options: SealedBufferOptions | undefined): Creation {
       if (options.name.includes('\0')) throw invalidArgValue('options.name', 'must be a string without null bytes', options.name);
       name = options.name;
     }
-    if (options.seals !== undefined) { validateFlags(options.seals, 'options.seals'); seals = options.seals; }
+    if (options.seals !== undefined) {
+      validateFlags(options.seals, 'options.seals');
+      seals = options.seals;
+      exact = true;
+    }
     huge = hugeOption(options.hugePages);
   }
-  return { name, seals, ...huge };
+  return { name, seals, exact, ...huge };
 }
 
 /** What the kernel's refusal of a hugetlb request most likely means. */
@@ -265,12 +279,27 @@ function hugetlbHint(size: number): (e: number) => string | undefined {
 /** The memfd and the native handle that owns it from the moment it exists. */
 type OwnedMemfd = [fd: number, handle: FdHandle];
 
-/** Creates the memfd: MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3), retrying without on EINVAL. */
+/**
+ * Creates the memfd, owned by a native handle from the moment it exists. By
+ * default with MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3; it adds
+ * F_SEAL_EXEC at creation), retrying without on EINVAL. With `exact` seals the
+ * file carries F_SEAL_EXEC only if `seals` asks for it: without EXEC it is made
+ * with MFD_EXEC, because under vm.memfd_noexec=1 a memfd made with neither flag
+ * gets MFD_NOEXEC_SEAL (and so F_SEAL_EXEC) implicitly. Under vm.memfd_noexec=2
+ * the kernel refuses MFD_EXEC (EACCES): then the file is made with
+ * MFD_NOEXEC_SEAL after all and carries F_SEAL_EXEC too — the one case where
+ * the kernel does not allow the exact set.
+ */
 function createMemfd(c: Creation): OwnedMemfd {
   const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING | c.hugeFlags;
   const hint = (flags: number) => (e: number): string | undefined =>
     (c.hugeFlags ? hugetlbHint(c.hugeSize)(e) : undefined) ?? memfdCreateHint(e, c.name, flags);
   if (features.noexecSeal) {
+    if (c.exact && (c.seals & Seal.EXEC) === 0) {
+      const r = native.memfdCreateOwned(c.name, base | C.MFD_EXEC);
+      if (typeof r !== 'number') return r;
+      if (r !== -E.EACCES) check(r, 'memfd_create', undefined, hint(base | C.MFD_EXEC));
+    }
     const r = native.memfdCreateOwned(c.name, base | C.MFD_NOEXEC_SEAL);
     if (typeof r !== 'number') return r;
     if (r !== -E.EINVAL) check(r, 'memfd_create', undefined, hint(base | C.MFD_NOEXEC_SEAL));
@@ -647,11 +676,13 @@ declare module './channel' {
      * Channel.MAX_PAYLOAD bytes; a string is sent as UTF-8). The receiver gets
      * its own descriptor of the same file; `buf` stays usable and may be closed
      * as soon as this returns: a send that has to wait for buffer space keeps a
-     * duplicate of the descriptor (F_DUPFD_CLOEXEC) until it goes out.
+     * duplicate of the descriptor (F_DUPFD_CLOEXEC) until it goes out. On the
+     * wire an empty `meta` is one NUL byte, so the message is never empty
+     * (docs/protocol.md); a `meta` of exactly one NUL byte is therefore refused.
      * @rejects TypeError if `buf` is not a SealedBuffer; RangeError for oversized
-     *   meta; MemsealError ERR_MEMSEAL_CLOSED if `buf` or the channel is closed;
-     *   ERR_MEMSEAL_QUEUE_FULL when the send would wait and the queue is at its
-     *   bound (nothing taken); EPIPE when the peer is gone
+     *   meta or a meta of one NUL byte; MemsealError ERR_MEMSEAL_CLOSED if `buf`
+     *   or the channel is closed; ERR_MEMSEAL_QUEUE_FULL when the send would wait
+     *   and the queue is at its bound (nothing taken); EPIPE when the peer is gone
      */
     sendBuffer(buf: SealedBuffer, meta?: Uint8Array | ArrayBufferView | string): Promise<void>;
 
@@ -674,9 +705,15 @@ declare module './channel' {
 function sendBuffer(this: Channel, buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
   if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
   if (buf.closed) return Promise.reject(closedError('Channel.sendBuffer()', 'the SealedBuffer'));
+  let payload: Uint8Array;
+  try {
+    payload = encodeMeta(meta);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   // send() gives a message that has to wait its own duplicate of the descriptor (F_DUPFD_CLOEXEC),
   // so `buf` may be closed, and its number reused, as soon as this returns.
-  return this.send(meta, [buf.fd]);
+  return this.send(payload, [buf.fd]);
 }
 
 async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ buffer: SealedBuffer; meta: Buffer }> {
@@ -691,7 +728,27 @@ async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ 
       : new MemsealError('ERR_MEMSEAL_CTRUNC',
         `Channel.receiveBuffer(): the message carried ${fds.length} descriptors, expected 1; all were closed`);
   }
-  return { buffer: openSealed(fds[0]!, options, 'Channel.receiveBuffer()'), meta: message.data };
+  return { buffer: openSealed(fds[0]!, options, 'Channel.receiveBuffer()'), meta: decodeMeta(message.data) };
+}
+
+// The payload of a sendBuffer() message (docs/protocol.md): `meta` verbatim,
+// except that an empty meta travels as one NUL byte, so a message with a
+// descriptor is never empty (Go's ReadMsgUnix reads an empty one as EOF, and
+// its WriteMsgUnix sends that same NUL byte for an empty payload). One NUL
+// byte is therefore reserved and cannot be sent as meta.
+const EMPTY_META = new Uint8Array(1);
+
+function encodeMeta(meta: unknown): Uint8Array {
+  const bytes = toBytes(meta);  // as Channel#send() reads data: a detached view is empty
+  if (bytes.byteLength === 0) return EMPTY_META;
+  if (bytes.byteLength === 1 && bytes[0] === 0) {
+    throw outOfRange('meta', 'not a single NUL byte (on the wire it stands for an empty meta; docs/protocol.md)', '\\0');
+  }
+  return bytes;
+}
+
+function decodeMeta(payload: Buffer): Buffer {
+  return payload.length === 1 && payload[0] === 0 ? payload.subarray(0, 0) : payload;
 }
 
 // Defined like class methods: non-enumerable, writable, configurable.

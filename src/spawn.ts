@@ -59,6 +59,14 @@ export function spawnWithChannel(command: string, args: readonly string[] = [], 
   const pair = native.socketpair();
   if (typeof pair === 'number') throw systemError(pair, 'socketpair');
   const [ours, theirs] = pair;
+  // The child's end is blocking, as most programs expect of an inherited socket
+  // (Channel.fromParent() makes it non-blocking again); ours stays non-blocking.
+  const blocking = native.setBlocking(theirs);
+  if (blocking < 0) {
+    closeQuietly(ours);
+    closeQuietly(theirs);
+    throw systemError(blocking, 'fcntl', 'F_SETFL');
+  }
   const index = stdio.length;
   stdio.push(theirs);
   let child: ChildProcess;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Best effort: install what the interop tests use (Debian/Ubuntu package names). Never fails CI:
+# a test whose tool is still missing skips and prints why.
+set -u
+need=()
+command -v python3 >/dev/null || need+=(python3)
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+{ [ -x /lib/systemd/systemd-journald ] || [ -x /usr/lib/systemd/systemd-journald ]; } || need+=(systemd)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "== interop deps: python3, cc and systemd-journald present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "== interop deps: missing ${need[*]}; not root or no apt-get, so the tests that need them will skip"
+  exit 0
+fi
+echo "== interop deps: installing ${need[*]}"
+if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; }; then
+  echo "== interop deps: apt-get could not install ${need[*]}; the tests that need them will skip"
+fi
+exit 0

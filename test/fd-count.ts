@@ -1,0 +1,23 @@
+// Descriptor counts that ignore the test loader's own: tsx keeps a descriptor
+// of its cache directory (/tmp/tsx-<uid>) open for a while after it compiles a
+// module, which would make a baseline taken right after a lazy import off by one.
+import { readdirSync, readlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const loaderCache = path.join(tmpdir(), 'tsx-');
+
+/** Open descriptors of this process, less the loader's cache directory and the one readdir uses. */
+export function countOwnFds(): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue;  // readdir's own descriptor, gone by now
+    }
+    if (!target.startsWith(loaderCache)) n++;
+  }
+  return n;
+}
