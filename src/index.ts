@@ -9,7 +9,7 @@ export { MemsealError } from './errors';
 export type { MemsealErrorCode, SystemError } from './errors';
 export { memfdCreate, memfdSecret, addSeals, getSeals, MEMFD_NAME_MAX } from './memfd';
 export { mmap, mseal, Mapping } from './mapping';
-export { SealedBuffer, verifySeals, DEFAULT_REQUIRED_SEALS, DEFAULT_SEALS } from './sealed';
+export { SealedBuffer, verifySeals, DEFAULT_MAX_SIZE, DEFAULT_REQUIRED_SEALS, DEFAULT_SEALS } from './sealed';
 export type { SealedBufferOptions, SealedBufferView, VerifyOptions, VerifyResult } from './sealed';
 export { Channel, Message, socketPair, MAX_PAYLOAD, MAX_FDS, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FDS, QUEUED_MESSAGE_OVERHEAD } from './channel';
 export type { ChannelEvents, ChannelOptions, PeerCredentials, SocketType } from './channel';

@@ -21,3 +21,18 @@ export function countOwnFds(): number {
   }
   return n;
 }
+
+/**
+ * Waits (up to `ms`) for the descriptor count to come down to `expected`:
+ * buffers of 1 MiB and more close their descriptor on the libuv thread pool,
+ * a moment after close() returns. Returns the last count.
+ */
+export async function settledOwnFds(expected: number, ms = 2000): Promise<number> {
+  const deadline = Date.now() + ms;
+  let n = countOwnFds();
+  while (n > expected && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    n = countOwnFds();
+  }
+  return n;
+}
