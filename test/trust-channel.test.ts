@@ -268,18 +268,23 @@ describe('Channel trust boundary', () => {
       let err = '';
       server.stdout!.on('data', (d: Buffer) => (out += d));
       server.stderr!.on('data', (d: Buffer) => (err += d));
+      // listened for from the start: a server that dies early must fail the test, not hang it
+      const serverExit = once(server, 'exit') as Promise<[number | null, string | null]>;
+      let exited = false;
+      void serverExit.then(() => { exited = true; });
       while (!out.includes('listening')) {
-        if (server.exitCode !== null) assert.fail(`server exited: ${err}`);
+        if (exited) assert.fail(`server exited: ${err}`);
         await sleep(20);
       }
       const client = spawn(process.execPath, [FIXTURE, 'connect-many', address, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(client);
+      const clientExit = once(client, 'exit');  // the client may well exit before the server does
       let clientOut = '';
       client.stdout!.on('data', (d: Buffer) => (clientOut += d));
-      const [serverCode, serverSignal] = (await once(server, 'exit')) as [number | null, string | null];
+      const [serverCode, serverSignal] = await serverExit;
       assert.equal(serverSignal, null);
       assert.equal(serverCode, 0, `the server died: ${err}`);
-      await once(client, 'exit');
+      await clientExit;
       assert.equal(Number(clientOut.trim()), n, 'every client got its answer');
       const result = JSON.parse(out.split('\n')[1]!) as { served: number; warnings: number };
       assert.equal(result.served, n);
