@@ -120,6 +120,7 @@ op('SecretBuffer mlock fallback alloc + dispose', CYCLES / 4, () => {
 op('verifySeals on a sealed memfd', CYCLES, () => {
   if (!m.verifySeals(source.fd).ok) throw new Error('verify');
 });
+const cleanups = [];
 if (m.features.futureWrite) {
   // Publisher/Subscriber: a stream through one pool, and whole attach/detach cycles
   const pool = m.Publisher.create({ slots: 8, slotSize: PAGE, name: 'soak-pool' });
@@ -140,7 +141,8 @@ if (m.features.futureWrite) {
     (await sub.receive()).release();
     sub.close();
   });
-  process.on('beforeExit', () => { pool.close(); streamSub?.close(); });
+  // closed when the run ends ('beforeExit' would never come: the pool's channels keep the loop alive)
+  cleanups.push(() => { streamSub?.close(); pool.close(); pa.close(); sa.close(); });
 } else {
   console.log('(Publisher/Subscriber cycles skipped: features.futureWrite is false on this kernel)');
 }
@@ -172,6 +174,7 @@ async function main() {
   a.close();
   b.close();
   source.close();
+  for (const cleanup of cleanups) cleanup();
   const failures = rows.filter((r) => r.fds !== 0 || Math.abs(r.maps) > MAPS_SLACK || r.rssMiB > RSS_SLACK_MIB);
   const total = rows.reduce((s, r) => s + r.cycles, 0);
   console.log(`soak: ${rows.length} operations, ${total} cycles in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
