@@ -16,8 +16,11 @@ import { skipUnless } from './helpers';
 
 const KERNEL_H = path.join(__dirname, '..', 'native', 'kernel.h');
 const REQUIRED = process.env.MEMSEAL_UAPI_REQUIRED === '1';
-/** kernel.h names that are not uapi: SCM_MAX_FD lives in include/net/scm.h (kernel-internal). */
-const NOT_UAPI = new Set(['SCM_MAX_FD']);
+/**
+ * kernel.h names that are not uapi: SCM_MAX_FD lives in include/net/scm.h (kernel-internal);
+ * MEMSEAL_KNOWN_SEALS is memseal's own (the seal bits this build knows).
+ */
+const NOT_UAPI = new Set(['SCM_MAX_FD', 'MEMSEAL_KNOWN_SEALS']);
 
 /** Object-like `#define NAME VALUE` lines of a header; comments removed; first definition wins. */
 function defines(text: string): Map<string, string> {
