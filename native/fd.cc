@@ -60,7 +60,18 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (r >= 0) TrackUnadopted(info.Env(), r);  // a queued send's own: closed with the env if it dies first
   return Errno(info.Env(), r);
+}
+
+// untrack(fd) -> undefined. A descriptor recvmsg() or dup() returned is handed
+// to the program: from now on the program alone closes it (a number it closes
+// may be reused, so teardown must not close it again).
+Napi::Value UntrackFd(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  Untrack(info.Env(), fd);
+  return info.Env().Undefined();
 }
 
 // errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);
@@ -108,6 +119,7 @@ Napi::Value ErrorMessage(const Napi::CallbackInfo& info) {
 
 void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
+  exports.Set("untrack", Napi::Function::New(env, UntrackFd, "untrack"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));

@@ -464,6 +464,17 @@ Napi::Value View(const Napi::CallbackInfo& info) {
   return Napi::Value(info.Env(), ab);
 }
 
+// regionState(handle) -> [holds, reserved]: how many holders keep the address
+// range (views' stores and objects, jobs, the handle until munmap) and whether
+// it is still mapped by this region. For tests: /proc/self/maps cannot tell a
+// range still ours from the same addresses mapped anew by another allocator.
+Napi::Value RegionState(const Napi::CallbackInfo& info) {
+  Region* r = GetRegion(info, 0);
+  if (r == nullptr) return info.Env().Undefined();
+  napi_value items[2] = {Double(info.Env(), r->refs), Double(info.Env(), r->reserved ? 1 : 0)};
+  return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 2));
+}
+
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
 }
@@ -486,6 +497,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("wipeLive", Napi::Function::New(env, WipeLive, "wipeLive"));
   exports.Set("view", Napi::Function::New(env, View, "view"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
+  exports.Set("regionState", Napi::Function::New(env, RegionState, "regionState"));
 }
 
 }  // namespace memseal

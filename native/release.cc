@@ -170,6 +170,7 @@ Napi::Value FdOpen(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  Untrack(env, fd);  // received or duplicated by a channel: owned from here on
   OwnedFd* o = new OwnedFd{env, fd, false};
   if (napi_add_env_cleanup_hook(env, CleanupHook, o) == napi_ok) o->hooked = true;
   bool armed;

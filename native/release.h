@@ -13,9 +13,11 @@ namespace memseal {
 bool Defer(napi_env env, void (*execute)(void*), void (*complete)(napi_env, void*), void* data);
 
 // Descriptors a native call created and returned as plain numbers that are
-// about to be adopted (by pollOpen) or closed (by close()). Until then they are
-// remembered per environment and closed if it is torn down first: a worker
-// terminated between socketpair() and the Channel constructor leaks nothing.
+// about to be adopted (by pollOpen or fdOpen), closed (by close()) or handed to
+// the program (untrack()): sockets, descriptors recvmsg() installed, a queued
+// send's duplicates. Until then they are remembered per environment and closed
+// if it is torn down first: a worker terminated between socketpair() and the
+// Channel constructor, or with a received message not yet delivered, leaks nothing.
 void TrackUnadopted(napi_env env, int fd);
 void Untrack(napi_env env, int fd);
 

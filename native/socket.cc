@@ -237,6 +237,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
           close(got);  // cannot happen unless the kernel overfilled; never leak
         } else {
           fds[n++] = got;
+          TrackUnadopted(info.Env(), got);  // the channel's until handed to the program or adopted
         }
       }
     }

@@ -45,6 +45,8 @@ export interface NativeBinding {
   ftruncate(fd: number, length: number): number;
   close(fd: number): number;
   dup(fd: number): number;
+  /** The program takes a descriptor recvmsg() or dup() returned: teardown no longer closes it. */
+  untrack(fd: number): void;
   errorName(negErrno: number): string;
   errorMessage(negErrno: number): string;
   // mapping.cc
@@ -69,6 +71,8 @@ export interface NativeBinding {
   wipeLive(): number;
   /** An external ArrayBuffer over [offset, offset + length) of the region, or -errno */
   view(handle: RegionHandle, offset: number, length: number): ArrayBuffer | number;
+  /** [holders of the address range, 1 while it is still mapped by this region] (for tests) */
+  regionState(handle: RegionHandle): [number, number];
   pageSize(): number;
   // release.cc
   /** Adopts fd: fdClose, the garbage collector or environment teardown closes it. */

@@ -95,6 +95,9 @@ export interface ChannelOptions {
  * One received message. The receiver owns `fds` (open, close-on-exec):
  * use them, close them, or let `closeFds()` / `using` do it. `takeFds()`
  * hands them over explicitly so a later `closeFds()` leaves them alone.
+ * Until the message is delivered (`receive()` settles, `'message'` is
+ * emitted) its descriptors are the channel's: a worker terminated before that
+ * leaks none of them; from then on they are the program's, like any fd it opened.
  */
 export class Message {
   /** The payload, a private copy. */
@@ -135,6 +138,24 @@ interface SendJob {
 interface Waiter {
   resolve: (m: Message) => void;
   reject: (err: Error) => void;
+  handOver: boolean;  // a receive() by the program (else memseal's own, which adopts the descriptors)
+}
+
+/**
+ * @internal Channel#[receiveOwned]() is receive() for memseal's own callers
+ * (receiveBuffer): the descriptors stay tracked natively, closed if the
+ * environment is torn down, until the caller adopts (fdOpen) or closes them.
+ */
+export const receiveOwned: unique symbol = Symbol('memseal.receiveOwned');
+
+/**
+ * A received message's descriptors are the channel's (closed with the worker
+ * or process environment if it is torn down first) until the program gets the
+ * message: from then on they are the program's, like any fd it opened.
+ */
+function handOver(m: Message): Message {
+  for (const fd of m.fds) native.untrack(fd);
+  return m;
 }
 
 /** The events of a {@link Channel} and their listeners' arguments. */
@@ -370,26 +391,36 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
    *   descriptors closed); ERR_MEMSEAL_SIZE (payload over MAX_PAYLOAD from a foreign peer: dropped)
    */
   receive(): Promise<Message> {
+    return this.#receive(true);
+  }
+
+  /** @internal receive() whose descriptors stay tracked until the caller adopts them (see receiveOwned). */
+  [receiveOwned](): Promise<Message> {
+    return this.#receive(false);
+  }
+
+  #receive(handOverFds: boolean): Promise<Message> {
+    const give = handOverFds ? handOver : (m: Message) => m;
     const queued = this.#recvq.shift();
-    if (queued !== undefined) return queued instanceof Message ? Promise.resolve(queued) : Promise.reject(queued);
+    if (queued !== undefined) return queued instanceof Message ? Promise.resolve(give(queued)) : Promise.reject(queued);
     if (this.#closed) {
       // after a hang-up, what the peer left in the socket is read one message per request
       const m = this.#recvLeft();
       if (m === null) return Promise.reject(closedError('receive'));
-      return m instanceof Message ? Promise.resolve(m) : Promise.reject(m);
+      return m instanceof Message ? Promise.resolve(give(m)) : Promise.reject(m);
     }
     if (this.#waiters.length === 0) {
       const m = this.#recv();
-      if (m instanceof Message) return Promise.resolve(m);
+      if (m instanceof Message) return Promise.resolve(give(m));
       if (m instanceof Error) return Promise.reject(m);
       if (m === EOF || m === RESET) {
-        const p = new Promise<Message>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+        const p = new Promise<Message>((resolve, reject) => this.#waiters.push({ resolve, reject, handOver: handOverFds }));
         this.#hangup();
         return p;
       }
     }
     return new Promise<Message>((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
+      this.#waiters.push({ resolve, reject, handOver: handOverFds });
       this.#update();
     });
   }
@@ -536,10 +567,10 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   #deliver(m: Message | Error): void {
     const w = this.#waiters.shift();
     if (w !== undefined) {
-      if (m instanceof Message) w.resolve(m);
+      if (m instanceof Message) w.resolve(w.handOver ? handOver(m) : m);
       else w.reject(m);
     } else if (this.listenerCount('message') > 0) {
-      if (m instanceof Message) this.emit('message', m);
+      if (m instanceof Message) this.emit('message', handOver(m));
       else this.emit('error', m);
     } else {
       this.#recvq.push(m);

@@ -5,7 +5,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { readSync, writeSync } from 'node:fs';
 import { type FdHandle, native } from './binding';
-import { Channel, closeQuietly } from './channel';
+import { Channel, closeQuietly, receiveOwned } from './channel';
 import { constants as C, Seal, sealNames } from './constants';
 import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, outOfRange, systemError, tooLargeForBuffer } from './errors';
 import { features } from './features';
@@ -718,7 +718,7 @@ function sendBuffer(this: Channel, buf: SealedBuffer, meta: Uint8Array | ArrayBu
 
 async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ buffer: SealedBuffer; meta: Buffer }> {
   verifyPolicy(options);
-  const message = await this.receive();
+  const message = await this[receiveOwned]();  // its descriptor is never untracked: adopted or closed below
   const fds = message.takeFds();
   if (fds.length !== 1) {
     for (const fd of fds) closeQuietly(fd);

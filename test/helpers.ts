@@ -1,4 +1,5 @@
 // Shared test helpers: resource counts from /proc and child-process runners.
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -22,6 +23,17 @@ export function mapsLineFor(address: bigint): string | undefined {
     const [lo, hi] = range.split('-').map((h) => BigInt(`0x${h}`));
     return lo !== undefined && hi !== undefined && address >= lo && address < hi;
   });
+}
+
+/**
+ * The mapping `before` (a line of /proc/self/maps, read while it was mapped) described is gone:
+ * nothing covers `address` now, or a mapping with other bounds does — once a range is free,
+ * another allocator in this process (V8, malloc, a sanitizer's) may map the same addresses anew.
+ */
+export function unmappedSince(address: bigint, before: string | undefined): boolean {
+  assert.ok(before !== undefined, 'unmappedSince: nothing was mapped there to begin with');
+  const line = mapsLineFor(address);
+  return line === undefined || line.split(' ')[0] !== before.split(' ')[0];
 }
 
 export const FIXTURES = path.join(__dirname, 'fixtures');

@@ -4,7 +4,7 @@
 // maxSize), maps it PROT_READ | MAP_SHARED once, and from then on turns each
 // announcement into a Sample: a read-only view of one slot.
 import { native } from '../binding';
-import { type Channel, type ChannelOptions, type Message } from '../channel';
+import { type Channel, type ChannelOptions, type Message, receiveOwned } from '../channel';
 import { connect } from '../channel-server';
 import { constants as C, Seal, sealNames } from '../constants';
 import { closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
@@ -175,7 +175,8 @@ export class Subscriber {
     const maxSize = options.maxSize ?? DEFAULT_MAX_POOL_SIZE;
     validateLength(maxSize, 'options.maxSize');
     try {
-      const message = await channel.receive();
+      // the pool's descriptor stays tracked (closed if this environment is torn down) until mapped and closed
+      const message = await (channel[receiveOwned]?.() ?? channel.receive());
       return Subscriber.#open(channel, message, maxSize);
     } catch (err) {
       channel.close();
