@@ -34,6 +34,14 @@ export interface SystemError extends Error {
  * @param syscall the system call name ('fcntl')
  * @param detail what it was called with ('F_ADD_SEALS'), shown in the message
  */
+/** What Node's own APIs reject with when their `signal` aborts: name 'AbortError', code 'ABORT_ERR'. */
+export function abortError(signal: AbortSignal, what: string): Error {
+  const err = new Error(`${what} was aborted`, { cause: signal.reason }) as Error & { code: string };
+  err.name = 'AbortError';
+  err.code = 'ABORT_ERR';
+  return err;
+}
+
 export function systemError(negErrno: number, syscall: string, detail?: string, hint?: string): SystemError {
   const code = native.errorName(negErrno);
   const where = detail === undefined ? syscall : `${syscall}(${detail})`;

@@ -39,6 +39,10 @@ export function validateFunction(value: unknown, name: string): asserts value is
   if (typeof value !== 'function') throw invalidArgType(name, 'of type function', value);
 }
 
+export function validateAbortSignal(value: unknown, name: string): asserts value is AbortSignal {
+  if (!(value instanceof AbortSignal)) throw invalidArgType(name, 'an instance of AbortSignal', value);
+}
+
 export function validateObject(value: unknown, name: string): asserts value is Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalidArgType(name, 'of type object', value);

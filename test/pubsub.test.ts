@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type Channel, constants as C, features, getSeals, mmap, Publisher, Seal, Subscriber, socketPair, spawnWithChannel } from '../src';
+import { type Channel, constants as C, features, getSeals, listen, mmap, Publisher, Seal, Subscriber, socketPair, spawnWithChannel } from '../src';
 import * as P from '../src/pubsub/protocol';
 import { countFds, countMappings, FIXTURES, skipUnless } from './helpers';
 
@@ -285,6 +285,46 @@ describe('Publisher/Subscriber', function () {
       assert.equal(server.closed, true);
       assert.equal(fs.existsSync(sock), false);
       sub.close();
+    });
+  });
+
+  describe('a publisher that never says HELLO', () => {
+    it('attach() gives up when its signal aborts: AbortError, the channel closed', async () => {
+      const [a, b] = socketPair();
+      const started = Date.now();
+      await assert.rejects(Subscriber.attach(b, { signal: AbortSignal.timeout(50) }),
+        { name: 'AbortError', code: 'ABORT_ERR', message: 'Subscriber.attach() was aborted' });
+      assert.ok(Date.now() - started < 5000);
+      assert.equal(b.closed, true, 'the subscriber closed its channel');
+      if (!a.closed) await once(a, 'close');
+      a.close();
+    });
+
+    it('an already aborted signal rejects at once, with the reason as cause', async () => {
+      const [a, b] = socketPair();
+      const ac = new AbortController();
+      ac.abort(new Error('not any more'));
+      await assert.rejects(Subscriber.attach(b, { signal: ac.signal }),
+        (err: Error) => err.name === 'AbortError' && (err.cause as Error).message === 'not any more');
+      assert.equal(b.closed, true);
+      a.close();
+    });
+
+    it('connect() to a listener that accepts and stays silent gives up too', async () => {
+      const sock = path.join(os.tmpdir(), `memseal-silent-${process.pid}.sock`);
+      const held: Channel[] = [];
+      const server = await listen(sock);
+      server.on('connection', (ch: Channel) => held.push(ch));
+      await assert.rejects(Subscriber.connect(sock, { signal: AbortSignal.timeout(100) }), { code: 'ABORT_ERR' });
+      server.close();
+      for (const ch of held) ch.close();
+    });
+
+    it('a signal that is not an AbortSignal is ERR_INVALID_ARG_TYPE', async () => {
+      const [a, b] = socketPair();
+      await assert.rejects(Subscriber.attach(b, { signal: {} as AbortSignal }), { code: 'ERR_INVALID_ARG_TYPE' });
+      a.close();
+      b.close();
     });
   });
 

@@ -7,10 +7,10 @@ import { native } from '../binding';
 import { type Channel, type ChannelOptions, type Message, receiveOwned } from '../channel';
 import { connect } from '../channel-server';
 import { constants as C, Seal, sealNames } from '../constants';
-import { closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
+import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
 import { type Mapping, mmap } from '../mapping';
 import { verifySeals } from '../sealed';
-import { validateLength, validateObject } from '../validate';
+import { validateAbortSignal, validateLength, validateObject } from '../validate';
 import * as P from './protocol';
 
 const construct = Symbol('Subscriber.construct');
@@ -21,6 +21,13 @@ export const DEFAULT_MAX_POOL_SIZE = 2 ** 30;
 export interface SubscriberOptions {
   /** Largest pool (whole file, header included) to map, in bytes. Default 1 GiB. */
   maxSize?: number;
+  /**
+   * Gives up waiting for the publisher's HELLO: attach() then closes the
+   * channel and rejects with an AbortError (code 'ABORT_ERR'), as Node's own
+   * APIs do. A peer that connects and never speaks otherwise keeps attach()
+   * waiting; `AbortSignal.timeout(ms)` bounds it.
+   */
+  signal?: AbortSignal;
 }
 
 export interface SubscriberConnectOptions extends SubscriberOptions, ChannelOptions {}
@@ -174,23 +181,42 @@ export class Subscriber {
     validateObject(options, 'options');
     const maxSize = options.maxSize ?? DEFAULT_MAX_POOL_SIZE;
     validateLength(maxSize, 'options.maxSize');
+    const { signal } = options;
+    if (signal !== undefined) validateAbortSignal(signal, 'options.signal');
+    let onAbort: (() => void) | undefined;
     try {
+      if (signal?.aborted) throw abortError(signal, 'Subscriber.attach()');
       // the pool's descriptor stays tracked (closed if this environment is torn down) until mapped and closed
-      const message = await (channel[receiveOwned]?.() ?? channel.receive());
+      const hello = channel[receiveOwned]?.() ?? channel.receive();
+      let message: Message;
+      if (signal === undefined) {
+        message = await hello;
+      } else {
+        const aborted = new Promise<never>((_resolve, reject) => {
+          onAbort = () => reject(abortError(signal, 'Subscriber.attach()'));
+          signal.addEventListener('abort', onAbort, { once: true });
+        });
+        // once aborted, a HELLO that still arrives is nobody's: its descriptor is closed
+        hello.then((m) => { if (signal.aborted) m.closeFds(); }, () => {});
+        message = await Promise.race([hello, aborted]);
+      }
       return Subscriber.#open(channel, message, maxSize);
     } catch (err) {
       channel.close();
       throw err;
+    } finally {
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
     }
   }
 
   /** connect(path) + attach(). */
   static async connect(path: string, options: SubscriberConnectOptions = {}): Promise<Subscriber> {
     validateObject(options, 'options');
-    const { maxSize, ...channelOptions } = options;
+    const { maxSize, signal, ...channelOptions } = options;
     if (maxSize !== undefined) validateLength(maxSize, 'options.maxSize');
+    if (signal !== undefined) validateAbortSignal(signal, 'options.signal');
     const channel = await connect(path, channelOptions);
-    return Subscriber.attach(channel, { maxSize });
+    return Subscriber.attach(channel, { maxSize, signal });
   }
 
   static #open(channel: Channel, message: Message, maxSize: number): Subscriber {
