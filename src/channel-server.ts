@@ -4,10 +4,10 @@
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
 import fs from 'node:fs';
 import { native, type PollHandle } from './binding';
+import { type Channel, newChannel } from './channel';
 import {
-  type Channel, type ChannelOptions, channelOptions, closeQuietly, newChannel, openPoll, type PeerCredentials, peerCredentials,
-  type SocketType, sockTypeNumber,
-} from './channel';
+  type ChannelOptions, channelOptions, closeQuietly, openPoll, type PeerCredentials, peerCredentials, type SocketType, sockTypeNumber,
+} from './channel-util';
 import { E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from './errors';
 import { type EmitterEvents, TypedEventEmitter } from './events';
 import { validateInteger, validateObject, validateString } from './validate';

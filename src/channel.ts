@@ -1,162 +1,28 @@
-// Channel and Message: one AF_UNIX socket passing file descriptors between
+// Channel: one AF_UNIX socket passing file descriptors between
 // processes (unix(7)): SOCK_SEQPACKET by default (message boundaries kept,
 // connection-oriented), also SOCK_STREAM and SOCK_DGRAM (docs/protocol.md), sendmsg(2)/recvmsg(2) with SCM_RIGHTS, driven by a
-// libuv poll watcher so no call blocks the loop. Listening and connecting live
-// in channel-server.ts, the spawn protocol in spawn.ts, and the SealedBuffer
-// methods (sendBuffer/receiveBuffer) in sealed.ts: the transport imports none of them.
+// libuv poll watcher so no call blocks the loop. Below it: Message and reading
+// one (message.ts), the send queue (send-queue.ts), limits, options and socket
+// helpers (channel-util.ts). Listening and connecting live in channel-server.ts,
+// the spawn protocol in spawn.ts, and the SealedBuffer methods
+// (sendBuffer/receiveBuffer) in sealed.ts: the transport imports none of them.
 // Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
 import { native, type PollHandle } from './binding';
-import { closedError as closed, E, illegalConstructor, invalidArgType, MemsealError, outOfRange, systemError, type SystemError } from './errors';
+import {
+  type ChannelOptions, channelOptions, closedError, closeQuietly, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
+  peerCredentials, prepareSocket, sendBytes, type SocketType, socketType,
+} from './channel-util';
+import { E, illegalConstructor, MemsealError, systemError } from './errors';
 import { type EmitterEvents, TypedEventEmitter } from './events';
+import { EOF, handOver, Message, receiveOwned, recvMessage, RESET, somethingLeft, type Waiter } from './message';
 import { Queue } from './queue';
-import { toBytes, validateFd, validateInteger, validateObject } from './validate';
+import { sendError, SendQueue } from './send-queue';
+import { validateFd, validateInteger } from './validate';
 
-const K = native.channelConstants;
 const P = native.pollConstants;
 const construct = Symbol('Channel.construct');
-
-/** Most payload bytes one message may carry (64 KiB). Bulk data belongs in a memfd passed as a descriptor. */
-export const MAX_PAYLOAD = 65536;
-/** Most descriptors one message may carry: SCM_MAX_FD (253 since Linux 2.6.38; include/net/scm.h). */
-export const MAX_FDS: number = K.SCM_MAX_FD;
-/** Default bound of a channel's send queue in bytes ({@link ChannelOptions.maxQueuedBytes}): 8 MiB. */
-export const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
-/** Default bound of the descriptors a channel's send queue holds ({@link ChannelOptions.maxQueuedFds}): 1024. */
-export const DEFAULT_MAX_QUEUED_FDS = 1024;
-/**
- * What one queued message costs in {@link Channel.queuedBytes} besides its payload:
- * the bookkeeping of a pending promise, so that a flood of tiny messages is bounded too.
- */
-export const QUEUED_MESSAGE_OVERHEAD = 256;
-
-// One receive buffer per module instance (per JS thread): recvmsg copies into
-// it and the payload is copied out at its exact length.
-const scratch = Buffer.allocUnsafe(MAX_PAYLOAD);
-const recvInfo = new Int32Array(3); // [fds stored, msg_flags, fds the kernel installed]
-const EOF = Symbol('eof');
-// ECONNRESET: the peer went while our messages sat unread in its queue. The kernel reports it
-// once (sock_error clears it) before the messages the peer sent, so reading goes on after it.
-const RESET = Symbol('reset');
-
-/** Credentials of the process at the other end, from SO_PEERCRED (taken when it connected). */
-export interface PeerCredentials {
-  readonly pid: number;
-  readonly uid: number;
-  readonly gid: number;
-}
-
-/**
- * The kind of AF_UNIX socket under a Channel: 'seqpacket' (SOCK_SEQPACKET, the
- * default: message boundaries kept), 'stream' (SOCK_STREAM: a message is what
- * one read returned) or 'dgram' (SOCK_DGRAM: one datagram, no connection).
- */
-export type SocketType = 'seqpacket' | 'stream' | 'dgram';
-
-/** @internal SocketType -> SOCK_* (from native), and back. */
-export function sockTypeNumber(type: SocketType): number {
-  return type === 'stream' ? K.SOCK_STREAM : type === 'dgram' ? K.SOCK_DGRAM : K.SOCK_SEQPACKET;
-}
-
-function socketType(n: number): SocketType | null {
-  if (n === K.SOCK_SEQPACKET) return 'seqpacket';
-  if (n === K.SOCK_STREAM) return 'stream';
-  if (n === K.SOCK_DGRAM) return 'dgram';
-  return null;
-}
-
-const NO_FDS = new Int32Array(0);
-
-export interface ChannelOptions {
-  /**
-   * Most descriptors accepted per received message (0..253, default 253):
-   * sizes the recvmsg control buffer. A message carrying more is refused with
-   * ERR_MEMSEAL_CTRUNC and every descriptor of it that arrived is closed.
-   */
-  maxFds?: number;
-  /**
-   * Bound of the send queue in bytes (default {@link DEFAULT_MAX_QUEUED_BYTES},
-   * 8 MiB): each queued message counts its payload plus
-   * {@link QUEUED_MESSAGE_OVERHEAD}. A send that has to wait and would go
-   * beyond it is refused at once with ERR_MEMSEAL_QUEUE_FULL, taking nothing.
-   * 0: never queue.
-   */
-  maxQueuedBytes?: number;
-  /**
-   * Bound of the descriptors the send queue holds (default
-   * {@link DEFAULT_MAX_QUEUED_FDS}, 1024): a queued message owns a duplicate
-   * of each descriptor it carries. Beyond it: ERR_MEMSEAL_QUEUE_FULL, nothing taken.
-   */
-  maxQueuedFds?: number;
-}
-
-/**
- * One received message. The receiver owns `fds` (open, close-on-exec):
- * use them, close them, or let `closeFds()` / `using` do it. `takeFds()`
- * hands them over explicitly so a later `closeFds()` leaves them alone.
- * Until the message is delivered (`receive()` settles, `'message'` is
- * emitted) its descriptors are the channel's: a worker terminated before that
- * leaks none of them; from then on they are the program's, like any fd it opened.
- */
-export class Message {
-  /** The payload, a private copy. */
-  readonly data: Buffer;
-  /** Descriptors that came with the message and have not been taken or closed. */
-  fds: number[];
-
-  constructor(data: Buffer, fds: number[]) {
-    this.data = data;
-    this.fds = fds;
-  }
-
-  /** Returns the descriptors and forgets them: from now on the caller alone closes them. */
-  takeFds(): number[] {
-    const fds = this.fds;
-    this.fds = [];
-    return fds;
-  }
-
-  /** Closes every descriptor not taken yet. Idempotent. */
-  closeFds(): void {
-    for (const fd of this.takeFds()) closeQuietly(fd);
-  }
-
-  [Symbol.dispose](): void {
-    this.closeFds();
-  }
-}
-
-interface SendJob {
-  data: Uint8Array;
-  fds: Int32Array;        // duplicates the job owns (F_DUPFD_CLOEXEC), closed when it settles
-  cost: number;           // what it counts in queuedBytes
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
-interface Waiter {
-  resolve: (m: Message) => void;
-  reject: (err: Error) => void;
-  handOver: boolean;  // a receive() by the program (else memseal's own, which adopts the descriptors)
-}
-
-/**
- * @internal Channel#[receiveOwned]() is receive() for memseal's own callers
- * (receiveBuffer): the descriptors stay tracked natively, closed if the
- * environment is torn down, until the caller adopts (fdOpen) or closes them.
- */
-export const receiveOwned: unique symbol = Symbol('memseal.receiveOwned');
-
-/**
- * A received message's descriptors are the channel's (closed with the worker
- * or process environment if it is torn down first) until the program gets the
- * message: from then on they are the program's, like any fd it opened.
- */
-function handOver(m: Message): Message {
-  for (const fd of m.fds) native.untrack(fd);
-  return m;
-}
 
 /** The events of a {@link Channel} and their listeners' arguments. */
 export interface ChannelEvents extends EmitterEvents {
@@ -208,12 +74,9 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   #peer: PeerCredentials;
   #maxFds: number;
   #fdBuf: Int32Array;
-  #sendq = new Queue<SendJob>();
-  #queuedBytes = 0;
-  #queuedFds = 0;
+  #sendq = new SendQueue();
   #maxQueuedBytes: number;
   #maxQueuedFds: number;
-  #drained: (() => void)[] = [];  // asyncDispose waiting for the send queue to empty
   #recvq = new Queue<Message | Error>();  // read from the kernel, not delivered yet
   #waiters = new Queue<Waiter>();
   #closed = false;       // by close() or because the peer hung up
@@ -261,13 +124,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   static fromFd(fd: number, options?: ChannelOptions): Channel {
     validateFd(fd);
     if (options !== undefined) channelOptions(options);
-    const type = native.sockType(fd);
-    if (typeof type === 'number') throw systemError(type, 'getsockopt', 'SO_TYPE', 'the descriptor is not a socket');
-    if (type[0] !== K.AF_UNIX || socketType(type[1]) === null) {
-      throw systemError(-E.EPROTOTYPE, 'getsockopt', 'SO_TYPE', 'a Channel needs an AF_UNIX SOCK_SEQPACKET, SOCK_STREAM or SOCK_DGRAM socket');
-    }
-    const r = native.setNonblockCloexec(fd);
-    if (r < 0) throw systemError(r, 'fcntl', 'F_SETFL');
+    prepareSocket(fd);
     return new Channel(construct, fd, options);
   }
 
@@ -292,9 +149,9 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   /** Messages waiting to be sent because the kernel's send buffer is full. */
   get pendingSends(): number { return this.#sendq.length; }
   /** What the send queue holds, in bytes: payloads plus {@link QUEUED_MESSAGE_OVERHEAD} per message. */
-  get queuedBytes(): number { return this.#queuedBytes; }
+  get queuedBytes(): number { return this.#sendq.bytes; }
   /** Descriptors the send queue holds (its own duplicates, one per descriptor of each queued message). */
-  get queuedFds(): number { return this.#queuedFds; }
+  get queuedFds(): number { return this.#sendq.fds; }
 
   /** Bound of {@link queuedBytes}; see {@link ChannelOptions.maxQueuedBytes}. Lowering it refuses new sends only. */
   get maxQueuedBytes(): number { return this.#maxQueuedBytes; }
@@ -339,17 +196,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
    */
   send(data: Uint8Array | ArrayBufferView | string, fds: readonly number[] = []): Promise<void> {
     try {
-      const bytes = toBytes(data);
-      if (bytes.byteLength > MAX_PAYLOAD) throw outOfRange('data.byteLength', `<= ${MAX_PAYLOAD} (Channel.MAX_PAYLOAD)`, bytes.byteLength);
-      if (!Array.isArray(fds)) throw invalidArgType('fds', 'an array of file descriptors', fds);
-      if (fds.length > MAX_FDS) throw outOfRange('fds.length', `<= ${MAX_FDS} (SCM_MAX_FD)`, fds.length);
-      for (let i = 0; i < fds.length; i++) validateFd(fds[i], `fds[${i}]`);
-      if (bytes.byteLength === 0 && this.#type === 'stream') {
-        throw outOfRange('data.byteLength', '>= 1 on a stream socket (descriptors travel with a byte; an empty write sends nothing)', 0);
-      }
-      if (bytes.byteLength === 0 && fds.length === 0 && this.#type === 'seqpacket') {
-        throw outOfRange('data.byteLength', '>= 1 when no descriptors are sent (an empty message reads as end-of-stream)', 0);
-      }
+      const bytes = sendBytes(data, fds, this.#type);
       if (this.#closed) throw closedError('send');
       const fdArr = Int32Array.from(fds);
       let sent = 0;
@@ -359,23 +206,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
         if (r < 0 && r !== -E.EAGAIN) throw sendError(r);
         sent = Math.max(r, 0);  // a stream took a prefix (and the descriptors with it)
       }
-      const cost = bytes.byteLength + QUEUED_MESSAGE_OVERHEAD;
-      // A stream that took a prefix took the descriptors with it; the rest must follow whatever the bound.
-      const owned = sent > 0 ? NO_FDS : fdArr;
-      if (sent === 0 && (this.#queuedBytes + cost > this.#maxQueuedBytes || this.#queuedFds + owned.length > this.#maxQueuedFds)) {
-        throw queueFullError(this, cost, owned.length);
-      }
-      // A queued message must never refer to a descriptor number it does not own: the caller may
-      // close its descriptor as soon as send() returns and the number may then name another file.
-      dupAll(owned);
-      // the caller may reuse its buffer once send() returns; a string's bytes are ours already
-      const rest = bytes.subarray(sent);
-      const copy = typeof data === 'string' ? rest : Buffer.from(rest);
-      const p = new Promise<void>((resolve, reject) => {
-        this.#sendq.push({ data: copy, fds: owned, cost, resolve, reject });
-      });
-      this.#queuedBytes += cost;
-      this.#queuedFds += owned.length;
+      const p = this.#sendq.push(data, bytes, fdArr, sent, this.#maxQueuedBytes, this.#maxQueuedFds);
       this.#update();
       return p;
     } catch (err) {
@@ -483,7 +314,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
 
   /** Waits for queued sends to go out (or fail), then closes. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#sendq.length > 0 && !this.#closed) await new Promise<void>((resolve) => this.#drained.push(resolve));
+    if (this.#sendq.length > 0 && !this.#closed) await this.#sendq.drained();
     this.close();
   }
 
@@ -529,39 +360,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
 
   /** One recvmsg: a message, an error about a bad message, null (nothing yet), EOF or RESET. */
   #recv(): Message | Error | null | typeof EOF | typeof RESET {
-    const fdBuf = this.#fdBuf;
-    const r = native.recvmsg(this.#fd, scratch, fdBuf, recvInfo);
-    if (r < 0) {
-      if (r === -E.EAGAIN) return null;
-      if (r === -E.ECONNRESET) return RESET;
-      return systemError(r, 'recvmsg');
-    }
-    const nfds = recvInfo[0]!;
-    const flags = recvInfo[1]!;
-    const fds: number[] = [];
-    for (let i = 0; i < nfds; i++) fds.push(fdBuf[i]!);
-    if ((flags & K.MSG_CTRUNC) !== 0) {
-      for (const fd of fds) closeQuietly(fd);
-      // The kernel stops installing descriptors when this process has no slot left (scm_detach_fds):
-      // fewer than the control buffer holds means RLIMIT_NOFILE, not maxFds.
-      if (recvInfo[2]! < this.#maxFds) {
-        return systemError(-E.EMFILE, 'recvmsg', undefined,
-          `this process ran out of file descriptors (RLIMIT_NOFILE, ulimit -n) while receiving a message's descriptors: ` +
-          `it was dropped and the ${recvInfo[2]} that arrived were closed; raise the limit or hold fewer descriptors`);
-      }
-      return new MemsealError('ERR_MEMSEAL_CTRUNC',
-        `a message carried more file descriptors than this channel accepts (maxFds ${this.#maxFds}): every one that arrived was closed`,
-        { hint: 'raise channel.maxFds (up to 253) if the peer is meant to send that many' });
-    }
-    if ((flags & K.MSG_TRUNC) !== 0 || r > scratch.length) {
-      for (const fd of fds) closeQuietly(fd);
-      return new MemsealError('ERR_MEMSEAL_SIZE',
-        `a message of ${r} bytes exceeds Channel.MAX_PAYLOAD (${MAX_PAYLOAD}): dropped, its descriptors closed`);
-    }
-    if (r === 0 && nfds === 0 && this.#type !== 'dgram') return EOF;  // an empty datagram is a message
-    const data = Buffer.allocUnsafe(r);
-    scratch.copy(data, 0, 0, r);
-    return new Message(data, fds);
+    return recvMessage(this.#fd, this.#fdBuf, this.#maxFds, this.#type);
   }
 
   #deliver(m: Message | Error): void {
@@ -596,35 +395,9 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   }
 
   #flush(): void {
-    const had = this.#sendq.length > 0;
-    while (this.#sendq.length > 0 && !this.#closed) {
-      const job = this.#sendq.peek()!;
-      const r = native.sendmsg(this.#fd, job.data, job.fds);
-      if (r === -E.EAGAIN) break;
-      if (r >= 0 && r < job.data.byteLength) {
-        // a stream took a prefix and the descriptors with it: the rest goes next, alone
-        job.data = job.data.subarray(r);
-        for (const fd of job.fds) closeQuietly(fd);  // our duplicates: the kernel holds its own now
-        this.#queuedFds -= job.fds.length;
-        job.fds = NO_FDS;
-        continue;
-      }
-      this.#sendq.shift();
-      this.#dequeued(job);
-      if (r >= 0) job.resolve();
-      else job.reject(sendError(r));
-    }
-    const drained = had && this.#sendq.length === 0;
-    if (drained) for (const done of this.#drained.splice(0)) done();
+    const drained = !this.#closed && this.#sendq.flush(this.#fd);
     this.#update();
     if (drained && !this.#closed) this.emit('drain');
-  }
-
-  /** A job left the queue: its duplicates are closed (the kernel holds its own references once sent). */
-  #dequeued(job: SendJob): void {
-    for (const fd of job.fds) closeQuietly(fd);
-    this.#queuedBytes -= job.cost;
-    this.#queuedFds -= job.fds.length;
   }
 
   /**
@@ -632,13 +405,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
    * follows too, so a sender waiting for it wakes up (and its next send rejects).
    */
   #failQueued(error: () => Error): void {
-    const jobs = this.#sendq.drain();
-    for (const job of jobs) {
-      this.#dequeued(job);
-      job.reject(error());
-    }
-    for (const done of this.#drained.splice(0)) done();
-    if (jobs.length > 0) process.nextTick(() => this.emit('drain'));
+    if (this.#sendq.failAll(error) > 0) process.nextTick(() => this.emit('drain'));
   }
 
   /**
@@ -656,7 +423,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     if (this.#handle !== null) native.pollStart(this.#handle, 0);  // a level-triggered hang-up would spin
     this.#failQueued(() => sendError(-E.EPIPE));
     this.#serveLeft();
-    if (this.#handle !== null && !this.#somethingLeft()) this.#release();
+    if (this.#handle !== null && !somethingLeft(this.#fd)) this.#release();
     process.nextTick(() => this.emit('close'));
   }
 
@@ -685,15 +452,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
       return m instanceof Error ? m : null;
     }
     return null;
-  }
-
-  /** After a hang-up: whether a message is still unread (MSG_PEEK: nothing is taken, no descriptor installed). */
-  #somethingLeft(): boolean {
-    for (let resets = 0; ; resets++) {
-      const r = native.recvPeek(this.#fd);
-      if (r === -E.ECONNRESET && resets < 3) continue;
-      return r === 1;
-    }
   }
 
   /** Closes the socket, once; unread messages in it die with it and the kernel closes their descriptors. */
@@ -739,85 +497,4 @@ export function newChannel(fd: number, options?: ChannelOptions, peer?: PeerCred
   // The constructor is private to the public types; this module is its one other caller.
   return new (Channel as unknown as new (token: symbol, fd: number, options?: ChannelOptions, peer?: PeerCredentials) => Channel)(
     construct, fd, options, peer);
-}
-
-/** @internal SO_PEERCRED of a connected socket; uid/gid -1 when the kernel cannot say. */
-export function peerCredentials(fd: number): PeerCredentials {
-  const cred = native.peerCred(fd);
-  return Object.freeze(typeof cred === 'number' ? { pid: 0, uid: -1, gid: -1 } : { pid: cred[0], uid: cred[1], gid: cred[2] });
-}
-
-/** @internal ChannelOptions, validated, with their defaults. */
-export function channelOptions(options: ChannelOptions): Required<ChannelOptions> {
-  validateObject(options, 'options');
-  const given: ChannelOptions = options;
-  const o: Required<ChannelOptions> = {
-    maxFds: given.maxFds ?? MAX_FDS,
-    maxQueuedBytes: given.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
-    maxQueuedFds: given.maxQueuedFds ?? DEFAULT_MAX_QUEUED_FDS,
-  };
-  validateInteger(o.maxFds, 'options.maxFds', 0, MAX_FDS);
-  validateInteger(o.maxQueuedBytes, 'options.maxQueuedBytes', 0, Number.MAX_SAFE_INTEGER);
-  validateInteger(o.maxQueuedFds, 'options.maxQueuedFds', 0, Number.MAX_SAFE_INTEGER);
-  return o;
-}
-
-// ---- helpers ----
-
-/** Replaces each descriptor in `fds` by a close-on-exec duplicate; all or none (then it throws). */
-function dupAll(fds: Int32Array): void {
-  for (let i = 0; i < fds.length; i++) {
-    const dup = native.dup(fds[i]!);
-    if (dup < 0) {
-      for (let k = 0; k < i; k++) closeQuietly(fds[k]!);
-      throw dup === -E.EBADF ? sendError(dup) : systemError(dup, 'fcntl', 'F_DUPFD_CLOEXEC',
-        dup === -E.EMFILE ? 'this process is out of descriptors (RLIMIT_NOFILE) for the send queue; lower maxQueuedFds or wait for \'drain\'' : undefined);
-    }
-    fds[i] = dup;
-  }
-}
-
-function queueFullError(ch: Channel, cost: number, nfds: number): MemsealError {
-  const fdsFull = ch.queuedFds + nfds > ch.maxQueuedFds;
-  return new MemsealError('ERR_MEMSEAL_QUEUE_FULL', fdsFull
-    ? `the send queue holds ${ch.queuedFds} descriptors; ${nfds} more would exceed maxQueuedFds (${ch.maxQueuedFds}): nothing was taken`
-    : `the send queue holds ${ch.queuedBytes} bytes; ${cost} more would exceed maxQueuedBytes (${ch.maxQueuedBytes}): nothing was taken`,
-  { hint: "the peer is not reading fast enough: wait for the channel's 'drain' event before sending more" });
-}
-
-function sendError(r: number): SystemError {
-  let hint: string | undefined;
-  if (r === -E.EBADF) hint = 'a descriptor in fds is not open';
-  else if (r === -E.EPIPE || r === -E.ECONNRESET) hint = 'the peer has closed its end';
-  else if (r === -E.EMSGSIZE) hint = 'the message is larger than the socket send buffer (net.core.wmem_default)';
-  else if (r === -E.ETOOMANYREFS) hint = 'too many descriptors in flight for this user (bounded by RLIMIT_NOFILE)';
-  return systemError(r, 'sendmsg', undefined, hint);
-}
-
-/** @internal ERR_MEMSEAL_CLOSED for Channel.<op>(). */
-export function closedError(op: string): MemsealError {
-  return closed(`Channel.${op}()`, 'the channel');
-}
-
-/**
- * @internal A poll watcher that adopts `fd` when it returns. When it throws,
- * `fd` is untouched and still the caller's: ERR_MEMSEAL_FD_IN_USE when another
- * handle of this loop watches it (uv_poll_init: EEXIST), else as epoll_ctl(2).
- */
-export function openPoll(fd: number, callback: (status: number, events: number) => void): PollHandle {
-  const handle = native.pollOpen(fd, callback);
-  if (typeof handle !== 'number') return handle;
-  // Never close `fd` here: whoever passed it still owns it when this throws. With EEXIST it
-  // is another handle's socket, and closing it would pull that channel's socket from under it.
-  if (handle === -E.EEXIST) {
-    throw new MemsealError('ERR_MEMSEAL_FD_IN_USE',
-      `descriptor ${fd} is already watched on this thread's event loop (by another Channel or a Node handle); it was left alone`,
-      { hint: 'use the Channel that already owns it; a socket can belong to one Channel only' });
-  }
-  throw systemError(handle, 'epoll_ctl');
-}
-
-/** @internal close(2), ignoring the result: for descriptors we own and are giving up. */
-export function closeQuietly(fd: number): void {
-  native.close(fd);
 }

@@ -3,7 +3,8 @@
 // the shape of systemd-journald's native protocol — and a bound SOCK_DGRAM
 // socket received through a Channel.
 import { native } from './binding';
-import { type Channel, type ChannelOptions, closeQuietly, MAX_FDS, MAX_PAYLOAD, newChannel } from './channel';
+import { type Channel, newChannel } from './channel';
+import { type ChannelOptions, closeQuietly, MAX_FDS, MAX_PAYLOAD } from './channel-util';
 import { openSocket, printable, sunPath } from './channel-server';
 import { E, invalidArgType, outOfRange, systemError } from './errors';
 import { toBytes, validateFd, validateInteger, validateObject } from './validate';

@@ -1,205 +1,23 @@
 // SealedBuffer: an immutable byte range in a sealed memfd that another
-// process can map and trust without copying, and verifySeals(), the check a
-// receiver runs before it maps anything a peer sent; also Channel#sendBuffer()
-// and Channel#receiveBuffer(), which carry a SealedBuffer over a Channel.
-import { constants as bufferConstants } from 'node:buffer';
+// process can map and trust without copying; also Channel#sendBuffer() and
+// Channel#receiveBuffer(), which carry a SealedBuffer over a Channel. How one
+// is made lives in sealed-create.ts, the check a receiver runs before it maps
+// anything (verifySeals) in verify.ts.
 import { readSync, writeSync } from 'node:fs';
 import { type FdHandle, native } from './binding';
-import { Channel, closeQuietly, receiveOwned } from './channel';
-import { constants as C, Seal, sealNames } from './constants';
-import { check, closedError, E, illegalConstructor, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError, type MemsealErrorCode, outOfRange, systemError, tooLargeForBuffer } from './errors';
+import { Channel } from './channel';
+import { closeQuietly } from './channel-util';
+import { constants as C } from './constants';
+import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange, tooLargeForBuffer } from './errors';
 import { features } from './features';
-import { hugePageSettings, hugetlbPool } from './hugepages';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, PAGE_SIZE, regionHandle, unmapNow } from './mapping';
-import { addSeals, memfdCreateHint } from './memfd';
-import { toBytes, validateFd, validateFlags, validateFunction, validateInteger, validateLength, validateObject, validateString } from './validate';
-
-const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
-/**
- * The largest buffer a receiver accepts unless `maxSize` says otherwise: what
- * `bytes` can show in one ArrayBuffer (buffer.constants.MAX_LENGTH, 4 GiB on
- * Node 20). Larger buffers need an explicit `maxSize` and are read with `range()`.
- */
-export const DEFAULT_MAX_SIZE: number = bufferConstants.MAX_LENGTH;
-
-/** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
-export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
-/** The seals SealedBuffer puts on what it creates. */
-export const DEFAULT_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL;
-
-/** What a receiver demands of a descriptor before it maps it. */
-export interface VerifyOptions {
-  /** Seals that must all be present (a superset is fine). Default SHRINK | GROW | WRITE. */
-  require?: number;
-  /** Seals that must be absent. Default 0. */
-  forbid?: number;
-  /** Smallest acceptable size in bytes. */
-  minSize?: number;
-  /**
-   * Largest acceptable size in bytes: bounds what a peer can make you map.
-   * Default buffer.constants.MAX_LENGTH (4 GiB on Node 20), the most `bytes`
-   * can show; larger buffers must be allowed explicitly and read with `range()`.
-   */
-  maxSize?: number;
-  /** The only acceptable size. */
-  exactSize?: number;
-}
-
-/** The verdict of {@link verifySeals}. */
-export interface VerifyResult {
-  ok: boolean;
-  /** The file's seals (0 if it is not a memfd). */
-  seals: number;
-  /** Its size in bytes (as seen after the seals were read). */
-  size: number;
-  /** Required seals that are absent. */
-  missing: number;
-  /** Why it was rejected; absent when ok. */
-  reason?: string;
-  /** The MemsealError code a rejection maps to; absent when ok. */
-  code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE'>;
-  /** A hugetlb memfd (MFD_HUGETLB): its block size is a huge page. Absent when false. */
-  hugetlb?: boolean;
-}
-
-interface Policy {
-  require: number;
-  forbid: number;
-  minSize: number;
-  maxSize: number;
-  /** Which option set each bound, so a refusal names what the caller passed. */
-  minFrom?: 'minSize' | 'exactSize';
-  maxFrom?: 'maxSize' | 'exactSize';
-}
-
-function policy(options: VerifyOptions | undefined): Policy {
-  if (options === undefined) return { require: DEFAULT_REQUIRED_SEALS, forbid: 0, minSize: 0, maxSize: DEFAULT_MAX_SIZE };
-  validateObject(options, 'options');
-  const { require = DEFAULT_REQUIRED_SEALS, forbid = 0, minSize, maxSize, exactSize } = options;
-  validateFlags(require, 'options.require');
-  validateFlags(forbid, 'options.forbid');
-  const p: Policy = { require, forbid, minSize: 0, maxSize: DEFAULT_MAX_SIZE };
-  if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); p.minSize = minSize; p.minFrom = 'minSize'; }
-  if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); p.maxSize = maxSize; p.maxFrom = 'maxSize'; }
-  if (exactSize !== undefined) {
-    validateLength(exactSize, 'options.exactSize');
-    if (exactSize >= p.minSize) { p.minSize = exactSize; p.minFrom = 'exactSize'; }
-    if (exactSize <= p.maxSize) { p.maxSize = exactSize; p.maxFrom = 'exactSize'; }
-  }
-  return p;
-}
-
-/** @internal Validates verify options (throws TypeError/RangeError) without touching a descriptor. */
-export function verifyPolicy(options: VerifyOptions | undefined): void {
-  policy(options);
-}
-
-function describeSeals(mask: number): string {
-  return mask === 0 ? 'none' : sealNames(mask).join(', ');
-}
-
-function verify(fd: number, p: Policy): VerifyResult {
-  // Seals first, then the size: seals only accumulate, so once SHRINK and GROW
-  // are seen the size read afterwards is final.
-  const seals = native.getSeals(fd);
-  if (seals < 0) {
-    if (seals !== -E.EINVAL) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
-    const st = native.fstat(fd);
-    const kind = typeof st === 'number' ? 'an unknown kind of file' : fileKind(st[1]);
-    return { ok: false, seals: 0, size: 0, missing: p.require, code: 'ERR_MEMSEAL_NOT_MEMFD',
-      reason: `the descriptor is ${kind}, not a memfd: it cannot be sealed` };
-  }
-  const st = native.fstat(fd);
-  if (typeof st === 'number') throw systemError(st, 'fstat');
-  const [size, mode, blksize] = st;
-  if ((mode & S_IFMT) !== S_IFREG) {
-    return { ok: false, seals, size, missing: 0, code: 'ERR_MEMSEAL_NOT_MEMFD',
-      reason: `the descriptor is ${fileKind(mode)}, not a memfd` };
-  }
-  const missing = p.require & ~seals;
-  if (missing !== 0) {
-    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_NOT_SEALED',
-      reason: `missing seals: ${describeSeals(missing)} (has: ${describeSeals(seals)})` };
-  }
-  const forbidden = seals & p.forbid;
-  if (forbidden !== 0) {
-    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_NOT_SEALED',
-      reason: `forbidden seals present: ${describeSeals(forbidden)}` };
-  }
-  if (size < p.minSize || size > p.maxSize) {
-    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE', reason: sizeReason(size, p) };
-  }
-  // hugetlbfs reports its huge page size as the block size; shmem the base page.
-  return blksize > PAGE_SIZE ? { ok: true, seals, size, missing: 0, hugetlb: true } : { ok: true, seals, size, missing: 0 };
-}
-
-/** Names the option that refused the size: `size 8192 bytes exceeds maxSize (4096 bytes)`. */
-function sizeReason(size: number, p: Policy): string {
-  const range = p.minSize === p.maxSize ? `exactly ${p.minSize}` : `${p.minSize}..${p.maxSize}`;
-  const from = size > p.maxSize ? p.maxFrom : p.minFrom;
-  const what = from === 'exactSize' ? `is not exactSize (${p.maxSize} bytes)`
-    : from === 'maxSize' ? `exceeds maxSize (${p.maxSize} bytes)`
-      : from === 'minSize' ? `is below minSize (${p.minSize} bytes)`
-        : `is over the largest size accepted without a maxSize (${p.maxSize} bytes)`;
-  return `size ${size} bytes ${what}; accepted: ${range} bytes`;
-}
-
-function fileKind(mode: number): string {
-  switch (mode & S_IFMT) {
-    case S_IFIFO: return 'a pipe';
-    case S_IFSOCK: return 'a socket';
-    case S_IFCHR: return 'a character device';
-    case S_IFBLK: return 'a block device';
-    case S_IFDIR: return 'a directory';
-    case S_IFREG: return 'a regular file';
-    default: return 'an unknown kind of file';
-  }
-}
-
-/**
- * Checks a descriptor a peer handed over before anything is mapped: that it is
- * a memfd (F_GET_SEALS works), that its seals include `require` (a superset is
- * fine: newer kernels add bits), exclude `forbid`, and that its size is within
- * bounds. A policy failure is returned, never thrown; the descriptor is left
- * open. Without F_SEAL_SHRINK a peer could truncate the file under your
- * mapping and every access past the new end would raise SIGBUS.
- * @throws EBADF for a closed descriptor; TypeError/RangeError for bad options
- * @example
- * ```ts
- * const r = verifySeals(fd, { maxSize: 64 << 20 });
- * if (!r.ok) throw new Error(`refused: ${r.reason}`);
- * ```
- */
-export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
-  validateFd(fd);
-  return verify(fd, policy(options));
-}
-
-/** Options for {@link SealedBuffer.from} and {@link SealedBuffer.create}. */
-export interface SealedBufferOptions {
-  /** The memfd's name, shown in /proc/<pid>/fd and `memseal inspect`. Default 'memseal'. */
-  name?: string;
-  /**
-   * Exactly the seals the buffer carries once filled (F_SEAL_* bits, see `Seal`).
-   * Default SHRINK | GROW | WRITE | SEAL, plus EXEC where the kernel has
-   * MFD_NOEXEC_SEAL (Linux 6.3). When given, EXEC is present only if asked for
-   * (the memfd is then made with MFD_NOEXEC_SEAL, else with MFD_EXEC) — except
-   * under vm.memfd_noexec=2, where every memfd is made non-executable and so
-   * carries EXEC too. `seals` on the result tells what the file has.
-   */
-  seals?: number;
-  /**
-   * Back the buffer with hugetlb pages (memfd_create MFD_HUGETLB, Linux 4.14):
-   * `true` for the default huge page size, or a size in bytes (a power of two
-   * the kernel offers, e.g. 2 MiB or 1 GiB). The pages come from a pool the
-   * administrator reserved (/proc/sys/vm/nr_hugepages); the size is rounded up
-   * to a whole number of huge pages (the padding reads as zeros), and every
-   * mapping of it, the receiver's included, is read-only and shared.
-   * Default false: ordinary shmem pages (which become transparent huge pages
-   * where shmem_enabled allows it).
-   */
-  hugePages?: boolean | number;
-}
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from './mapping';
+import { addSeals } from './memfd';
+import { receiveOwned } from './message';
+import {
+  asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, roundUp, type SealedBufferOptions,
+} from './sealed-create';
+import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from './validate';
+import { DEFAULT_MAX_SIZE, verifyFd, verifyPolicy, type VerifyOptions, type VerifyResult } from './verify';
 
 /**
  * How a SealedBuffer's bytes reach JS: `private` (a copy-on-write mapping),
@@ -210,140 +28,6 @@ export interface SealedBufferOptions {
 export type SealedBufferView = 'private' | 'copy' | 'readonly';
 
 const construct = Symbol('SealedBuffer.construct');
-
-interface Creation {
-  name: string;
-  seals: number;
-  /** MFD_HUGETLB | MFD_HUGE_<size>, or 0. */
-  hugeFlags: number;
-  /** The huge page size the file is rounded up to (hugetlb), or 0. */
-  hugeSize: number;
-  /** options.seals was given: the file carries exactly those seals where the kernel allows it. */
-  exact: boolean;
-}
-
-function hugeOption(value: unknown): { hugeFlags: number; hugeSize: number } {
-  if (value === undefined || value === false) return { hugeFlags: 0, hugeSize: 0 };
-  const settings = hugePageSettings();
-  if (value === true) {
-    const size = settings.hugetlbDefaultSize;
-    if (size === null) {
-      throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', 'options.hugePages: this kernel has no hugetlb pages',
-        { hint: 'needs CONFIG_HUGETLBFS (Hugepagesize in /proc/meminfo)' });
-    }
-    return { hugeFlags: C.MFD_HUGETLB, hugeSize: size };
-  }
-  if (typeof value !== 'number') throw invalidArgType('options.hugePages', 'of type boolean or number', value);
-  const log2 = Math.log2(value);
-  // MFD_HUGE_* encodes log2(size) in 6 bits at MFD_HUGE_SHIFT.
-  if (!Number.isInteger(log2) || log2 < 12 || log2 > C.MFD_HUGE_MASK) {
-    throw invalidArgValue('options.hugePages', 'must be true or a huge page size in bytes (a power of two)', value);
-  }
-  return { hugeFlags: C.MFD_HUGETLB | (log2 << C.MFD_HUGE_SHIFT), hugeSize: value };
-}
-
-function creationOptions(options: SealedBufferOptions | undefined): Creation {
-  let name = 'memseal';
-  let seals = DEFAULT_SEALS;
-  let huge = { hugeFlags: 0, hugeSize: 0 };
-  let exact = false;
-  if (options !== undefined) {
-    validateObject(options, 'options');
-    if (options.name !== undefined) {
-      validateString(options.name, 'options.name');
-      if (options.name.includes('\0')) throw invalidArgValue('options.name', 'must be a string without null bytes', options.name);
-      name = options.name;
-    }
-    if (options.seals !== undefined) {
-      validateFlags(options.seals, 'options.seals');
-      seals = options.seals;
-      exact = true;
-    }
-    huge = hugeOption(options.hugePages);
-  }
-  return { name, seals, exact, ...huge };
-}
-
-/** What the kernel's refusal of a hugetlb request most likely means. */
-function hugetlbHint(size: number): (e: number) => string | undefined {
-  return (e) => {
-    // memfd_create answers ENODEV for a size the kernel has no hugetlbfs for, EINVAL for one it cannot encode.
-    if (e === -E.EINVAL || e === -E.ENODEV) return `this kernel offers no ${size}-byte huge pages (see /sys/kernel/mm/hugepages)`;
-    if (e !== -E.ENOMEM && e !== -E.ENOSPC) return undefined;
-    const pool = hugetlbPool(hugePageSettings(), size);
-    return `the hugetlb pool of ${size}-byte pages has ${pool?.free ?? 0} free of ${pool?.total ?? 0}: reserve more ` +
-      `(as root: echo N > /sys/kernel/mm/hugepages/hugepages-${size / 1024}kB/nr_hugepages)`;
-  };
-}
-
-/** The memfd and the native handle that owns it from the moment it exists. */
-type OwnedMemfd = [fd: number, handle: FdHandle];
-
-/**
- * Creates the memfd, owned by a native handle from the moment it exists. By
- * default with MFD_NOEXEC_SEAL where the kernel has it (Linux 6.3; it adds
- * F_SEAL_EXEC at creation), retrying without on EINVAL. With `exact` seals the
- * file carries F_SEAL_EXEC only if `seals` asks for it: without EXEC it is made
- * with MFD_EXEC, because under vm.memfd_noexec=1 a memfd made with neither flag
- * gets MFD_NOEXEC_SEAL (and so F_SEAL_EXEC) implicitly. Under vm.memfd_noexec=2
- * the kernel refuses MFD_EXEC (EACCES): then the file is made with
- * MFD_NOEXEC_SEAL after all and carries F_SEAL_EXEC too — the one case where
- * the kernel does not allow the exact set.
- */
-function createMemfd(c: Creation): OwnedMemfd {
-  const base = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING | c.hugeFlags;
-  const hint = (flags: number) => (e: number): string | undefined =>
-    (c.hugeFlags ? hugetlbHint(c.hugeSize)(e) : undefined) ?? memfdCreateHint(e, c.name, flags);
-  if (features.noexecSeal) {
-    if (c.exact && (c.seals & Seal.EXEC) === 0) {
-      const r = native.memfdCreateOwned(c.name, base | C.MFD_EXEC);
-      if (typeof r !== 'number') return r;
-      if (r !== -E.EACCES) check(r, 'memfd_create', undefined, hint(base | C.MFD_EXEC));
-    }
-    const r = native.memfdCreateOwned(c.name, base | C.MFD_NOEXEC_SEAL);
-    if (typeof r !== 'number') return r;
-    if (r !== -E.EINVAL) check(r, 'memfd_create', undefined, hint(base | C.MFD_NOEXEC_SEAL));
-  }
-  const r = native.memfdCreateOwned(c.name, base);
-  if (typeof r === 'number') check(r, 'memfd_create', undefined, hint(base));
-  return r as OwnedMemfd;
-}
-
-const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
-
-/**
- * Sizes the new memfd, maps it shared and writable, lets `fill` write the
- * pages and unmaps (F_SEAL_WRITE needs no writable mapping left; the view
- * handed to `fill` is detached). Ordinary pages are faulted in up front with
- * MADV_POPULATE_WRITE (Linux 5.14; MAP_POPULATE before), after MADV_HUGEPAGE so
- * that a shmem THP policy of `advise` gives 2 MiB pages; hugetlb pages are
- * reserved by mmap itself.
- */
-function fillMapped(fd: number, c: Creation, size: number, fileSize: number, fill: (bytes: Buffer) => unknown): unknown {
-  const hint = c.hugeFlags ? hugetlbHint(c.hugeSize) : undefined;
-  check(native.ftruncate(fd, fileSize), 'ftruncate', undefined, hint);
-  const populate = !c.hugeFlags && !features.madvisePopulate ? C.MAP_POPULATE : 0;
-  let m: Mapping;
-  try {
-    m = mmap(fileSize, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | populate, fd);
-  } catch (err) {
-    if (hint !== undefined && typeof (err as { errno?: unknown }).errno === 'number') {
-      (err as { hint?: string }).hint = hint((err as { errno: number }).errno);
-    }
-    throw err;
-  }
-  try {
-    if (!c.hugeFlags) {
-      const pmd = features.hugePages.pmdSize;
-      // Advice only: EINVAL where THP is compiled out changes nothing.
-      if (pmd !== null && fileSize >= pmd) native.madvise(regionHandle(m), C.MADV_HUGEPAGE, 0, fileSize);
-      if (!populate) native.madvise(regionHandle(m), C.MADV_POPULATE_WRITE, 0, fileSize);
-    }
-    return fill(m.bytes(0, size));
-  } finally {
-    unmapNow(m); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left
-  }
-}
 
 /**
  * An immutable byte range another process can trust: a memfd sealed against
@@ -629,7 +313,7 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
   validateFd(fd);
   let result: VerifyResult;
   try {
-    result = verify(fd, policy(options));
+    result = verifyFd(fd, options);
   } catch (err) {
     native.close(fd);
     throw err;
@@ -645,23 +329,6 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
   // The constructor is private to the public types; the static factories and this are its callers.
   return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(
     construct, fd, result.size, result.seals, result.hugetlb === true);
-}
-
-const AsyncFunction = (async () => {}).constructor;
-
-function isAsyncFunction(fn: unknown): boolean {
-  return fn instanceof AsyncFunction || Object.prototype.toString.call(fn) === '[object AsyncFunction]';
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null &&
-    typeof (value as { then?: unknown }).then === 'function';
-}
-
-function asyncFill(actual: unknown, note?: string): TypeError {
-  return invalidReturnValue('fill', 'undefined (it must write synchronously)', actual,
-    'SealedBuffer.create() unmaps and seals as soon as fill returns: await your data first and write it ' +
-    'inside a synchronous fill, or use SealedBuffer.from(data)', note);
 }
 
 // ---- SealedBuffer over a Channel ----

@@ -5,7 +5,8 @@
 // Wire: one sendBuffer() message per version, meta = JSON {"version": n, "meta": "..."}.
 import { type Channel } from './channel';
 import { MemsealError } from './errors';
-import { SealedBuffer, type VerifyOptions } from './sealed';
+import { SealedBuffer } from './sealed';
+import { type VerifyOptions } from './verify';
 import { validateObject } from './validate';
 
 /** One version of the dataset, as a reader holds it. */

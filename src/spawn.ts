@@ -3,7 +3,8 @@
 // Channel.fromParent() (defined here, with the state it keeps) claims it in the child.
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import { native } from './binding';
-import { Channel, type ChannelOptions, closedError, closeQuietly, newChannel } from './channel';
+import { Channel, newChannel } from './channel';
+import { type ChannelOptions, closedError, closeQuietly } from './channel-util';
 import { invalidArgType, MemsealError, systemError } from './errors';
 import { validateObject, validateString } from './validate';
 

@@ -2,72 +2,30 @@
 // SHRINK | GROW | FUTURE_WRITE | SEAL (F_SEAL_FUTURE_WRITE: Linux 5.1). The
 // publisher keeps the only writable mapping; subscribers can only map it
 // read-only. A sample costs one small message per subscriber (protocol.ts).
+// Its options and events are in publisher-options.ts, the Loan of a slot in loan.ts.
 import { EventEmitter } from 'node:events';
 import { native } from '../binding';
-import { Channel, type Message, type PeerCredentials } from '../channel';
+import { Channel } from '../channel';
 import { type ChannelServer, listen, type ListenOptions } from '../channel-server';
 import { constants as C, Seal } from '../constants';
-import { check, closedError, illegalConstructor, invalidArgType, invalidArgValue, MemsealError, outOfRange } from '../errors';
+import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
 import { features } from '../features';
 import { type Mapping, mmap } from '../mapping';
 import { memfdCreate } from '../memfd';
-import { toBytes, validateInteger, validateObject, validateString } from '../validate';
+import { type Message } from '../message';
+import { toBytes } from '../validate';
+import { type Lender, type Loan, newLoan, toMeta } from './loan';
 import * as P from './protocol';
+import {
+  type DetachReason, type PublisherEvents, type PublisherOptions, publisherOptions, type SlowPolicy, type SubscriberInfo,
+} from './publisher-options';
 
 const PAGE = native.pageSize();
-const EMPTY = Buffer.alloc(0);
 const construct = Symbol('Publisher.construct');
 const fdRegistry = new FinalizationRegistry<number>((fd) => { native.close(fd); });
 
 /** The seals a pool carries: nobody can resize it, nobody but the publisher's existing mapping can write it. */
 export const POOL_SEALS = Seal.SHRINK | Seal.GROW | Seal.FUTURE_WRITE | Seal.SEAL;
-
-/** What a publisher does about a subscriber that holds `maxHeld` samples. */
-export type SlowPolicy = 'wait' | 'detach';
-
-export interface PublisherOptions {
-  /** Number of slots (1..65536). */
-  slots: number;
-  /** Bytes per slot: the largest sample. */
-  slotSize: number;
-  /** The memfd's name (memfd_create(2)), shown in /proc/<pid>/maps and `memseal inspect`. Default 'memseal-pool'. */
-  name?: string;
-  /**
-   * Most samples one subscriber may hold (received or queued, not yet
-   * released). Default `max(1, slots - 1)`. While any subscriber holds this
-   * many, `loan()` does not hand out a slot (see `onSlow`).
-   */
-  maxHeld?: number;
-  /**
-   * 'wait' (default): `loan()` waits for the subscriber to release; after
-   * `slowTimeout` ms of waiting it is detached. 'detach': it is detached at once.
-   */
-  onSlow?: SlowPolicy;
-  /**
-   * With `onSlow: 'wait'`: how long (ms) `loan()` may wait before the
-   * subscribers in the way are detached. Default 5000; `Infinity` waits forever.
-   */
-  slowTimeout?: number;
-}
-
-/** One attached subscriber, as events and `publisher.subscriberList` report it. */
-export interface SubscriberInfo {
-  /** Attach order, from 1. */
-  readonly id: number;
-  /** The subscriber process (SO_PEERCRED of the channel). */
-  readonly peer: PeerCredentials;
-  /** Samples it holds now. */
-  readonly held: number;
-}
-
-/** Why a subscriber left: it hung up, it was too slow, it broke the protocol, sending to it failed, or the publisher closed. */
-export type DetachReason = 'closed' | 'slow' | 'protocol' | 'error' | 'publisher-closed';
-
-/** Events of {@link Publisher}. */
-export interface PublisherEvents {
-  attach: [info: SubscriberInfo];
-  detach: [info: SubscriberInfo, reason: DetachReason];
-}
 
 interface Sub {
   id: number;
@@ -85,81 +43,9 @@ interface LoanWaiter {
 
 const DATA_TYPES = 'a string, an ArrayBuffer or an ArrayBufferView';
 
-function toMeta(meta: unknown): Uint8Array {
-  if (meta === undefined) return EMPTY;
-  if (typeof meta !== 'string' && !ArrayBuffer.isView(meta)) throw invalidArgType('meta', 'a string or an ArrayBufferView', meta);
-  const b = toBytes(meta);
-  if (b.length > P.MAX_META) throw outOfRange('meta.byteLength', `<= ${P.MAX_META}`, b.length);
-  // the caller may reuse its buffer; the announcement goes out on the next tick
-  return b.length === 0 ? EMPTY : Buffer.from(b);
-}
-
 function publisherClosed(op: string): MemsealError {
   return closedError(`Publisher.${op}()`, 'the publisher');
 }
-
-/**
- * A slot lent to the caller: write up to `bytes.length` bytes into `bytes`,
- * then `send()`. The view writes straight into the shared pages (zero
- * copies). After `send()` or `cancel()` the slot belongs to the publisher
- * again: do not keep `bytes`.
- */
-export class Loan {
-  /** The slot's index in the pool. */
-  readonly slot: number;
-  #publisher: Publisher;
-  #bytes: Buffer | null;
-
-  /** @internal use publisher.loan() */
-  constructor(token: symbol, publisher: Publisher, slot: number, bytes: Buffer) {
-    if (token !== construct) throw illegalConstructor('publisher.loan()');
-    this.#publisher = publisher;
-    this.slot = slot;
-    this.#bytes = bytes;
-  }
-
-  /** The slot's bytes, writable, `slotSize` long. Throws ERR_MEMSEAL_CLOSED once sent or cancelled. */
-  get bytes(): Buffer {
-    if (this.#bytes === null) throw closedError('Loan.bytes', 'the loan', 'sent or cancelled');
-    return this.#bytes;
-  }
-
-  /** Sent or cancelled. */
-  get done(): boolean { return this.#bytes === null; }
-
-  /**
-   * Publishes the first `length` bytes (default: all of the slot) with
-   * optional `meta` (at most 4096 bytes) to every attached subscriber.
-   * Resolves once the announcement is queued; it goes out on the next tick,
-   * batched with others published in the same tick.
-   * @rejects RangeError for a bad length or meta; ERR_MEMSEAL_CLOSED if already sent or the publisher is closed
-   */
-  send(length?: number, meta?: Uint8Array | string): Promise<void> {
-    try {
-      const bytes = this.bytes;
-      const len = length ?? bytes.length;
-      validateInteger(len, 'length', 0, bytes.length);
-      const m = toMeta(meta);
-      this.#bytes = null;
-      publishSlot(this.#publisher, this.slot, len, m);
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
-  /** Gives the slot back unpublished. Idempotent; does nothing after send(). */
-  cancel(): void {
-    if (this.#bytes === null) return;
-    this.#bytes = null;
-    cancelSlot(this.#publisher, this.slot);
-  }
-
-  [Symbol.dispose](): void { this.cancel(); }
-}
-
-let publishSlot: (p: Publisher, slot: number, length: number, meta: Uint8Array) => void;
-let cancelSlot: (p: Publisher, slot: number) => void;
 
 /**
  * The writing end of a stream over a sealed slot pool. `loan()` a slot,
@@ -202,6 +88,19 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   #timer: NodeJS.Timeout | null = null;
   #servers: ChannelServer[] = [];
   #closed = false;
+  // what a Loan may do to the pool
+  #lender: Lender = {
+    publish: (slot, length, meta) => {
+      if (this.#closed) throw publisherClosed('send');
+      this.#publish(slot, length, meta);
+    },
+    cancel: (slot) => {
+      if (this.#closed) return;
+      this.#loaned[slot] = 0;
+      this.#unref(slot, 0);
+      this.#wake();
+    },
+  };
 
   /** @internal use Publisher.create() */
   constructor(token: symbol, fd: number, mapping: Mapping, g: P.PoolGeometry, o: Required<Omit<PublisherOptions, 'slots' | 'slotSize'>>) {
@@ -231,19 +130,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * @throws MemsealError ERR_MEMSEAL_UNSUPPORTED without F_SEAL_FUTURE_WRITE; RangeError/TypeError for bad options
    */
   static create(options: PublisherOptions): Publisher {
-    validateObject(options, 'options');
-    const { slots, slotSize } = options;
-    validateInteger(slots, 'options.slots', 1, P.MAX_SLOTS);
-    validateInteger(slotSize, 'options.slotSize', 1, Math.floor((Number.MAX_SAFE_INTEGER - 1) / (P.MAX_SLOTS + 1)));
-    const name = options.name ?? 'memseal-pool';
-    validateString(name, 'options.name');
-    if (name.includes('\0')) throw invalidArgValue('options.name', 'must be a string without null bytes', name);
-    const maxHeld = options.maxHeld ?? Math.max(1, slots - 1);
-    validateInteger(maxHeld, 'options.maxHeld', 1, slots);
-    const onSlow = options.onSlow ?? 'wait';
-    if (onSlow !== 'wait' && onSlow !== 'detach') throw invalidArgValue('options.onSlow', "must be 'wait' or 'detach'", onSlow);
-    const slowTimeout = options.slowTimeout ?? 5000;
-    if (slowTimeout !== Infinity) validateInteger(slowTimeout, 'options.slowTimeout', 0, 0x7fffffff);
+    const { slots, slotSize, name, maxHeld, onSlow, slowTimeout } = publisherOptions(options);
     if (!features.futureWrite) {
       throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', 'Publisher.create(): this kernel lacks F_SEAL_FUTURE_WRITE',
         { hint: 'needs Linux ≥ 5.1 (F_SEAL_FUTURE_WRITE)' });
@@ -338,7 +225,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   loan(): Promise<Loan> {
     if (this.#closed) return Promise.reject(publisherClosed('loan'));
     const slot = this.#take();
-    if (slot >= 0) return Promise.resolve(new Loan(construct, this, slot, this.#view(slot)));
+    if (slot >= 0) return Promise.resolve(newLoan(this.#lender, slot, this.#view(slot)));
     return new Promise<Loan>((resolve, reject) => {
       this.#waiters.push({ resolve, reject });
       this.#armTimer();
@@ -394,19 +281,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   [Symbol.dispose](): void { this.close(); }
-
-  static {
-    publishSlot = (p, slot, length, meta) => {
-      if (p.#closed) throw publisherClosed('send');
-      p.#publish(slot, length, meta);
-    };
-    cancelSlot = (p, slot) => {
-      if (p.#closed) return;
-      p.#loaned[slot] = 0;
-      p.#unref(slot, 0);
-      p.#wake();
-    };
-  }
 
   // ---- internals ----
 
@@ -557,7 +431,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     while (this.#waiters.length > 0 && !this.#closed) {
       const slot = this.#take();
       if (slot < 0) return;
-      this.#waiters.shift()!.resolve(new Loan(construct, this, slot, this.#view(slot)));
+      this.#waiters.shift()!.resolve(newLoan(this.#lender, slot, this.#view(slot)));
     }
     if (this.#waiters.length === 0 && this.#timer !== null) {
       clearTimeout(this.#timer);

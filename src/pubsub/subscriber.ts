@@ -4,12 +4,14 @@
 // maxSize), maps it PROT_READ | MAP_SHARED once, and from then on turns each
 // announcement into a Sample: a read-only view of one slot.
 import { native } from '../binding';
-import { type Channel, type ChannelOptions, type Message, receiveOwned } from '../channel';
+import { type Channel } from '../channel';
+import { type ChannelOptions } from '../channel-util';
+import { type Message, receiveOwned } from '../message';
 import { connect } from '../channel-server';
 import { constants as C, Seal, sealNames } from '../constants';
 import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
 import { type Mapping, mmap } from '../mapping';
-import { verifySeals } from '../sealed';
+import { verifySeals } from '../verify';
 import { validateAbortSignal, validateLength, validateObject } from '../validate';
 import * as P from './protocol';
 

@@ -1,0 +1,129 @@
+// Message, and reading one from the kernel: recvmsg(2) with SCM_RIGHTS and
+// MSG_CMSG_CLOEXEC into one scratch buffer, the refusals of a message with too
+// many descriptors (MSG_CTRUNC) or too many bytes (MSG_TRUNC), end-of-stream and
+// ECONNRESET; and who owns a received message's descriptors until it is
+// delivered. The receiving half of a Channel (channel.ts), which calls it.
+import { native } from './binding';
+import { E, MemsealError, systemError } from './errors';
+import { closeQuietly, MAX_PAYLOAD, type SocketType } from './channel-util';
+
+const K = native.channelConstants;
+
+// One receive buffer per module instance (per JS thread): recvmsg copies into
+// it and the payload is copied out at its exact length.
+const scratch = Buffer.allocUnsafe(MAX_PAYLOAD);
+const recvInfo = new Int32Array(3); // [fds stored, msg_flags, fds the kernel installed]
+/** @internal recvMessage(): end-of-stream. */
+export const EOF = Symbol('eof');
+// ECONNRESET: the peer went while our messages sat unread in its queue. The kernel reports it
+// once (sock_error clears it) before the messages the peer sent, so reading goes on after it.
+/** @internal recvMessage(): ECONNRESET. */
+export const RESET = Symbol('reset');
+
+/**
+ * One received message. The receiver owns `fds` (open, close-on-exec):
+ * use them, close them, or let `closeFds()` / `using` do it. `takeFds()`
+ * hands them over explicitly so a later `closeFds()` leaves them alone.
+ * Until the message is delivered (`receive()` settles, `'message'` is
+ * emitted) its descriptors are the channel's: a worker terminated before that
+ * leaks none of them; from then on they are the program's, like any fd it opened.
+ */
+export class Message {
+  /** The payload, a private copy. */
+  readonly data: Buffer;
+  /** Descriptors that came with the message and have not been taken or closed. */
+  fds: number[];
+
+  constructor(data: Buffer, fds: number[]) {
+    this.data = data;
+    this.fds = fds;
+  }
+
+  /** Returns the descriptors and forgets them: from now on the caller alone closes them. */
+  takeFds(): number[] {
+    const fds = this.fds;
+    this.fds = [];
+    return fds;
+  }
+
+  /** Closes every descriptor not taken yet. Idempotent. */
+  closeFds(): void {
+    for (const fd of this.takeFds()) closeQuietly(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.closeFds();
+  }
+}
+
+/** @internal A pending receive(). */
+export interface Waiter {
+  resolve: (m: Message) => void;
+  reject: (err: Error) => void;
+  handOver: boolean;  // a receive() by the program (else memseal's own, which adopts the descriptors)
+}
+
+/**
+ * @internal Channel#[receiveOwned]() is receive() for memseal's own callers
+ * (receiveBuffer): the descriptors stay tracked natively, closed if the
+ * environment is torn down, until the caller adopts (fdOpen) or closes them.
+ */
+export const receiveOwned: unique symbol = Symbol('memseal.receiveOwned');
+
+/**
+ * @internal A received message's descriptors are the channel's (closed with the worker
+ * or process environment if it is torn down first) until the program gets the
+ * message: from then on they are the program's, like any fd it opened.
+ */
+export function handOver(m: Message): Message {
+  for (const fd of m.fds) native.untrack(fd);
+  return m;
+}
+
+/**
+ * @internal One recvmsg on `fd` into `fdBuf` (room for `maxFds` descriptors): a message,
+ * an error about a bad message, null (nothing yet), EOF or RESET.
+ */
+export function recvMessage(fd: number, fdBuf: Int32Array, maxFds: number, type: SocketType): Message | Error | null | typeof EOF | typeof RESET {
+  const r = native.recvmsg(fd, scratch, fdBuf, recvInfo);
+  if (r < 0) {
+    if (r === -E.EAGAIN) return null;
+    if (r === -E.ECONNRESET) return RESET;
+    return systemError(r, 'recvmsg');
+  }
+  const nfds = recvInfo[0]!;
+  const flags = recvInfo[1]!;
+  const fds: number[] = [];
+  for (let i = 0; i < nfds; i++) fds.push(fdBuf[i]!);
+  if ((flags & K.MSG_CTRUNC) !== 0) {
+    for (const fd of fds) closeQuietly(fd);
+    // The kernel stops installing descriptors when this process has no slot left (scm_detach_fds):
+    // fewer than the control buffer holds means RLIMIT_NOFILE, not maxFds.
+    if (recvInfo[2]! < maxFds) {
+      return systemError(-E.EMFILE, 'recvmsg', undefined,
+        `this process ran out of file descriptors (RLIMIT_NOFILE, ulimit -n) while receiving a message's descriptors: ` +
+        `it was dropped and the ${recvInfo[2]} that arrived were closed; raise the limit or hold fewer descriptors`);
+    }
+    return new MemsealError('ERR_MEMSEAL_CTRUNC',
+      `a message carried more file descriptors than this channel accepts (maxFds ${maxFds}): every one that arrived was closed`,
+      { hint: 'raise channel.maxFds (up to 253) if the peer is meant to send that many' });
+  }
+  if ((flags & K.MSG_TRUNC) !== 0 || r > scratch.length) {
+    for (const fd of fds) closeQuietly(fd);
+    return new MemsealError('ERR_MEMSEAL_SIZE',
+      `a message of ${r} bytes exceeds Channel.MAX_PAYLOAD (${MAX_PAYLOAD}): dropped, its descriptors closed`);
+  }
+  if (r === 0 && nfds === 0 && type !== 'dgram') return EOF;  // an empty datagram is a message
+  const data = Buffer.allocUnsafe(r);
+  scratch.copy(data, 0, 0, r);
+  return new Message(data, fds);
+}
+
+/** @internal After a hang-up: whether a message is still unread (MSG_PEEK: nothing is taken, no descriptor installed). */
+export function somethingLeft(fd: number): boolean {
+  for (let resets = 0; ; resets++) {
+    const r = native.recvPeek(fd);
+    if (r === -E.ECONNRESET && resets < 3) continue;
+    return r === 1;
+  }
+}

@@ -1,0 +1,175 @@
+// verifySeals(): the check a receiver runs on a descriptor a peer sent before
+// it maps anything — a memfd (F_GET_SEALS, fstat(2)), with the seals it
+// requires and none it forbids, of a size within bounds — and the defaults of
+// that policy. SealedBuffer.open() and Channel#receiveBuffer() (sealed.ts) and
+// the pub/sub subscriber build on it.
+import { constants as bufferConstants } from 'node:buffer';
+import { native } from './binding';
+import { Seal, sealNames } from './constants';
+import { E, type MemsealErrorCode, systemError } from './errors';
+import { PAGE_SIZE } from './mapping';
+import { validateFd, validateFlags, validateLength, validateObject } from './validate';
+
+const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
+/**
+ * The largest buffer a receiver accepts unless `maxSize` says otherwise: what
+ * `bytes` can show in one ArrayBuffer (buffer.constants.MAX_LENGTH, 4 GiB on
+ * Node 20). Larger buffers need an explicit `maxSize` and are read with `range()`.
+ */
+export const DEFAULT_MAX_SIZE: number = bufferConstants.MAX_LENGTH;
+
+/** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
+export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
+
+/** What a receiver demands of a descriptor before it maps it. */
+export interface VerifyOptions {
+  /** Seals that must all be present (a superset is fine). Default SHRINK | GROW | WRITE. */
+  require?: number;
+  /** Seals that must be absent. Default 0. */
+  forbid?: number;
+  /** Smallest acceptable size in bytes. */
+  minSize?: number;
+  /**
+   * Largest acceptable size in bytes: bounds what a peer can make you map.
+   * Default buffer.constants.MAX_LENGTH (4 GiB on Node 20), the most `bytes`
+   * can show; larger buffers must be allowed explicitly and read with `range()`.
+   */
+  maxSize?: number;
+  /** The only acceptable size. */
+  exactSize?: number;
+}
+
+/** The verdict of {@link verifySeals}. */
+export interface VerifyResult {
+  ok: boolean;
+  /** The file's seals (0 if it is not a memfd). */
+  seals: number;
+  /** Its size in bytes (as seen after the seals were read). */
+  size: number;
+  /** Required seals that are absent. */
+  missing: number;
+  /** Why it was rejected; absent when ok. */
+  reason?: string;
+  /** The MemsealError code a rejection maps to; absent when ok. */
+  code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE'>;
+  /** A hugetlb memfd (MFD_HUGETLB): its block size is a huge page. Absent when false. */
+  hugetlb?: boolean;
+}
+
+interface Policy {
+  require: number;
+  forbid: number;
+  minSize: number;
+  maxSize: number;
+  /** Which option set each bound, so a refusal names what the caller passed. */
+  minFrom?: 'minSize' | 'exactSize';
+  maxFrom?: 'maxSize' | 'exactSize';
+}
+
+function policy(options: VerifyOptions | undefined): Policy {
+  if (options === undefined) return { require: DEFAULT_REQUIRED_SEALS, forbid: 0, minSize: 0, maxSize: DEFAULT_MAX_SIZE };
+  validateObject(options, 'options');
+  const { require = DEFAULT_REQUIRED_SEALS, forbid = 0, minSize, maxSize, exactSize } = options;
+  validateFlags(require, 'options.require');
+  validateFlags(forbid, 'options.forbid');
+  const p: Policy = { require, forbid, minSize: 0, maxSize: DEFAULT_MAX_SIZE };
+  if (minSize !== undefined) { validateLength(minSize, 'options.minSize'); p.minSize = minSize; p.minFrom = 'minSize'; }
+  if (maxSize !== undefined) { validateLength(maxSize, 'options.maxSize'); p.maxSize = maxSize; p.maxFrom = 'maxSize'; }
+  if (exactSize !== undefined) {
+    validateLength(exactSize, 'options.exactSize');
+    if (exactSize >= p.minSize) { p.minSize = exactSize; p.minFrom = 'exactSize'; }
+    if (exactSize <= p.maxSize) { p.maxSize = exactSize; p.maxFrom = 'exactSize'; }
+  }
+  return p;
+}
+
+/** @internal Validates verify options (throws TypeError/RangeError) without touching a descriptor. */
+export function verifyPolicy(options: VerifyOptions | undefined): void {
+  policy(options);
+}
+
+function describeSeals(mask: number): string {
+  return mask === 0 ? 'none' : sealNames(mask).join(', ');
+}
+
+function verify(fd: number, p: Policy): VerifyResult {
+  // Seals first, then the size: seals only accumulate, so once SHRINK and GROW
+  // are seen the size read afterwards is final.
+  const seals = native.getSeals(fd);
+  if (seals < 0) {
+    if (seals !== -E.EINVAL) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
+    const st = native.fstat(fd);
+    const kind = typeof st === 'number' ? 'an unknown kind of file' : fileKind(st[1]);
+    return { ok: false, seals: 0, size: 0, missing: p.require, code: 'ERR_MEMSEAL_NOT_MEMFD',
+      reason: `the descriptor is ${kind}, not a memfd: it cannot be sealed` };
+  }
+  const st = native.fstat(fd);
+  if (typeof st === 'number') throw systemError(st, 'fstat');
+  const [size, mode, blksize] = st;
+  if ((mode & S_IFMT) !== S_IFREG) {
+    return { ok: false, seals, size, missing: 0, code: 'ERR_MEMSEAL_NOT_MEMFD',
+      reason: `the descriptor is ${fileKind(mode)}, not a memfd` };
+  }
+  const missing = p.require & ~seals;
+  if (missing !== 0) {
+    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_NOT_SEALED',
+      reason: `missing seals: ${describeSeals(missing)} (has: ${describeSeals(seals)})` };
+  }
+  const forbidden = seals & p.forbid;
+  if (forbidden !== 0) {
+    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_NOT_SEALED',
+      reason: `forbidden seals present: ${describeSeals(forbidden)}` };
+  }
+  if (size < p.minSize || size > p.maxSize) {
+    return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_SIZE', reason: sizeReason(size, p) };
+  }
+  // hugetlbfs reports its huge page size as the block size; shmem the base page.
+  return blksize > PAGE_SIZE ? { ok: true, seals, size, missing: 0, hugetlb: true } : { ok: true, seals, size, missing: 0 };
+}
+
+/** Names the option that refused the size: `size 8192 bytes exceeds maxSize (4096 bytes)`. */
+function sizeReason(size: number, p: Policy): string {
+  const range = p.minSize === p.maxSize ? `exactly ${p.minSize}` : `${p.minSize}..${p.maxSize}`;
+  const from = size > p.maxSize ? p.maxFrom : p.minFrom;
+  const what = from === 'exactSize' ? `is not exactSize (${p.maxSize} bytes)`
+    : from === 'maxSize' ? `exceeds maxSize (${p.maxSize} bytes)`
+      : from === 'minSize' ? `is below minSize (${p.minSize} bytes)`
+        : `is over the largest size accepted without a maxSize (${p.maxSize} bytes)`;
+  return `size ${size} bytes ${what}; accepted: ${range} bytes`;
+}
+
+function fileKind(mode: number): string {
+  switch (mode & S_IFMT) {
+    case S_IFIFO: return 'a pipe';
+    case S_IFSOCK: return 'a socket';
+    case S_IFCHR: return 'a character device';
+    case S_IFBLK: return 'a block device';
+    case S_IFDIR: return 'a directory';
+    case S_IFREG: return 'a regular file';
+    default: return 'an unknown kind of file';
+  }
+}
+
+/**
+ * Checks a descriptor a peer handed over before anything is mapped: that it is
+ * a memfd (F_GET_SEALS works), that its seals include `require` (a superset is
+ * fine: newer kernels add bits), exclude `forbid`, and that its size is within
+ * bounds. A policy failure is returned, never thrown; the descriptor is left
+ * open. Without F_SEAL_SHRINK a peer could truncate the file under your
+ * mapping and every access past the new end would raise SIGBUS.
+ * @throws EBADF for a closed descriptor; TypeError/RangeError for bad options
+ * @example
+ * ```ts
+ * const r = verifySeals(fd, { maxSize: 64 << 20 });
+ * if (!r.ok) throw new Error(`refused: ${r.reason}`);
+ * ```
+ */
+export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
+  validateFd(fd);
+  return verify(fd, policy(options));
+}
+
+/** @internal verifySeals() for a caller that has validated `fd` already (openSealed). */
+export function verifyFd(fd: number, options: VerifyOptions | undefined): VerifyResult {
+  return verify(fd, policy(options));
+}
