@@ -3,44 +3,77 @@
 // (Mapping#unmap() / SealedBuffer#close() pick by size: DEFERRED_RELEASE_BYTES).
 // Each run: create a memfd of the size, map it shared, fault every page in,
 // close the descriptor (so the munmap frees the pages, as the last close of a
-// received SealedBuffer does), then time the call on the event loop.
-// Usage: node bench/release.js [rounds]
+// received SealedBuffer does), then time the call on the event loop, and the
+// loop's whole busy time until the release is done (event-loop utilization:
+// for the thread pool that includes the completion callback on the loop).
+// Usage: node bench/release.js [rounds]; `npm run bench` runs it as section 6.
 'use strict';
+const fs = require('node:fs');
+const { performance } = require('node:perf_hooks');
 const { native } = require('../dist/binding');
 const { regionHandle, DEFERRED_RELEASE_BYTES } = require('../dist/mapping');
 const m = require('..');
+const lib = require('./lib');
 
 const C = m.constants;
-const rounds = Number(process.argv[2] ?? 20);
-const sizes = [16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 64 << 20, 256 << 20];
+const SIZES = [16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 64 << 20, 256 << 20];
+const WAIT_MS = 20;  // long enough for the pool to finish; the same for both ways, so timer overhead cancels out
 
 function prepare(size) {
   const fd = m.memfdCreate('bench-release');
-  require('node:fs').ftruncateSync(fd, size);
+  fs.ftruncateSync(fd, size);
   const map = m.mmap(size, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED | C.MAP_POPULATE, fd);
-  require('node:fs').closeSync(fd);
+  fs.closeSync(fd);
   return map;
 }
 
-async function time(size, deferred) {
-  const samples = [];
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function measure(size, deferred, rounds) {
+  const call = [], loop = [];
   for (let r = 0; r < rounds; r++) {
     const map = prepare(size);
+    await pause(1);
+    const e0 = performance.eventLoopUtilization();
     const t0 = process.hrtime.bigint();
     native.munmap(regionHandle(map), deferred);
-    samples.push(Number(process.hrtime.bigint() - t0) / 1000);
-    await new Promise((resolve) => setTimeout(resolve, deferred ? 20 : 0)); // let the pool finish
+    call.push(Number(process.hrtime.bigint() - t0) / 1000);
+    await pause(WAIT_MS);
+    loop.push(performance.eventLoopUtilization(e0).active * 1000);
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return { callUs: lib.stats(call), loopUs: lib.stats(loop) };
 }
 
-(async () => {
-  console.log(`release: event-loop time of munmap, in place vs on the thread pool (median of ${rounds}); threshold now ${DEFERRED_RELEASE_BYTES} bytes`);
-  for (const size of sizes) {
-    const inPlace = await time(size, false);
-    const pooled = await time(size, true);
-    const label = size >= 1 << 20 ? `${size >> 20} MiB` : `${size >> 10} KiB`;
-    console.log(`  ${label.padStart(8)}: in place ${inPlace.toFixed(1).padStart(8)} µs   thread pool ${pooled.toFixed(1).padStart(6)} µs   ratio ${(inPlace / pooled).toFixed(1)}×`);
+async function run({ rounds = 15, log = console.error } = {}) {
+  const rows = [];
+  for (const size of SIZES) {
+    const inPlace = await measure(size, false, rounds);
+    const pool = await measure(size, true, rounds);
+    rows.push({ size, inPlace, pool });
+    log(`release ${lib.fmtSize(size)}: in place ${inPlace.callUs.median.toFixed(1)} µs (loop ${inPlace.loopUs.median.toFixed(1)}), ` +
+      `thread pool ${pool.callUs.median.toFixed(1)} µs (loop ${pool.loopUs.median.toFixed(1)})`);
   }
-})();
+  return { rounds, threshold: DEFERRED_RELEASE_BYTES, rows };
+}
+
+/** Markdown lines for docs/bench.md. */
+function report(x) {
+  const L = ['## 6. Releasing memory off the event loop', '',
+    `Event-loop time of the last munmap(2) of a populated shared mapping (its pages are freed by it), done in place or handed to the libuv thread pool; "loop busy" is the event loop's whole active time until the release is done (event-loop utilization over a ${WAIT_MS} ms wait, the same for both ways), which for the thread pool includes queueing the work and its completion callback. Median of ${x.rounds}. memseal hands a release to the pool from ${lib.fmtSize(x.threshold)} (DEFERRED_RELEASE_BYTES).`, '',
+    '| size | in place: munmap (µs) | in place: loop busy (µs) | thread pool: call (µs) | thread pool: loop busy (µs) | loop busy, in place ÷ pool |',
+    '|---|---:|---:|---:|---:|---:|'];
+  for (const r of x.rows) {
+    L.push(`| ${lib.fmtSize(r.size)}${r.size >= x.threshold ? ' (pool)' : ''} | ${r.inPlace.callUs.median.toFixed(1)} | ${r.inPlace.loopUs.median.toFixed(1)} | ` +
+      `${r.pool.callUs.median.toFixed(1)} | ${r.pool.loopUs.median.toFixed(1)} | ${(r.inPlace.loopUs.median / r.pool.loopUs.median).toFixed(2)}× |`);
+  }
+  L.push('');
+  return L;
+}
+
+module.exports = { run, report };
+
+if (require.main === module) {
+  run({ rounds: Number(process.argv[2] ?? 15), log: () => {} })
+    .then((x) => process.stdout.write(`${report(x).join('\n')}\n`))
+    .catch((err) => { console.error(err); process.exit(1); });
+}

@@ -17,6 +17,7 @@ const os = require('node:os');
 const path = require('node:path');
 const lib = require('./lib');
 const pubsub = require('./pubsub');
+const release = require('./release');
 const memseal = require('..');
 
 const { SealedBuffer, spawnWithChannel, memfdCreate, addSeals, getSeals, mmap, Seal, constants: C, features, hugePageSettings } = memseal;
@@ -419,6 +420,7 @@ function report(r) {
   }
   L.push('');
   if (r.pubsub) L.push(...pubsub.report(r.pubsub, r.pubsubMachine));
+  if (r.release) L.push(...release.report(r.release));
   L.push(...targets(r));
   return `${L.join('\n')}\n`;
 }
@@ -506,6 +508,7 @@ async function main() {
     if (os.cpus().length > 1) r.channelPinned = await lib.pinned(0, () => channel(bins.pingpong, 0));
     r.machine.loadAverage.push(os.loadavg()[0]);
     r.pubsub = await pubsub.run({ quick, log });
+    r.release = await release.run({ rounds: quick ? 3 : 15, log });
   }
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'bench.json'), `${JSON.stringify(r, null, 2)}\n`);
