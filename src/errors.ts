@@ -81,13 +81,17 @@ export class MemsealError extends Error {
 }
 
 /**
- * ERR_MEMSEAL_CLOSED, one shape for every object: `Mapping.advise(): the mapping is unmapped`.
+ * ERR_MEMSEAL_CLOSED, one shape for every object: `Mapping.advise(): the mapping is unmapped`,
+ * followed by `: <reason>` when the object was ended by someone else for a known reason.
  * @param op what was called ('Channel.send()', 'SealedBuffer.bytes')
  * @param what the object ('the channel', "the arena 'cfg'")
  * @param state how it ended ('closed', 'unmapped', 'destroyed', 'disposed')
+ * @param why the reason (appended to the message), a hint, the error that ended it (cause)
  */
-export function closedError(op: string, what: string, state = 'closed'): MemsealError {
-  return new MemsealError('ERR_MEMSEAL_CLOSED', `${op}: ${what} is ${state}`);
+export function closedError(op: string, what: string, state = 'closed',
+  why?: { reason?: string; hint?: string; cause?: unknown }): MemsealError {
+  const reason = why?.reason === undefined ? '' : `: ${why.reason}`;
+  return new MemsealError('ERR_MEMSEAL_CLOSED', `${op}: ${what} is ${state}${reason}`, { hint: why?.hint, cause: why?.cause });
 }
 
 /** A RangeError with a Node-style `code` (and `hint`) whose message is not an argument's range. */

@@ -4,7 +4,7 @@
 // queueing them (and their memory), and always ends up with the newest.
 // Wire: one sendBuffer() message per version, meta = JSON {"version": n, "meta": "..."}.
 import { type Channel } from './channel';
-import { MemsealError } from './errors';
+import { closedError } from './errors';
 import { SealedBuffer } from './sealed';
 import { type VerifyOptions } from './verify';
 import { validateObject } from './validate';
@@ -50,7 +50,7 @@ export class SnapshotPublisher {
    * @returns the new version number
    */
   publish(data: SealedBuffer | ArrayBufferView | ArrayBuffer | string, meta = ''): number {
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SnapshotPublisher.publish(): the publisher is closed');
+    if (this.#closed) throw closedError('SnapshotPublisher.publish()', 'the publisher');
     const buffer = data instanceof SealedBuffer ? data : SealedBuffer.from(data, { name: 'snapshot' });
     const previous = this.#latest;
     this.#latest = { version: this.version + 1, buffer, meta, inflight: 0 };
@@ -61,7 +61,7 @@ export class SnapshotPublisher {
 
   /** Sends the latest version to `channel` now, and every later one; detaches when it closes. */
   attach(channel: Channel): void {
-    if (this.#closed) throw new MemsealError('ERR_MEMSEAL_CLOSED', 'SnapshotPublisher.attach(): the publisher is closed');
+    if (this.#closed) throw closedError('SnapshotPublisher.attach()', 'the publisher');
     if (this.#subscribers.has(channel) || channel.closed) return;
     const sub: Subscriber = { busy: false, sent: 0 };
     this.#subscribers.set(channel, sub);

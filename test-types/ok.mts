@@ -2,8 +2,8 @@
 // exports (self-reference: 'memseal' resolves to ../package.json "exports", i.e. dist/*.d.(m)ts).
 import { EventEmitter, once } from 'node:events';
 import memseal, {
-  type Channel, type ChannelEvents, type ChannelServer, type Message, MemsealError, type MemsealErrorCode,
-  SealedBuffer, socketPair, type SystemError, WriteOnceArena,
+  type Channel, type ChannelEvents, type ChannelServer, type DetachReason, type Message, MemsealError, type MemsealErrorCode,
+  Publisher, type PublisherEvents, SealedBuffer, socketPair, type SubscriberInfo, type SystemError, WriteOnceArena,
 } from 'memseal';
 
 // the default export is the whole module
@@ -62,5 +62,18 @@ export async function main(): Promise<void> {
 export function serve(server: ChannelServer): void {
   server.on('connection', (ch) => { ch.close(); });
   server.on('close', () => {});
+}
+export function stream(pub: Publisher): void {
+  // typed events: the listener's argument types come from PublisherEvents
+  pub.on('attach', (info) => { const id: number = info.id; const held: number = info.held; void id; void held; });
+  pub.once('detach', (info: SubscriberInfo, reason) => { const r: DetachReason = reason; void info; void r; });
+  pub.off('attach', (info: SubscriberInfo) => { void info; });
+  // EventEmitter's own events, as on Channel
+  pub.on('newListener', (event) => { const e: string | symbol = event; void e; });
+  const emitter: EventEmitter = pub;
+  void emitter;
+  const args: PublisherEvents['detach'] = [undefined as unknown as SubscriberInfo, 'slow'];
+  void args;
+  void Publisher.create({ slots: 2, slotSize: 64 });
 }
 void names;

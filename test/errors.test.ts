@@ -2,7 +2,11 @@
 // whether it comes through the low level or a high-level class.
 import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
-import { addSeals, constants as C, MemsealError, memfdCreate, mmap, SealedBuffer, socketPair, WriteOnceArena } from '../src';
+import {
+  addSeals, constants as C, features, MemsealError, memfdCreate, mmap, Publisher, SealedBuffer, SnapshotPublisher, socketPair,
+  Subscriber, WriteOnceArena,
+} from '../src';
+import { skipUnless } from './helpers';
 
 function caught(fn: () => unknown): Error & { code?: string; hint?: string; syscall?: string } {
   try {
@@ -47,6 +51,72 @@ describe('errors', () => {
       assert.ok(e instanceof MemsealError, e.message);
       assert.equal(e.code, 'ERR_MEMSEAL_CLOSED');
       assert.match(e.message, /^[\w.]+(\(\))?: .+ is (closed|unmapped|destroyed|disposed)$/);
+    }
+  });
+
+  // "<call>: <object> is <state>", and ": <reason>" when someone else ended it for a known reason
+  const CLOSED_SHAPE = /^[\w.]+(\(\))?: .+ is (closed|released|sent or cancelled|detached by the publisher)(: .+)?$/;
+
+  it('ERR_MEMSEAL_CLOSED from Publisher, Loan, Sample, Subscriber and SnapshotPublisher has the same shape', async function () {
+    skipUnless(this, features.futureWrite, 'needs F_SEAL_FUTURE_WRITE (Linux 5.1)');
+    const errors: Error[] = [];
+    const rejection = (p: Promise<unknown>) => p.then(() => assert.fail('resolved'), (e: Error) => e);
+
+    // a subscriber whose publisher hung up, one it detached (carrying the publisher's reason), one closed here
+    const pub = Publisher.create({ slots: 4, slotSize: 16, maxHeld: 1, onSlow: 'detach' });
+    const [a, b] = socketPair();
+    const attached = pub.attach(a);
+    const slow = await Subscriber.attach(b);
+    await attached;
+    await pub.publish('1');
+    const held = await slow.receive();
+    await pub.publish('2');  // slow holds maxHeld: detached
+    const detached = await rejection(slow.receive());
+    assert.match(detached.message, /^Subscriber\.receive\(\): the subscriber is detached by the publisher: held 1 samples/);
+    assert.ok(detached.cause instanceof MemsealError, 'the cause is the DETACH the publisher sent');
+    errors.push(detached);
+    held.release();
+    errors.push(caught(() => held.copy()));
+
+    pub.close();
+    errors.push(await rejection(pub.publish('x')));
+    errors.push(await rejection(pub.loan()));
+
+    const pubB = Publisher.create({ slots: 4, slotSize: 16 });
+    const [c, d] = socketPair();
+    const attached2 = pubB.attach(c);
+    const sub = await Subscriber.attach(d);
+    await attached2;
+    const loan = await pubB.loan();
+    await loan.send(1);
+    errors.push(caught(() => loan.bytes));
+    (await sub.receive()).release();
+    pubB.close();
+    const hungUp = await rejection(sub.receive());
+    assert.equal((hungUp as MemsealError).hint, 'the publisher or this side hung up');
+    errors.push(hungUp);
+
+    const [e, f] = socketPair();
+    const pub2 = Publisher.create({ slots: 2, slotSize: 16 });
+    const attached3 = pub2.attach(e);
+    const sub2 = await Subscriber.attach(f);
+    await attached3;
+    sub2.close();
+    errors.push(await rejection(sub2.receive()));
+    pub2.close();
+
+    const snap = new SnapshotPublisher();
+    snap.close();
+    const [g, h] = socketPair();
+    errors.push(caught(() => snap.publish('x')));
+    errors.push(caught(() => snap.attach(g)));
+    g.close();
+    h.close();
+
+    for (const err of errors) {
+      assert.ok(err instanceof MemsealError, err.message);
+      assert.equal(err.code, 'ERR_MEMSEAL_CLOSED');
+      assert.match(err.message, CLOSED_SHAPE);
     }
   });
 

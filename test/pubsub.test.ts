@@ -231,7 +231,7 @@ describe('Publisher/Subscriber', function () {
       assert.equal(pub.subscribers, 0);
       const err = await sub.receive().then(() => null, (e: Error) => e);
       assert.equal((err as { code?: string })?.code, 'ERR_MEMSEAL_CLOSED');
-      assert.match(String((err as Error).message), /detached this subscriber: held 2 samples/);
+      assert.match(String((err as Error).message), /^Subscriber.receive\(\): the subscriber is detached by the publisher: held 2 samples/);
       for (const s of held) s.release();
       pub.close();
     });

@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import {
-  addSeals, Channel, ChannelServer, constants as C, Mapping, memfdCreate, mmap, SealedBuffer, Seal, SecretBuffer, WriteOnceArena,
+  addSeals, Channel, ChannelServer, constants as C, Loan, Mapping, memfdCreate, mmap, Publisher, Sample, SealedBuffer, Seal, SecretBuffer,
+  Subscriber, WriteOnceArena,
 } from '../src';
 import { native } from '../src/binding';
 
@@ -42,7 +43,7 @@ describe('hardening regressions', () => {
   });
 
   it('direct construction throws ERR_ILLEGAL_CONSTRUCTOR (was a TypeError without a code)', () => {
-    for (const Cls of [Mapping, SealedBuffer, Channel, ChannelServer, SecretBuffer]) {
+    for (const Cls of [Mapping, SealedBuffer, Channel, ChannelServer, SecretBuffer, Publisher, Subscriber, Sample, Loan]) {
       assert.throws(() => new (Cls as unknown as new (...a: unknown[]) => unknown)(1, 2, 3, 4), { name: 'TypeError', code: 'ERR_ILLEGAL_CONSTRUCTOR' });
     }
   });

@@ -27,6 +27,9 @@ export function toMeta(meta: unknown): Uint8Array {
   return b.length === 0 ? EMPTY : Buffer.from(b);
 }
 
+// Loan's constructor is private to the public types; its static block sets this for newLoan().
+let makeLoan: (lender: Lender, slot: number, bytes: Buffer) => Loan;
+
 /**
  * A slot lent to the caller: write up to `bytes.length` bytes into `bytes`,
  * then `send()`. The view writes straight into the shared pages (zero
@@ -39,8 +42,8 @@ export class Loan {
   #lender: Lender;
   #bytes: Buffer | null;
 
-  /** @internal use publisher.loan() */
-  constructor(token: symbol, lender: Lender, slot: number, bytes: Buffer) {
+  /** Not public: use publisher.loan(). */
+  private constructor(token: symbol, lender: Lender, slot: number, bytes: Buffer) {
     if (token !== construct) throw illegalConstructor('publisher.loan()');
     this.#lender = lender;
     this.slot = slot;
@@ -85,9 +88,13 @@ export class Loan {
   }
 
   [Symbol.dispose](): void { this.cancel(); }
+
+  static {
+    makeLoan = (lender, slot, bytes) => new Loan(construct, lender, slot, bytes);
+  }
 }
 
 /** @internal A Loan of `slot` (`bytes` is its view), for Publisher#loan(). */
 export function newLoan(lender: Lender, slot: number, bytes: Buffer): Loan {
-  return new Loan(construct, lender, slot, bytes);
+  return makeLoan(lender, slot, bytes);
 }

@@ -3,6 +3,7 @@
 // publisher's side (SubscriberInfo) and why it left (DetachReason).
 import { type PeerCredentials } from '../channel-util';
 import { invalidArgValue } from '../errors';
+import { type EmitterEvents } from '../events';
 import { validateInteger, validateObject, validateString } from '../validate';
 import * as P from './protocol';
 
@@ -47,8 +48,8 @@ export interface SubscriberInfo {
 /** Why a subscriber left: it hung up, it was too slow, it broke the protocol, sending to it failed, or the publisher closed. */
 export type DetachReason = 'closed' | 'slow' | 'protocol' | 'error' | 'publisher-closed';
 
-/** Events of {@link Publisher}. */
-export interface PublisherEvents {
+/** Events of {@link Publisher}: a misspelt name or a listener of the wrong shape fails to compile. */
+export interface PublisherEvents extends EmitterEvents {
   attach: [info: SubscriberInfo];
   detach: [info: SubscriberInfo, reason: DetachReason];
 }

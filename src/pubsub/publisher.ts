@@ -3,15 +3,15 @@
 // publisher keeps the only writable mapping; subscribers can only map it
 // read-only. A sample costs one small message per subscriber (protocol.ts).
 // Its options and events are in publisher-options.ts, the Loan of a slot in loan.ts.
-import { EventEmitter } from 'node:events';
-import { native } from '../binding';
+import { type FdHandle, native } from '../binding';
 import { Channel } from '../channel';
 import { type ChannelServer, listen, type ListenOptions } from '../channel-server';
 import { constants as C, Seal } from '../constants';
 import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
+import { TypedEventEmitter } from '../events';
 import { features } from '../features';
-import { type Mapping, mmap } from '../mapping';
-import { memfdCreate } from '../memfd';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../mapping';
+import { memfdCreateHint } from '../memfd';
 import { type Message } from '../message';
 import { toBytes } from '../validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
@@ -22,7 +22,6 @@ import {
 
 const PAGE = native.pageSize();
 const construct = Symbol('Publisher.construct');
-const fdRegistry = new FinalizationRegistry<number>((fd) => { native.close(fd); });
 
 /** The seals a pool carries: nobody can resize it, nobody but the publisher's existing mapping can write it. */
 export const POOL_SEALS = Seal.SHRINK | Seal.GROW | Seal.FUTURE_WRITE | Seal.SEAL;
@@ -58,7 +57,7 @@ function publisherClosed(op: string): MemsealError {
  * Events (typed in {@link PublisherEvents}): `'attach'` (SubscriberInfo),
  * `'detach'` (SubscriberInfo, reason).
  */
-export class Publisher extends EventEmitter<PublisherEvents> {
+export class Publisher extends TypedEventEmitter<PublisherEvents> {
   /** The pool's memfd (close-on-exec); -1 once closed. */
   get fd(): number { return this.#closed ? -1 : this.#fd; }
   readonly slots: number;
@@ -71,6 +70,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly slowTimeout: number;
 
   #fd: number;
+  // Owns the pool's descriptor natively: closed by close(), by the garbage collector, or at
+  // environment teardown (a worker's end), where FinalizationRegistry callbacks never run.
+  #fdHandle: FdHandle;
   #mapping: Mapping;
   #header: Buffer;
   #views: Buffer[] = [];
@@ -102,11 +104,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     },
   };
 
-  /** @internal use Publisher.create() */
-  constructor(token: symbol, fd: number, mapping: Mapping, g: P.PoolGeometry, o: Required<Omit<PublisherOptions, 'slots' | 'slotSize'>>) {
+  /** Not public: use Publisher.create(). */
+  private constructor(token: symbol, fd: number, handle: FdHandle, mapping: Mapping, g: P.PoolGeometry,
+    o: Required<Omit<PublisherOptions, 'slots' | 'slotSize'>>) {
     if (token !== construct) throw illegalConstructor('Publisher.create()');
     super();
     this.#fd = fd;
+    this.#fdHandle = handle;
     this.#mapping = mapping;
     this.#geometry = g;
     this.slots = g.slots;
@@ -121,7 +125,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#loaned = new Uint8Array(g.slots);
     this.#seq = new Float64Array(g.slots);
     for (let i = g.slots - 1; i >= 0; i--) this.#free.push(i);
-    fdRegistry.register(this, fd, this);
   }
 
   /**
@@ -139,17 +142,21 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     // MFD_NOEXEC_SEAL (6.3) where the kernel has it: the pool is never executable. Not F_SEAL_EXEC on an
     // executable memfd: on such a file the kernel turns F_SEAL_EXEC into WRITE too (W^X), which would
     // fail with EBUSY against our own writable mapping.
-    const fd = memfdCreate(name, C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING | (features.noexecSeal ? C.MFD_NOEXEC_SEAL : 0));
+    // Owned natively from the moment it exists: a worker terminated at any point after this closes it.
+    const flags = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING | (features.noexecSeal ? C.MFD_NOEXEC_SEAL : 0);
+    const r = native.memfdCreateOwned(name, flags);
+    if (typeof r === 'number') check(r, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, flags));
+    const [fd, handle] = r as [number, FdHandle];
     let mapping: Mapping | undefined;
     try {
       check(native.ftruncate(fd, g.poolSize), 'ftruncate');
       mapping = mmap(g.poolSize, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd);
       P.writeHeader(mapping.bytes(0, g.headerSize), g);
       check(native.addSeals(fd, POOL_SEALS), 'fcntl', 'F_ADD_SEALS');
-      return new Publisher(construct, fd, mapping, g, { name, maxHeld, onSlow, slowTimeout });
+      return new Publisher(construct, fd, handle, mapping, g, { name, maxHeld, onSlow, slowTimeout });
     } catch (err) {
       mapping?.unmap();
-      native.close(fd);
+      native.fdClose(handle, false);
       throw err;
     }
   }
@@ -269,7 +276,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    fdRegistry.unregister(this);
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     for (const w of this.#waiters.splice(0)) w.reject(publisherClosed('loan'));
@@ -277,7 +283,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     for (const s of this.#servers.splice(0)) s.close();
     this.#views = [];
     this.#mapping.unmap();
-    native.close(this.#fd);
+    native.fdClose(this.#fdHandle, this.size >= DEFERRED_RELEASE_BYTES);
   }
 
   [Symbol.dispose](): void { this.close(); }

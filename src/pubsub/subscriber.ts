@@ -16,6 +16,7 @@ import { validateAbortSignal, validateLength, validateObject } from '../validate
 import * as P from './protocol';
 
 const construct = Symbol('Subscriber.construct');
+const DETACHED = 'detached by the publisher';
 
 /** Default bound on the pool size a subscriber maps: 1 GiB. */
 export const DEFAULT_MAX_POOL_SIZE = 2 ** 30;
@@ -34,6 +35,9 @@ export interface SubscriberOptions {
 
 export interface SubscriberConnectOptions extends SubscriberOptions, ChannelOptions {}
 
+// Sample's constructor is private to the public types; its static block sets this for Subscriber.
+let newSample: (sub: Subscriber, e: P.SampleEntry, bytes: Buffer) => Sample;
+
 /**
  * One sample: a read-only view of a slot of the pool, held until
  * `release()`. While held, a cooperating publisher does not reuse the slot.
@@ -51,8 +55,8 @@ export class Sample {
   #bytes: Buffer;
   #released = false;
 
-  /** @internal made by Subscriber */
-  constructor(token: symbol, sub: Subscriber, e: P.SampleEntry, bytes: Buffer) {
+  /** Not public: made by subscriber.receive(). */
+  private constructor(token: symbol, sub: Subscriber, e: P.SampleEntry, bytes: Buffer) {
     if (token !== construct) throw illegalConstructor('subscriber.receive()');
     this.#sub = sub;
     this.sequence = e.sequence;
@@ -111,6 +115,10 @@ export class Sample {
   }
 
   [Symbol.dispose](): void { this.release(); }
+
+  static {
+    newSample = (sub, e, bytes) => new Sample(construct, sub, e, bytes);
+  }
 }
 
 let copySample: (s: Subscriber, sample: Sample, src: Buffer, dst: Buffer) => number;
@@ -148,8 +156,8 @@ export class Subscriber {
   #closed = false;
   #failure: MemsealError | null = null;
 
-  /** @internal use Subscriber.attach() or connect() */
-  constructor(token: symbol, channel: Channel, mapping: Mapping, g: P.PoolGeometry, seals: number) {
+  /** Not public: use Subscriber.attach() or connect(). */
+  private constructor(token: symbol, channel: Channel, mapping: Mapping, g: P.PoolGeometry, seals: number) {
     if (token !== construct) throw illegalConstructor('Subscriber.attach() or Subscriber.connect()');
     this.#channel = channel;
     this.#mapping = mapping;
@@ -336,8 +344,11 @@ export class Subscriber {
 
   #endError(): MemsealError {
     const why = this.#failure;
-    return new MemsealError('ERR_MEMSEAL_CLOSED', why === null ? 'the stream has ended (the publisher or this side hung up)'
-      : `the stream has ended: ${why.message}`, why === null ? undefined : { cause: why });
+    if (why === null) return closedError('Subscriber.receive()', 'the subscriber', 'closed', { hint: 'the publisher or this side hung up' });
+    if (why.code === 'ERR_MEMSEAL_CLOSED' && this.#detachReason !== null) {
+      return closedError('Subscriber.receive()', 'the subscriber', DETACHED, { reason: this.#detachReason, cause: why });
+    }
+    return closedError('Subscriber.receive()', 'the subscriber', 'closed', { reason: why.message, cause: why });
   }
 
   #onMessage(m: Message): void {
@@ -365,14 +376,14 @@ export class Subscriber {
         this.#held[e.slot] = 1;
         this.#heldCount++;
         const off = this.#geometry.headerSize + e.slot * this.#geometry.slotStride;
-        const s = new Sample(construct, this, e, this.#mapping.bytes(off, e.length));
+        const s = newSample(this, e, this.#mapping.bytes(off, e.length));
         const w = this.#waiters.shift();
         if (w !== undefined) w.resolve(s);
         else this.#queue.push(s);
       }
     } else if (type === P.MsgType.DETACH) {
-      const reason = m.data.subarray(4).toString('utf8');
-      this.#failure = new MemsealError('ERR_MEMSEAL_CLOSED', `the publisher detached this subscriber: ${reason}`);
+      this.#detachReason = m.data.subarray(4).toString('utf8');
+      this.#failure = closedError('Subscriber.receive()', 'the subscriber', DETACHED, { reason: this.#detachReason });
     } else if (type < 0x80) {
       this.#fail(P.protocolError(`the publisher sent an unknown message type ${type}`));
     }
@@ -446,6 +457,7 @@ export class Subscriber {
   }
 
   #failOnce: MemsealError | null = null;
+  #detachReason: string | null = null;  // the publisher's DETACH text
 
   #unmap(): void {
     if (!this.#mapping.closed) this.#mapping.unmap();
