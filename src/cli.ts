@@ -106,9 +106,9 @@ export function renderHuman(processes: InspectProcess[], scanAll: boolean): stri
   if (pools.length > 0) {
     out.push('', 'Publisher/Subscriber pools:');
     out.push(table(['INODE', 'NAME', 'SLOTS', 'SIZE', 'PUBLISHER', 'SUBSCRIBERS (map it read-only)'], pools.map((x) => [
-      String(x.inode), x.name ?? '', `${x.slots} × ${formatSize(x.slotSize)}`, formatSize(x.size),
-      x.publisher === null ? '-' : `${x.publisher.pid} ${x.publisher.comm ?? '?'}`,
-      x.subscribers.length === 0 ? '-' : x.subscribers.map((s) => `${s.pid} ${s.comm ?? '?'}`).join(', ')])));
+      String(x.inode), escapeText(x.name ?? ''), `${x.slots} × ${formatSize(x.slotSize)}`, formatSize(x.size),
+      x.publisher === null ? '-' : `${x.publisher.pid} ${x.publisher.comm === null ? '?' : escapeText(x.publisher.comm)}`,
+      x.subscribers.length === 0 ? '-' : x.subscribers.map((s) => `${s.pid} ${s.comm === null ? '?' : escapeText(s.comm)}`).join(', ')])));
   }
 
   const sealedRows: string[][] = [];

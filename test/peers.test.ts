@@ -153,6 +153,29 @@ for (const peer of [python, cPeer]) {
         'ERR_MEMSEAL_CTRUNC', 'ERR_MEMSEAL_NOT_MEMFD', 'ok:good:good bytes']);
     });
 
+    if (peer === python) {
+      it('the Python peer bounds receive_buffer() at 1 GiB by default: a 2 GiB sparse sealed file is refused unless max_size allows it', async () => {
+        const big = memfdCreate('big');
+        try {
+          fs.ftruncateSync(big, 2 ** 31);  // 2 GiB, sparse: costs nothing to send or map
+          addSeals(big, JOURNAL);
+          const results: Record<string, unknown>[] = [];
+          for (const args of [[], [String(2 ** 32)]]) {
+            const { child, channel, exited } = spawnPeer('receive', ...args);
+            const out = jsonLines(child);
+            await channel.send('big', [big]);
+            results.push(await out.next());
+            channel.close();
+            await exited;
+          }
+          assert.equal(results[0]!.code, 'ERR_MEMSEAL_SIZE', `refused with default options: ${JSON.stringify(results[0])}`);
+          assert.deepEqual(results[1], { ok: true, size: 2 ** 31 }, 'accepted with an explicit max_size of 4 GiB');
+        } finally {
+          fs.closeSync(big);
+        }
+      });
+    }
+
     it('Node as the hostile side: the peer refuses each message, closes it, and its descriptor count is flat', async () => {
       const { child, channel, exited } = spawnPeer('refuse');
       const out = jsonLines(child);

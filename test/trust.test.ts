@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { systemError } from '../src/errors';
 import { native } from '../src/binding';
@@ -12,6 +14,8 @@ const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const HOSTILE_NAME = '\x1b]0;pwned\x07\x1b[31mred\x1b[2J\nFAKE  1  2  forged-row\u202e';
 const HOSTILE_COMM = '\x1b[31mevil\x07';
+const HOSTILE_POOL_NAME = '\x1b]0;pool\x07\x1b[2J\nFAKE  9  9  forged\u200b\u202e';
+const HOSTILE_SUB_COMM = '\x1b[32msub\x07';
 
 describe('memseal inspect: names and commands from other processes', function () {
   this.timeout(30000);
@@ -39,6 +43,39 @@ describe('memseal inspect: names and commands from other processes', function ()
       assert.ok(report.processes[0]!.memfds.some((m) => m.name === HOSTILE_NAME), 'JSON keeps the exact name');
     } finally {
       child.kill();
+    }
+  });
+
+  it('escapes them in the Publisher/Subscriber pools table too: pool name, publisher and subscriber commands', async () => {
+    const fixture = path.join(__dirname, 'fixtures', 'hostile-pool-names.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memseal-trust-'));
+    const socket = path.join(dir, 'pool.sock');
+    const children: ReturnType<typeof spawn>[] = [];
+    const start = async (...args: string[]) => {
+      const child = spawn(process.execPath, [fixture, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+      children.push(child);
+      const [line] = await Promise.race([once(child.stdout!, 'data'), once(child, 'exit').then(() => { throw new Error(`${args[0]} exited`); })]);
+      assert.equal(String(line), 'ready\n');
+      return child;
+    };
+    try {
+      const pub = await start('publisher', socket, HOSTILE_POOL_NAME, HOSTILE_COMM);
+      const sub = await start('subscriber', socket, HOSTILE_SUB_COMM);
+      const table = spawnSync(process.execPath, [CLI, 'inspect', String(pub.pid), String(sub.pid)], { encoding: 'utf8' });
+      assert.equal(table.status, 0, table.stderr);
+      const at = table.stdout.indexOf('Publisher/Subscriber pools:');
+      assert.ok(at >= 0, `a pools table: ${table.stdout}`);
+      const pools = table.stdout.slice(at);
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(pools, /[\x00-\x09\x0b-\x1f\x7f\u202e\u200b]/, `no control or format character reaches the terminal:\n${JSON.stringify(pools)}`);
+      assert.ok(!pools.includes('\nFAKE'), 'a newline in a pool name cannot start a row');
+      assert.ok(pools.includes('\\x1b]0;pool\\x07\\x1b[2J\\x0aFAKE  9  9  forged\\u{200b}\\u{202e}'), `the pool name, escaped:\n${pools}`);
+      assert.ok(pools.includes(`${pub.pid} \\x1b[31mevil\\x07`), `the publisher's comm, escaped:\n${pools}`);
+      assert.ok(pools.includes(`${sub.pid} \\x1b[32msub\\x07`), `the subscriber's comm, escaped:\n${pools}`);
+    } finally {
+      for (const child of children) child.stdin!.end();
+      await Promise.all(children.map((child) => (child.exitCode === null && child.signalCode === null ? once(child, 'exit') : null)));
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

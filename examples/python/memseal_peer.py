@@ -8,6 +8,12 @@ same checks before anything is mapped: exactly one descriptor, a memfd
 (F_GET_SEALS works), the required seals present, the forbidden ones absent,
 the size within bounds. Whatever a check refuses is closed.
 
+Size bound: receive_buffer() and verify() refuse a file larger than
+DEFAULT_MAX_SIZE (1 GiB) unless the caller passes a larger max_size (or
+max_size=None for no bound). Node's receiveBuffer() bounds at DEFAULT_MAX_SIZE
+too (buffer.constants.MAX_LENGTH there, which depends on the Node version); a
+fixed 1 GiB here keeps a hostile peer's sparse terabyte from being mapped.
+
     from memseal_peer import Channel, create_sealed
     ch = Channel.connect('\\0my-service')        # or Channel.from_parent()
     ch.send_buffer(create_sealed(b'hello'), b'greeting')
@@ -41,6 +47,8 @@ DEFAULT_REQUIRED = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 DEFAULT_SEALS = DEFAULT_REQUIRED | F_SEAL_SEAL
 # An empty meta travels as one NUL byte (docs/protocol.md, "sendBuffer").
 EMPTY_META = b'\0'
+# The largest file receive_buffer()/verify() accept unless max_size says otherwise: 1 GiB.
+DEFAULT_MAX_SIZE = 1 << 30
 
 
 class MemsealError(Exception):
@@ -88,9 +96,10 @@ class SealedView:
         self.close()
 
 
-def verify(fd, require=DEFAULT_REQUIRED, forbid=0, min_size=0, max_size=None, exact_size=None):
+def verify(fd, require=DEFAULT_REQUIRED, forbid=0, min_size=0, max_size=DEFAULT_MAX_SIZE, exact_size=None):
     """The checks of memseal's verifySeals(); returns (seals, size) or raises MemsealError.
-    Leaves fd open either way."""
+    A file over max_size (default DEFAULT_MAX_SIZE, 1 GiB; None: no bound) is refused with
+    ERR_MEMSEAL_SIZE. Leaves fd open either way."""
     try:
         seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
     except OSError as e:
@@ -198,8 +207,10 @@ class Channel:
             raise ValueError('a meta of one NUL byte is reserved: it stands for an empty meta')
         self.send(meta or EMPTY_META, [fd])
 
-    def receive_buffer(self, require=DEFAULT_REQUIRED, forbid=0, min_size=0, max_size=None, exact_size=None):
+    def receive_buffer(self, require=DEFAULT_REQUIRED, forbid=0, min_size=0, max_size=DEFAULT_MAX_SIZE, exact_size=None):
         """The next message as a verified SealedView (close it), as Channel.receiveBuffer() does.
+        A file over max_size (default DEFAULT_MAX_SIZE, 1 GiB: pass a larger one explicitly, or
+        None for no bound) is refused with ERR_MEMSEAL_SIZE.
         A refused message is consumed and its descriptors closed; raises MemsealError."""
         got = self.receive(max_fds=MAX_FDS)
         if got is None:
@@ -245,6 +256,8 @@ def main(argv):
                      with JSON {refused: code}; ends when the peer hangs up.
     refuse [path]    receive_buffer(max_size=1 MiB) until end-of-stream, printing one JSON line per
                      message ({ok, code, size, meta}) and the fd counts at the start and the end.
+    receive [MAX]    one receive_buffer() with default options (or max_size=MAX bytes), printing
+                     {ok, size} or {ok: false, code}; then wait for the peer to hang up.
     send SIZE SEALS [path]  send one buffer of SIZE bytes (byte i = i % 251) with exactly SEALS.
     hostile [path]   send what a receiver must refuse (see the list below), then one good buffer.
     blocking         the spawn hand-over, stdlib only: socket.socket(fileno=...) and
@@ -278,6 +291,8 @@ def main(argv):
         mode = 'echo'
     elif mode in ('echo', 'refuse', 'hostile'):
         ch = channel(0)
+    elif mode == 'receive':
+        ch = Channel.from_parent()
     elif mode == 'send':
         ch = channel(2)
     else:
@@ -315,6 +330,17 @@ def main(argv):
                 _out({'ok': False, 'code': e.code})
             ch.send(b'next')
         _out({'fds': _count_fds(), 'start': start})
+        ch.close()
+        return 0
+
+    if mode == 'receive':
+        try:
+            with (ch.receive_buffer(max_size=int(rest[0])) if rest else ch.receive_buffer()) as buf:
+                _out({'ok': True, 'size': buf.size})
+        except MemsealError as e:
+            _out({'ok': False, 'code': e.code, 'message': str(e)})
+        while ch.receive() is not None:
+            pass
         ch.close()
         return 0
 

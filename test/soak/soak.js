@@ -53,6 +53,23 @@ op('SealedBuffer.from + bytes + close', CYCLES, () => {
   sb.close();
 });
 const source = m.SealedBuffer.from(payload);
+// From DEFERRED_RELEASE_BYTES (1 MiB, src/mapping.ts) on, close() and unmap() hand the munmap and the
+// final close(2) to the libuv thread pool: these two cover that path. Each cycle writes 1 MiB, so they
+// run CYCLES / 50 times (still far more than MAPS_SLACK, and a leaked MiB per cycle is far over RSS_SLACK_MIB).
+const BIG = 1 << 20;
+const bigPayload = Buffer.alloc(BIG, 5);
+op('SealedBuffer.from 1 MiB + bytes + close (released on the thread pool)', CYCLES / 50, () => {
+  const sb = m.SealedBuffer.from(bigPayload);
+  if (sb.bytes[0] !== 5 || sb.bytes[BIG - 1] !== 5) throw new Error('bytes');
+  sb.close();
+});
+op('mmap 1 MiB + bytes() + unmap (unmapped on the thread pool)', CYCLES / 50, () => {
+  const map = m.mmap(BIG, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE);
+  const bytes = map.bytes();
+  // every 16th page: faulting in all 256 while the pool unmaps the last cycle's costs ~5 ms a cycle
+  for (let i = 0; i < BIG; i += 16 * PAGE) bytes[i] = 1;
+  map.unmap();
+});
 op('SealedBuffer.open (verify, map) + close', CYCLES, () => {
   const sb = m.SealedBuffer.open(fs.openSync(`/proc/self/fd/${source.fd}`, 'r'), { exactSize: PAGE });
   if (sb.bytes[PAGE - 1] !== 7) throw new Error('bytes');
