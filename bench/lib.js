@@ -62,6 +62,17 @@ function pss(pid) {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/** PSS of the mappings of one file (a /proc/PID/maps path containing `name`) in a process, in bytes. */
+function mappingPss(pid, name) {
+  let total = 0;
+  for (const block of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    if (!block.split('\n', 1)[0].includes(name)) continue;
+    const m = /^Pss:\s+(\d+) kB/m.exec(block);
+    if (m) total += Number(m[1]) * 1024;
+  }
+  return total;
+}
+
 function machine() {
   const cpus = os.cpus();
   return {
@@ -173,4 +184,4 @@ function handoffSvg(series, title,
 }
 
 module.exports = {
-  pinned, buildC, runC, stats, measure, pss, machine, pattern, checksum, onFrames, fmtSize, fmtMs, handoffSvg };
+  pinned, buildC, runC, stats, measure, pss, mappingPss, machine, pattern, checksum, onFrames, fmtSize, fmtMs, handoffSvg };

@@ -59,7 +59,7 @@ async function run({ rounds = 15, log = console.error } = {}) {
 /** Markdown lines for docs/bench.md. */
 function report(x) {
   const L = ['## 6. Releasing memory off the event loop', '',
-    `Event-loop time of the last munmap(2) of a populated shared mapping (its pages are freed by it), done in place or handed to the libuv thread pool; "loop busy" is the event loop's whole active time until the release is done (event-loop utilization over a ${WAIT_MS} ms wait, the same for both ways), which for the thread pool includes queueing the work and its completion callback. Median of ${x.rounds}. memseal hands a release to the pool from ${lib.fmtSize(x.threshold)} (DEFERRED_RELEASE_BYTES).`, '',
+    `Event-loop time of the last munmap(2) of a populated shared mapping (its pages are freed by it), done in place or handed to the libuv thread pool; "loop busy" is the event loop's whole active time until the release is done (event-loop utilization over a ${WAIT_MS} ms wait, the same for both ways), which for the thread pool includes queueing the work and its completion callback. Median of ${x.rounds}. memseal hands a release to the pool from ${lib.fmtSize(x.threshold)} (DEFERRED_RELEASE_BYTES). On 2 cores the small sizes vary from run to run: a woken pool thread that lands on the loop's core preempts the loop, and the call then includes the munmap (run \`node bench/release.js\` alone to see the spread); from a few MiB the pool wins in every run.`, '',
     '| size | in place: munmap (µs) | in place: loop busy (µs) | thread pool: call (µs) | thread pool: loop busy (µs) | loop busy, in place ÷ pool |',
     '|---|---:|---:|---:|---:|---:|'];
   for (const r of x.rows) {
