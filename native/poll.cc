@@ -24,7 +24,7 @@ const napi_type_tag kWatchTag = {0x6d656d7365616c00ULL, 0x77617463680a0002ULL};
 struct Watch {
   uv_poll_t poll;
   napi_env env;
-  napi_ref callback;          // strong while open: an open watcher keeps its JS side alive
+  napi_ref callback;          // strong while open: an open watcher keeps its JS side alive (null once forgotten)
   napi_async_context async;
   int fd;
   int refs;                   // the External and the libuv handle
@@ -142,8 +142,23 @@ Napi::Value PollStart(const Napi::CallbackInfo& info) {
   int32_t events;
   if (w == nullptr || !ArgInt32(info, 1, &events)) return info.Env().Undefined();
   if (w->closed) return Result(info.Env(), -EBADF);
+  if (events != 0 && w->callback == nullptr) return Result(info.Env(), -EINVAL);  // forgotten: never again
   int r = events == 0 ? uv_poll_stop(&w->poll) : uv_poll_start(&w->poll, events, OnPoll);
   return Result(info.Env(), r);
+}
+
+// pollForget(handle) -> 0: stops polling for good and lets go of the
+// callback. Nothing native then keeps the JavaScript side alive: once it is
+// unreachable, the handle's finalizer closes the descriptor. For a channel the
+// peer hung up on whose unread messages are read on demand, if ever.
+Napi::Value PollForget(const Napi::CallbackInfo& info) {
+  Watch* w = GetWatch(info, 0);
+  if (w == nullptr) return info.Env().Undefined();
+  if (w->closed) return Result(info.Env(), -EBADF);
+  uv_poll_stop(&w->poll);
+  if (w->callback != nullptr) napi_delete_reference(w->env, w->callback);
+  w->callback = nullptr;
+  return Result(info.Env(), 0);
 }
 
 // pollRef(handle, ref: boolean) -> 0: whether the watcher keeps the loop alive.
@@ -172,6 +187,7 @@ Napi::Value PollClose(const Napi::CallbackInfo& info) {
 void InitPoll(Napi::Env env, Napi::Object exports) {
   exports.Set("pollOpen", Napi::Function::New(env, PollOpen, "pollOpen"));
   exports.Set("pollStart", Napi::Function::New(env, PollStart, "pollStart"));
+  exports.Set("pollForget", Napi::Function::New(env, PollForget, "pollForget"));
   exports.Set("pollRef", Napi::Function::New(env, PollRef, "pollRef"));
   exports.Set("pollClose", Napi::Function::New(env, PollClose, "pollClose"));
 

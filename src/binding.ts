@@ -114,6 +114,8 @@ export interface NativeBinding {
   /** Adopts fd (pollClose closes it); callback(status: 0 | -errno, events: UV_* bits). */
   pollOpen(fd: number, callback: (status: number, events: number) => void): PollHandle | number;
   pollStart(handle: PollHandle, events: number): number;
+  /** Stops polling for good and drops the callback: the handle's finalizer then closes the fd once unreachable. */
+  pollForget(handle: PollHandle): number;
   pollRef(handle: PollHandle, ref: boolean): number;
   pollClose(handle: PollHandle): number;
   // pool.cc: a pool's per-slot sequence words (8-byte aligned offsets into a header view)

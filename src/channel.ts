@@ -420,7 +420,10 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     this.#closed = true;
     this.#peerGone = true;
     this.#events = 0;
-    if (this.#handle !== null) native.pollStart(this.#handle, 0);  // a level-triggered hang-up would spin
+    // Polling is over (a level-triggered hang-up would spin). Without the callback nothing native
+    // keeps this channel alive: if it is forgotten with unread messages, the collector closes the
+    // socket (and with it the descriptors in flight in it, which a hung-up peer would otherwise pin).
+    if (this.#handle !== null) native.pollForget(this.#handle);
     this.#failQueued(() => sendError(-E.EPIPE));
     this.#serveLeft();
     if (this.#handle !== null && !somethingLeft(this.#fd)) this.#release();

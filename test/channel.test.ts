@@ -587,6 +587,27 @@ describe('Channel', () => {
       await collectGarbage();
     });
 
+    it('a channel the peer hung up on, forgotten with messages unread, is closed by the garbage collector', async () => {
+      // The unread messages carry a memfd: until the socket is closed, it pins the file in flight.
+      const socketOpen = (link: string) => fs.readdirSync('/proc/self/fd').some((fd) => {
+        try { return fs.readlinkSync(`/proc/self/fd/${fd}`) === link; } catch { return false; }
+      });
+      const link = await (async () => {
+        const [a, b] = socketPair();
+        const target = fs.readlinkSync(`/proc/self/fd/${b.fd}`);
+        const fd = memfdCreate('gc-net');
+        await a.send('left unread', [fd]);
+        await a.send('this too', [fd]);
+        fs.closeSync(fd);
+        a.close();
+        await once(b, 'close');
+        assert.equal(socketOpen(target), true, 'kept open for the unread messages');
+        return target;
+      })();
+      for (let i = 0; i < 20 && socketOpen(link); i++) await collectGarbage(2);
+      assert.equal(socketOpen(link), false, 'the socket is closed once nothing can reach the channel');
+    });
+
     it('a terminated worker closes every channel it left open (environment cleanup)', async () => {
       const before = countFds();
       const worker = new Worker(path.join(FIXTURES, 'channel-worker.js'));
