@@ -3,20 +3,13 @@ import { spawnSync } from 'node:child_process';
 import { fstatSync } from 'node:fs';
 import path from 'node:path';
 import { features, getSeals, Seal, SealedBuffer } from '../src';
-import { countFds, FIXTURES, skipUnless } from './helpers';
+import { FIXTURES, keepUntilTestEnds, skipUnless } from './helpers';
 
 const S = Seal;
 const JOURNAL = S.SHRINK | S.GROW | S.WRITE | S.SEAL;  // what systemd-journald ≤ 252 demands, exactly
 
 describe('SealedBuffer options.seals: exactly those seals', () => {
-  let baseline = 0;
-  const owned: SealedBuffer[] = [];
-  const keep = (b: SealedBuffer): SealedBuffer => { owned.push(b); return b; };
-  beforeEach(() => { baseline = countFds(); });
-  afterEach(() => {
-    for (const b of owned.splice(0)) b.close();
-    assert.equal(countFds(), baseline);
-  });
+  const keep = keepUntilTestEnds<SealedBuffer>();
 
   it('from() without EXEC in options.seals carries no F_SEAL_EXEC', function () {
     skipUnless(this, features.memfdNoexecSysctl !== 2, 'vm.memfd_noexec=2 makes every memfd exec-sealed');

@@ -36,6 +36,22 @@ export function unmappedSince(address: bigint, before: string | undefined): bool
   return line === undefined || line.split(' ')[0] !== before.split(' ')[0];
 }
 
+/**
+ * Call inside a describe(): returns `keep(x)`, which holds x until the test ends; after each test
+ * everything kept is closed and the descriptor count must be back where the test started
+ * (or where `keep.rebase()` was called).
+ */
+export function keepUntilTestEnds<T extends { close(): void }>(): ((x: T) => T) & { rebase(): void } {
+  let baseline = 0;
+  const kept: T[] = [];
+  beforeEach(() => { baseline = countFds(); });
+  afterEach(() => {
+    for (const x of kept.splice(0)) x.close();
+    assert.equal(countFds(), baseline, 'every descriptor the test opened is closed');
+  });
+  return Object.assign((x: T): T => { kept.push(x); return x; }, { rebase: () => { baseline = countFds(); } });
+}
+
 export const FIXTURES = path.join(__dirname, 'fixtures');
 
 /** Runs `node test/fixtures/<name> ...args` to completion. */

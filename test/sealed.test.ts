@@ -4,7 +4,7 @@ import { closeSync, constants as fsConstants, fstatSync, ftruncateSync, openSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { addSeals, features, getSeals, MemsealError, memfdCreate, Seal, SealedBuffer, verifySeals } from '../src';
-import { collectGarbage, countFds, skipUnless } from './helpers';
+import { collectGarbage, keepUntilTestEnds, skipUnless } from './helpers';
 
 const S = Seal;
 
@@ -27,14 +27,7 @@ function isClosed(fd: number): boolean {
 }
 
 describe('SealedBuffer', () => {
-  let baseline = 0;
-  const owned: SealedBuffer[] = [];
-  const keep = (b: SealedBuffer): SealedBuffer => { owned.push(b); return b; };
-  beforeEach(() => { baseline = countFds(); });
-  afterEach(() => {
-    for (const b of owned.splice(0)) b.close();
-    assert.equal(countFds(), baseline, 'every descriptor the test opened is closed');
-  });
+  const keep = keepUntilTestEnds<SealedBuffer>();
 
   describe('from()', () => {
     it('copies bytes into a memfd sealed SHRINK|GROW|WRITE|SEAL (and EXEC where the kernel has it)', () => {
@@ -220,7 +213,7 @@ describe('SealedBuffer', () => {
 
   it('a forgotten SealedBuffer\'s fd is closed when it is garbage-collected', async () => {
     await collectGarbage(); // let earlier tests' garbage go first, so the fd count is stable
-    baseline = countFds();
+    keep.rebase();
     let fd = -1;
     (() => { fd = SealedBuffer.from('forgotten').fd; })();
     assert.ok(!isClosed(fd));
