@@ -55,11 +55,45 @@ Napi::Value GetSeals(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), r);
 }
 
+// memfdProbe(flags, seal) -> 0 | -errno: memfd_create(2) with `flags`, then
+// (seal > 0) F_ADD_SEALS of `seal`, or (seal == 0) F_GET_SEALS, then close(2),
+// all in one call: feature detection runs in require(), where a worker may be
+// terminated between any two JavaScript statements, and a descriptor number
+// returned to JavaScript to be closed by the next statement would then leak.
+Napi::Value MemfdProbe(const Napi::CallbackInfo& info) {
+  uint32_t flags;
+  int32_t seal;
+  if (!ArgUint32(info, 0, &flags)) return info.Env().Undefined();
+  if (info.Length() < 2 || !info[1].IsNumber()) return (ArgError(info, "seal must be a number"), info.Env().Undefined());
+  seal = info[1].As<Napi::Number>().Int32Value();
+  int fd = memfd_create("memseal-probe", flags);
+  if (fd < 0) return Result(info.Env(), -errno);
+  int r = 0;
+  if (seal > 0 && fcntl(fd, F_ADD_SEALS, seal) < 0) r = -errno;
+  if (seal == 0 && fcntl(fd, F_GET_SEALS) < 0) r = -errno;
+  close(fd);
+  return Result(info.Env(), r);
+}
+
+// memfdSecretProbe() -> 0 | -errno: memfd_secret(2) then close(2), in one call (see memfdProbe).
+Napi::Value MemfdSecretProbe(const Napi::CallbackInfo& info) {
+#ifdef SYS_memfd_secret
+  long fd = syscall(SYS_memfd_secret, static_cast<unsigned>(O_CLOEXEC));
+  if (fd < 0) return Result(info.Env(), -errno);
+  close(static_cast<int>(fd));
+  return Result(info.Env(), 0);
+#else
+  return Result(info.Env(), -ENOSYS);
+#endif
+}
+
 }  // namespace
 
 void InitMemfd(Napi::Env env, Napi::Object exports) {
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("memfdSecret", Napi::Function::New(env, MemfdSecret, "memfdSecret"));
+  exports.Set("memfdProbe", Napi::Function::New(env, MemfdProbe, "memfdProbe"));
+  exports.Set("memfdSecretProbe", Napi::Function::New(env, MemfdSecretProbe, "memfdSecretProbe"));
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
 }

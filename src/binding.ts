@@ -37,6 +37,10 @@ export interface NativeBinding {
   // memfd.cc
   memfdCreate(name: string, flags: number): number;
   memfdSecret(flags: number): number;
+  /** memfd_create(flags), then F_ADD_SEALS `seal` (> 0) or F_GET_SEALS (0), then close: 0 | -errno. */
+  memfdProbe(flags: number, seal: number): number;
+  /** memfd_secret(O_CLOEXEC) then close: 0 | -errno. */
+  memfdSecretProbe(): number;
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
   // fd.cc

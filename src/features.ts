@@ -39,19 +39,12 @@ export interface Features {
   readonly hugePages: HugePageSettings;
 }
 
-/** Runs `use(fd)` on a fresh memfd and closes it; false if memfd_create fails. */
-function withMemfd(flags: number, use: (fd: number) => boolean): boolean {
-  const fd = native.memfdCreate('memseal-probe', flags);
-  if (fd < 0) return false;
-  try {
-    return use(fd);
-  } finally {
-    native.close(fd);
-  }
-}
-
-function probeSeal(seal: number): boolean {
-  return withMemfd(C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING, (fd) => native.addSeals(fd, seal) === 0);
+/**
+ * memfd_create with `flags`, then F_ADD_SEALS of `seal` (> 0) or F_GET_SEALS (0), then close —
+ * in one native call: a worker terminated during require() must not leak a probe descriptor.
+ */
+function probeMemfd(flags: number, seal = -1): boolean {
+  return native.memfdProbe(flags, seal) === 0;
 }
 
 function probeMadvisePopulate(): boolean {
@@ -66,10 +59,7 @@ function probeMadvisePopulate(): boolean {
 }
 
 function probeMemfdSecret(): boolean {
-  const fd = native.memfdSecret(C.O_CLOEXEC);
-  if (fd < 0) return false;
-  native.close(fd);
-  return true;
+  return native.memfdSecretProbe() === 0;
 }
 
 function readNoexecSysctl(): 0 | 1 | 2 | null {
@@ -82,15 +72,15 @@ function readNoexecSysctl(): 0 | 1 | 2 | null {
 }
 
 function probe(): Features {
-  const memfd = withMemfd(C.MFD_CLOEXEC, () => true);
-  const sealing = withMemfd(C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING, (fd) => native.getSeals(fd) >= 0);
+  const memfd = probeMemfd(C.MFD_CLOEXEC);
+  const sealing = probeMemfd(C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING, 0);
   return Object.freeze({
     memfd,
     sealing,
-    futureWrite: sealing && probeSeal(C.F_SEAL_FUTURE_WRITE),
-    sealExec: sealing && probeSeal(C.F_SEAL_EXEC),
-    noexecSeal: withMemfd(C.MFD_CLOEXEC | C.MFD_NOEXEC_SEAL, () => true),
-    hugetlb: withMemfd(C.MFD_CLOEXEC | C.MFD_HUGETLB, () => true),
+    futureWrite: sealing && probeMemfd(C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING, C.F_SEAL_FUTURE_WRITE),
+    sealExec: sealing && probeMemfd(C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING, C.F_SEAL_EXEC),
+    noexecSeal: probeMemfd(C.MFD_CLOEXEC | C.MFD_NOEXEC_SEAL),
+    hugetlb: probeMemfd(C.MFD_CLOEXEC | C.MFD_HUGETLB),
     // mseal(NULL, 0, 1): EINVAL (flags must be 0) where the syscall exists, ENOSYS where not.
     mseal: native.msealProbe() === -E.EINVAL,
     memfdSecret: probeMemfdSecret(),
