@@ -8,6 +8,13 @@
 // finalizer and the environment cleanup hook each close the handle and the
 // descriptor if that has not happened yet, so whichever runs first does it
 // and the others do nothing.
+//
+// The environment cleanup hook is an asynchronous one (napi_add_async_cleanup_hook),
+// removed only from the uv_close callback: Node keeps the worker's loop
+// running until it is removed. With a plain hook, a handle closed at
+// teardown got its close callback after Node had unloaded the addon (an
+// addon loaded only in a worker is dlclose()d when the worker ends): SIGSEGV
+// in the parent process, at uv__finish_close, on every such worker's exit.
 #include <errno.h>
 #include <unistd.h>
 #include <uv.h>
@@ -29,16 +36,20 @@ struct Watch {
   int fd;
   int refs;                   // the External and the libuv handle
   bool closed;                // uv_close called and fd closed
-  bool hooked;                // env cleanup hook registered
+  napi_async_cleanup_hook_handle hook;  // until the uv_close callback (null if none)
 };
 
 void Release(Watch* w) {
   if (--w->refs == 0) delete w;
 }
 
-void OnUvClosed(uv_handle_t* h) { Release(static_cast<Watch*>(h->data)); }
-
-void CleanupHook(void* arg);
+void OnUvClosed(uv_handle_t* h) {
+  Watch* w = static_cast<Watch*>(h->data);
+  // Done with libuv: teardown may go on (and unload this code) from here.
+  if (w->hook != nullptr) napi_remove_async_cleanup_hook(w->hook);
+  w->hook = nullptr;
+  Release(w);
+}
 
 // Stops the watcher and closes the descriptor. With `teardown` the napi
 // objects are left to the environment, which frees them itself.
@@ -51,19 +62,15 @@ int Shut(Watch* w, bool teardown) {
   if (!teardown) {
     if (w->callback != nullptr) napi_delete_reference(w->env, w->callback);
     if (w->async != nullptr) napi_async_destroy(w->env, w->async);
-    if (w->hooked) napi_remove_env_cleanup_hook(w->env, CleanupHook, w);
   }
   w->callback = nullptr;
   w->async = nullptr;
-  w->hooked = false;
   return r == -EINTR ? 0 : r;  // after EINTR the descriptor is gone anyway on Linux
 }
 
-void CleanupHook(void* arg) {
-  Watch* w = static_cast<Watch*>(arg);
-  w->hooked = false;  // Node removes a hook as it runs it
-  Shut(w, true);
-}
+// Environment teardown: close the handle (if not yet); OnUvClosed removes the
+// hook, which tells Node this cleanup is finished.
+void CleanupHook(napi_async_cleanup_hook_handle, void* arg) { Shut(static_cast<Watch*>(arg), true); }
 
 void OnPoll(uv_poll_t* handle, int status, int events) {
   Watch* w = static_cast<Watch*>(handle->data);
@@ -124,7 +131,7 @@ Napi::Value PollOpen(const Napi::CallbackInfo& info) {
   napi_create_string_utf8(env, "memseal.Channel", NAPI_AUTO_LENGTH, &resource_name);
   napi_async_init(env, nullptr, resource_name, &w->async);
   napi_create_reference(env, info[1], 1, &w->callback);
-  if (napi_add_env_cleanup_hook(env, CleanupHook, w) == napi_ok) w->hooked = true;
+  if (napi_add_async_cleanup_hook(env, CleanupHook, w, &w->hook) != napi_ok) w->hook = nullptr;
 
   bool armed;
   napi_value handle = TaggedExternal(env, w, OnCollected, &kWatchTag, &armed);
