@@ -158,7 +158,7 @@ describe('worker threads terminated at any moment', function () {
     assert.deepEqual(out, { rounds: 12, ends: { terminate: 4, exit: 4, idle: 4 } });
   });
 
-  it('terminated right after each call into the addon returns (require() and every owning object): nothing leaks', () => {
+  it('terminated right after each call into the addon returns, and as each callback from it starts (require() and every owning object): nothing leaks', () => {
     // Visits every native return, where a descriptor or mapping has just been made and JavaScript
     // has not yet taken charge of it (random moments, above, find such a window once in thousands).
     // Before: feature detection returned each probe memfd to JavaScript to close — 9 leaked.
