@@ -151,11 +151,11 @@ describe('worker threads terminated at any moment', function () {
   it('100 terminations of workers that are the addon\'s only users (each end unloads it): the same',
     terminations(100, 'unload'));
 
-  it('workers that are the addon\'s only users end with channels, a server and a publisher open: the process lives', () => {
+  it('workers that are the addon\'s only users end with channels, a server, a publisher and owned memory open: the process lives, nothing leaks', () => {
     // Node unloads an addon when the last environment using it ends. Before: a socket watcher
     // closed at teardown got its uv_close callback after the unload — SIGSEGV at the first exit.
     const out = runJson('life-unload.js', ['12']);
-    assert.deepEqual(out, { rounds: 12, ends: { terminate: 4, exit: 4, idle: 4 } });
+    assert.deepEqual(out, { rounds: 12, ends: { terminate: 4, exit: 4, idle: 4 }, fds: 0, memfds: 0 });
   });
 
   it('terminated right after each call into the addon returns, and as each callback from it starts (require() and every owning object): nothing leaks', () => {
