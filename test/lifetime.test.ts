@@ -140,8 +140,10 @@ describe('worker threads terminated at any moment', function () {
     assert.ok(raw <= n, `${raw} raw descriptors`);
     assert.ok(out.after.fds - out.base.fds <= raw, `descriptors: ${out.base.fds} -> ${out.after.fds}, ${raw} raw`);
     assert.equal(out.after.memfdMaps, out.base.memfdMaps, 'no memfd or secretmem mapping is left');
-    // glibc keeps one malloc arena per thread it ever saw (two lines each), a sanitizer runtime more.
-    const slack = (process.env.LD_PRELOAD ?? '').includes('asan') ? 400 : 40;
+    // glibc keeps one malloc arena per thread it ever saw (two lines each), a sanitizer runtime more;
+    // loading the addon anew in each worker adds a few (9–22 lines measured over 100 unloads; one
+    // mapping leaked per termination would show as 100 or more).
+    const slack = (process.env.LD_PRELOAD ?? '').includes('asan') ? 400 : how === 'unload' ? 64 : 40;
     assert.ok(out.after.maps - out.base.maps <= slack, `mappings: ${out.base.maps} -> ${out.after.maps}`);
   };
 
