@@ -11,7 +11,7 @@ import { check, closedError, illegalConstructor, invalidArgType, MemsealError, o
 import { TypedEventEmitter } from '../events';
 import { features } from '../features';
 import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../mapping';
-import { memfdCreateHint } from '../memfd';
+import { createMemfd } from '../sealed-create';
 import { type Message } from '../message';
 import { toBytes } from '../validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
@@ -142,11 +142,9 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     // MFD_NOEXEC_SEAL (6.3) where the kernel has it: the pool is never executable. Not F_SEAL_EXEC on an
     // executable memfd: on such a file the kernel turns F_SEAL_EXEC into WRITE too (W^X), which would
     // fail with EBUSY against our own writable mapping.
-    // Owned natively from the moment it exists: a worker terminated at any point after this closes it.
-    const flags = C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING | (features.noexecSeal ? C.MFD_NOEXEC_SEAL : 0);
-    const r = native.memfdCreateOwned(name, flags);
-    if (typeof r === 'number') check(r, 'memfd_create', undefined, (e) => memfdCreateHint(e, name, flags));
-    const [fd, handle] = r as [number, FdHandle];
+    // The same creation as SealedBuffer's: owned natively from the moment it exists (a worker
+    // terminated at any point after this closes it), errors with their hints.
+    const [fd, handle] = createMemfd({ name, seals: 0, hugeFlags: 0, hugeSize: 0, exact: false });
     let mapping: Mapping | undefined;
     try {
       check(native.ftruncate(fd, g.poolSize), 'ftruncate');
