@@ -12,13 +12,17 @@ async function parent(): Promise<void> {
   using publisher = new SnapshotPublisher();
   const readers = ['fast', 'slow'].map((pace) =>
     spawnWithChannel(process.execPath, [...process.execArgv, __filename, pace], { stdio: 'inherit' }));
+  // Listen for every exit now: a reader may finish (and exit) before the last
+  // publish returns, and an 'exit' emitted before once() is attached is missed.
+  const exited = readers.map(({ child }) => once(child, 'exit'));
   for (const { channel } of readers) publisher.attach(channel);
   for (let v = 1; v <= VERSIONS; v++) {
     const table = Array.from({ length: 1000 }, (_, i) => i * v);   // the dataset at version v
     publisher.publish(JSON.stringify(table), `built ${new Date().toISOString()}`);
     await sleep(20);
   }
-  await Promise.all(readers.map(({ child }) => once(child, 'exit')));
+  const codes = await Promise.all(exited);
+  if (codes.some(([code]) => code !== 0)) throw new Error(`a reader failed: exit codes ${JSON.stringify(codes)}`);
   console.log(`published ${publisher.version} versions to ${readers.length} readers`);
 }
 

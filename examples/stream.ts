@@ -19,6 +19,7 @@ async function producer(): Promise<void> {
   const { spawn } = await import('node:child_process');
   const workers = Array.from({ length: WORKERS }, (_, i) =>
     spawn(process.execPath, [...process.execArgv, __filename, 'worker', SOCKET, String(i)], { stdio: 'inherit' }));
+  const exited = workers.map((w) => once(w, 'exit'));   // attached now: a worker may exit before we await
   while (pub.subscribers < WORKERS) await once(pub, 'attach');
   for (let frame = 0; frame < FRAMES; frame++) {
     const loan = await pub.loan();                 // waits while every slot is still being read
@@ -26,7 +27,7 @@ async function producer(): Promise<void> {
     await loan.send(WIDTH * HEIGHT, JSON.stringify({ frame, width: WIDTH, height: HEIGHT }));
   }
   await pub.publish('end', 'end');                  // publish() copies small things in
-  await Promise.all(workers.map((w) => once(w, 'exit')));
+  await Promise.all(exited);
   console.log(`producer: ${FRAMES} frames of ${(WIDTH * HEIGHT) >> 10} KiB to ${WORKERS} workers through a ${(pub.size / 2 ** 20).toFixed(1)} MiB pool`);
 }
 

@@ -8,9 +8,9 @@ import path from 'node:path';
 const ROOT = path.join(__dirname, '..');
 const TSX = path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 
-function run(file: string): { status: number | null; out: string } {
+function run(file: string, env: NodeJS.ProcessEnv = process.env): { status: number | null; out: string } {
   const args = file.endsWith('.ts') ? [TSX, file] : [file];
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 60000, env });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -43,6 +43,14 @@ describe('examples (run as the README says)', function () {
       for (const p of patterns) assert.match(out, p);
     });
   }
+
+  it('examples/snapshots.ts prints its last line when the readers exit before the parent waits for them', () => {
+    // The parent sleeps 1 s longer at every step, so both readers have exited before its last sleep ends.
+    const preload = path.join(ROOT, 'test', 'fixtures', 'slow-timers.js');
+    const { status, out } = run('examples/snapshots.ts', { ...process.env, NODE_OPTIONS: `--require ${preload}` });
+    assert.equal(status, 0, out);
+    assert.match(out, /published 10 versions to 2 readers/);
+  });
 
   it('examples/python-worker.ts (a Python peer verifies the seals and reads the bytes)', function () {
     const py = spawnSync('python3', ['-c', 'import socket, fcntl; socket.recv_fds; fcntl.F_GET_SEALS'], { encoding: 'utf8' });
