@@ -38,8 +38,21 @@ export const RELEASE_ENTRY_SIZE = 16;
 /** Bytes before the first entry of SAMPLES and RELEASE: type u8, reserved u8, count u16. */
 export const BATCH_HEAD = 4;
 
-/** Why a publisher detaches a subscriber (DETACH byte 1). */
-export const DetachReason = Object.freeze({ SLOW: 1, CLOSING: 2, PROTOCOL: 3 } as const);
+/**
+ * Why a publisher detaches a subscriber (DETACH byte 1). CLOSING is the
+ * publisher's clean close(): the only reason that ends a stream quietly.
+ * FULL refuses an attach (sent instead of HELLO); IDLE: silent after HELLO.
+ */
+export const DetachReason = Object.freeze({ SLOW: 1, CLOSING: 2, PROTOCOL: 3, FULL: 4, IDLE: 5 } as const);
+
+/** HELLO flags (byte 2). */
+export const HelloFlag = Object.freeze({ DELIVERY_ALL: 1 } as const);
+
+/** What HELLO says beyond the geometry: the subscriber's quota (0: not declared, i.e. `slots`) and the delivery mode. */
+export interface HelloTerms {
+  quota: number;
+  deliveryAll: boolean;
+}
 
 /** The geometry of a pool: from HELLO, cross-checked against the header. */
 export interface PoolGeometry {
@@ -97,16 +110,24 @@ export function writeU64(b: Buffer, v: number, off: number): void {
   b.writeUInt32LE(Math.floor(v / 0x100000000), off + 4);
 }
 
-export function encodeHello(g: PoolGeometry): Buffer {
+export function encodeHello(g: PoolGeometry, terms: HelloTerms = { quota: 0, deliveryAll: false }): Buffer {
   const b = Buffer.alloc(HELLO_SIZE);
   b[0] = MsgType.HELLO;
   b[1] = POOL_VERSION;
+  b[2] = terms.deliveryAll ? HelloFlag.DELIVERY_ALL : 0;
   b.writeUInt32LE(g.slots, 4);
   b.writeUInt32LE(g.headerSize, 8);
+  b.writeUInt32LE(terms.quota, 12);
   writeU64(b, g.slotSize, 16);
   writeU64(b, g.slotStride, 24);
   writeU64(b, g.poolSize, 32);
   return b;
+}
+
+/** The quota and delivery mode a (checked) HELLO declares; a quota of 0 or over `slots` means `slots`. */
+export function helloTerms(b: Buffer, g: PoolGeometry): HelloTerms {
+  const q = b.readUInt32LE(12);
+  return { quota: q === 0 || q > g.slots ? g.slots : q, deliveryAll: (b[2]! & HelloFlag.DELIVERY_ALL) !== 0 };
 }
 
 /** Checks a HELLO payload and the geometry it states; throws ERR_MEMSEAL_PROTOCOL. */
