@@ -2,10 +2,10 @@
 // their validation with defaults, the capacity rule that sizes the pool from
 // them, what a subscriber looks like from the publisher's side
 // (SubscriberInfo) and why it left (DetachReason).
-import { type PeerCredentials } from '../channel-util';
-import { invalidArgValue, MemsealError } from '../errors';
-import { type EmitterEvents } from '../events';
-import { validateInteger, validateObject, validateString } from '../validate';
+import { type PeerCredentials } from '../channel/channel-util';
+import { invalidArgValue, MemsealError } from '../kernel/errors';
+import { type EmitterEvents } from '../util/events';
+import { validateInteger, validateObject, validateString } from '../kernel/validate';
 import * as P from './protocol';
 
 /**
