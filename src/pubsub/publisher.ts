@@ -464,13 +464,16 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         this.#detach(sub, 'protocol', 'sent a malformed RELEASE');
         return;
       }
+      let freed = 0;
       for (const [slot, seq] of pairs) {
         // only what this subscriber was given: a stray or repeated release changes nothing
         if (sub.held.get(slot) === seq) {
           sub.held.delete(slot);
           this.#unref(slot, 1);
+          freed++;
         }
       }
+      if (freed === 0) return;
       if (sub.detached && sub.held.size === 0) {
         this.#drop(sub, 'closed', true, false);  // nothing left to read: the seat is free
         return;
@@ -480,7 +483,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       if (sub.skipping && !sub.detached && sub.held.size < this.maxHeld && e !== null && e.sequence > sub.lastSent) {
         this.#hold(sub, e);
       }
-      sub.waitedFor = false;
+      sub.waitedFor = false;  // a new wait on it is worth a new 'slow'
       this.#wake();
     } else if (type < 0x80) {
       this.#detach(sub, 'protocol', `sent an unknown message type ${type}`);
