@@ -14,6 +14,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const lib = require('./lib');
+const fairness = require('./pubsub-fair');
 const { Publisher, SealedBuffer, spawnWithChannel } = require('..');
 
 const WORKER = path.join(__dirname, 'pubsub-worker.js');
@@ -44,12 +45,14 @@ function sockPath(tag) {
 
 /** Receivers of one method: `send(i)` emits sample i to all of them; `close()`. */
 async function pool(size, count, { inPlace = false, slots }) {
-  const pub = Publisher.create({ slots, slotSize: size, name: 'bench-pool', slowTimeout: Infinity });
+  // every sample must reach every receiver here: delivery 'all' (the fairness row measures 'latest')
+  const pub = Publisher.create({ slots, slotSize: size, name: 'bench-pool', maxSubscribers: count,
+    maxHeld: Math.floor((slots - 1) / count), delivery: 'all', slowTimeout: Infinity });
   const p = sockPath('pool');
   await pub.listen(p);
   const children = Array.from({ length: count }, () => fork(WORKER, ['sub', p], { stdio: 'inherit' }));
   await Promise.all(children.map((c) => waitFor(c, 'attached')));
-  while (pub.subscribers < count) await new Promise((r) => setTimeout(r, 5));
+  while (pub.subscriberCount < count) await new Promise((r) => setTimeout(r, 5));
   return {
     children,
     pub,
@@ -188,8 +191,10 @@ async function run({ quick = false, log = console.error } = {}) {
   }
   log(`fan-out ${lib.fmtSize(fsize)} x ${fcount}: publish ${lib.fmtMs(fan.publish.median)}  loan ${lib.fmtMs(fan.loan.median)}  ` +
     `child.send ${lib.fmtMs(fan.ipcAdvanced.median)}  SealedBuffer ${lib.fmtMs(fan.sealed.median)}  net ${lib.fmtMs(fan.net.median)} ms/sample; PSS ${(fan.publish.pssDelta / MiB).toFixed(1)} MiB vs pool ${(fan.poolSize / MiB).toFixed(1)} MiB`);
+  const fair = await fairness.run({ quick });
+  log(fairness.report(fair)[0]);
   await new Promise((r) => setTimeout(r, 100));
-  return { methods: METHODS, rows, fanout: fan };
+  return { methods: METHODS, rows, fanout: fan, fair };
 }
 
 /** Markdown lines for docs/bench.md. */
@@ -234,6 +239,7 @@ function report(p, machine) {
     'shared, so their PSS summed over all processes is at most the pool size however many subscribers map it; the rest ' +
     'of a pool method\'s growth is the processes\' own (V8 heaps and compiled code growing as they warm up — the ' +
     'baseline is taken before the first sample), which the other methods pay as well.');
+  if (p.fair) L.push('', ...fairness.report(p.fair));
   L.push('', '![stream time per sample by size](bench-pubsub.svg)', '');
   return L;
 }
@@ -259,6 +265,7 @@ function targets(p) {
   const mem = f.publish.pssDelta / f.poolSize;
   const pages = f.publish.poolPss ? ` (the pool's pages: ${(f.publish.poolPss / f.poolSize).toFixed(2)}×; the rest is the 9 processes warming up)` : '';
   out.push(['fan-out total PSS, from before the first sample', '≤ 1.2× pool', `${mem.toFixed(2)}× pool${pages}`, mem <= 1.2]);
+  if (p.fair) out.push(...fairness.targets(p.fair));
   return out;
 }
 
