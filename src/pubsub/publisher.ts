@@ -16,6 +16,7 @@ import { type Message } from '../channel/message';
 import { toBytes } from '../kernel/validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
 import * as P from './protocol';
+import { DATA_TYPES, flushSeat, IdleWatch, type LoanWaiter, newSeat, now, publisherClosed, seatInfo, type Sub } from './seat';
 import {
   type Delivery, type DetachReason, type PublisherEvents, type PublisherOptions, publisherOptions, type ResolvedOptions,
   type SlowPolicy, type SubscriberInfo,
@@ -26,36 +27,6 @@ const construct = Symbol('Publisher.construct');
 
 /** The seals a pool carries: nobody can resize it, nobody but the publisher's existing mapping can write it. */
 export const POOL_SEALS = Seal.SHRINK | Seal.GROW | Seal.FUTURE_WRITE | Seal.SEAL;
-
-/** One attached subscriber: its seat, its quota use, its channel. */
-interface Sub {
-  id: number;
-  channel: Channel;
-  held: Map<number, number>;  // slot -> sequence: announced (sent or pending) and not released
-  pending: P.SampleEntry[];   // announced this tick, not sent yet (a subset of held)
-  flushScheduled: boolean;
-  gone: boolean;              // hung up, or dropped: its slots are back
-  detached: boolean;          // told to go (DETACH): gets nothing new, keeps its slots until it releases or hangs up
-  missed: number;
-  skipping: boolean;          // at its quota in 'latest': owed the newest sample on its next release
-  waitedFor: boolean;         // 'slow' said once for this wait of loan()
-  lastSent: number;           // sequence of the newest sample announced to it
-  heard: boolean;             // said anything since HELLO
-  since: number;              // ms (monotonic) of the last message from it, or of HELLO
-}
-
-interface LoanWaiter {
-  resolve: (loan: Loan) => void;
-  reject: (err: Error) => void;
-}
-
-const DATA_TYPES = 'a string, an ArrayBuffer or an ArrayBufferView';
-
-function publisherClosed(op: string): MemsealError {
-  return closedError(`Publisher.${op}()`, 'the publisher');
-}
-
-const now = (): number => performance.now();
 
 /**
  * The writing end of a stream over a sealed slot pool. `loan()` a slot,
@@ -114,7 +85,10 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   #nextId = 1;
   #waiters: LoanWaiter[] = [];
   #slowTimer: NodeJS.Timeout | null = null;
-  #idleTimer: NodeJS.Timeout | null = null;
+  #idle = new IdleWatch({
+    subs: () => this.#subs, timeout: () => this.idleTimeout, quota: () => this.maxHeld,
+    detach: (sub, reason, text) => this.#detach(sub, reason, text), drop: (sub) => this.#drop(sub, 'idle', true, false),
+  });
   #waking = false;
   #wakeAgain = false;
   #servers: ChannelServer[] = [];
@@ -195,7 +169,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   }
 
   /** Each subscriber: pid, quota use, missed count, state, the slots it holds (a snapshot). */
-  get subscribers(): readonly SubscriberInfo[] { return Object.freeze([...this.#subs].map((s) => this.#info(s))); }
+  get subscribers(): readonly SubscriberInfo[] { return Object.freeze([...this.#subs].map((s) => seatInfo(this.maxHeld, s))); }
 
   /** @deprecated since 0.2: use `subscribers` (now the list). */
   get subscriberList(): SubscriberInfo[] { return [...this.subscribers]; }
@@ -228,11 +202,10 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         { hint: 'raise maxSubscribers (the pool grows by maxHeld slots per seat)' });
     }
     channel.maxFds = 0;  // a subscriber sends no descriptors: any that come are closed with ERR_MEMSEAL_CTRUNC
-    const sub: Sub = { id: this.#nextId++, channel, held: new Map(), pending: [], flushScheduled: false, gone: false,
-      detached: false, missed: 0, skipping: false, waitedFor: false, lastSent: 0, heard: false, since: now() };
+    const sub = newSeat(this.#nextId++, channel);
     const hello = channel.send(this.#hello, [this.#fd]);
     this.#subs.add(sub);
-    this.#armIdle();
+    this.#idle.arm();
     channel.on('message', (m: Message) => this.#onMessage(sub, m));
     channel.on('error', () => this.#detach(sub, 'protocol', 'sent a message the channel refused'));
     channel.on('close', () => this.#drop(sub, 'closed'));
@@ -243,7 +216,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       this.#drop(sub, 'error');
       throw err;
     }
-    if (!sub.gone) this.emit('attach', this.#info(sub));
+    if (!sub.gone) this.emit('attach', seatInfo(this.maxHeld, sub));
   }
 
   /**
@@ -328,7 +301,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     this.#stopTimers();
     for (const w of this.#waiters.splice(0)) w.reject(publisherClosed('loan'));
     for (const sub of [...this.#subs]) {
-      if (!sub.detached) this.#flush(sub);
+      if (!sub.detached) flushSeat(sub, () => this.#drop(sub, 'error'));
       this.#detach(sub, 'publisher-closed', 'the publisher closed');
     }
     for (const s of this.#servers.splice(0)) s.close();
@@ -348,11 +321,6 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       this.#views[slot] = v;
     }
     return v;
-  }
-
-  #info(s: Sub): SubscriberInfo {
-    return Object.freeze({ id: s.id, pid: s.channel.peer.pid, peer: s.channel.peer, held: s.held.size, quota: this.maxHeld,
-      missed: s.missed, state: s.detached ? 'detached' : 'attached', slots: Object.freeze([...s.held.keys()]) } as const);
   }
 
   /** Attached subscribers that a loan would take past their quota (delivery 'all' only). */
@@ -402,7 +370,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       sub.missed++;
       if (!sub.skipping) {
         sub.skipping = true;
-        this.emit('slow', this.#info(sub), 'skipped');
+        this.emit('slow', seatInfo(this.maxHeld, sub), 'skipped');
       }
     }
     if (previous >= 0) this.#unref(previous, 1);
@@ -418,26 +386,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     sub.pending.push(entry);
     if (!sub.flushScheduled) {
       sub.flushScheduled = true;
-      process.nextTick(() => this.#flush(sub));
-    }
-  }
-
-  /** Sends what was announced this tick: as few SAMPLES messages as fit 64 KiB each. */
-  #flush(sub: Sub): void {
-    sub.flushScheduled = false;
-    if (sub.gone || sub.detached) return;
-    const all = sub.pending;
-    sub.pending = [];
-    for (let i = 0; i < all.length;) {
-      let size = P.BATCH_HEAD;
-      let j = i;
-      while (j < all.length && j - i < 0xffff && size + P.SAMPLE_ENTRY_SIZE + all[j]!.meta.length <= 65536) {
-        size += P.SAMPLE_ENTRY_SIZE + all[j]!.meta.length;
-        j++;
-      }
-      const batch = P.encodeSamples(all.slice(i, j));
-      sub.channel.send(batch).catch(() => this.#drop(sub, 'error'));
-      i = j;
+      process.nextTick(() => flushSeat(sub, () => this.#drop(sub, 'error')));
     }
   }
 
@@ -507,7 +456,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       : reason === 'publisher-closed' ? P.DetachReason.CLOSING : P.DetachReason.PROTOCOL;
     const ch = sub.channel;
     ch.send(P.encodeDetach(code, text)).catch(() => { /* the subscriber is gone already, or does not read */ });
-    this.emit('detach', this.#info(sub), reason);
+    this.emit('detach', seatInfo(this.maxHeld, sub), reason);
     if (this.#closed || sub.held.size === 0) {
       // nothing of the pool can be reused (closed) or nothing is held: let the DETACH go out, then hang up
       this.#drop(sub, reason, false, false);
@@ -521,7 +470,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   /** Forgets a subscriber (it hung up, or holds nothing): every sample it holds is released. */
   #drop(sub: Sub, reason: DetachReason, closeChannel = true, announce = true): void {
     if (sub.gone) return;
-    const info = this.#info(sub);
+    const info = seatInfo(this.maxHeld, sub);
     sub.gone = true;
     this.#subs.delete(sub);
     for (const slot of sub.held.keys()) this.#unref(slot, 1);
@@ -529,10 +478,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     sub.pending = [];
     if (closeChannel) sub.channel.close();
     if (announce && !sub.detached) this.emit('detach', info, reason);
-    if (this.#subs.size === 0 && this.#idleTimer !== null) {
-      clearInterval(this.#idleTimer);
-      this.#idleTimer = null;
-    }
+    if (this.#subs.size === 0) this.#idle.stop();
     this.#wake();
   }
 
@@ -576,7 +522,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     for (const s of blockers) {
       if (s.waitedFor) continue;
       s.waitedFor = true;
-      this.emit('slow', this.#info(s), 'waited');
+      this.emit('slow', seatInfo(this.maxHeld, s), 'waited');
     }
     if (this.#slowTimer !== null || blockers.length === 0 || this.slowTimeout === Infinity) return;
     this.#slowTimer = setTimeout(() => {
@@ -588,31 +534,9 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     }, this.slowTimeout);
   }
 
-  /** The idle check runs while anyone is attached, whether or not the publisher publishes. */
-  #armIdle(): void {
-    if (this.#idleTimer !== null || this.idleTimeout === Infinity) return;
-    this.#idleTimer = setInterval(() => this.#checkIdle(), Math.max(1, Math.ceil(this.idleTimeout / 4)));
-    this.#idleTimer.unref();
-  }
-
-  #checkIdle(): void {
-    const t = now() - this.idleTimeout;
-    for (const sub of [...this.#subs]) {
-      if (sub.gone || sub.since > t) continue;
-      if (!sub.heard) {
-        // never acknowledged HELLO: nothing it could have read is ours to protect
-        this.#detach(sub, 'idle', `said nothing for ${this.idleTimeout} ms after HELLO`);
-        this.#drop(sub, 'idle', true, false);
-      } else if (!sub.detached && sub.held.size >= this.maxHeld) {
-        this.#detach(sub, 'slow', `released nothing for ${this.idleTimeout} ms at its quota (${sub.held.size} samples)`);
-      }
-    }
-  }
-
   #stopTimers(): void {
     if (this.#slowTimer !== null) clearTimeout(this.#slowTimer);
-    if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
     this.#slowTimer = null;
-    this.#idleTimer = null;
+    this.#idle.stop();
   }
 }
