@@ -440,7 +440,8 @@ class PoolSubscriber:
             self.map = mmap.mmap(fds[0], pool_size, mmap.MAP_SHARED, mmap.PROT_READ)
         finally:
             _close_all(fds)
-        if struct.unpack_from('<IHHII', self.map, 0) != (POOL_MAGIC, POOL_VERSION, 0, slots, header) or \
+        magic, version, _flags, h_slots, h_header = struct.unpack_from('<IHHII', self.map, 0)  # flags: e.g. the holder table
+        if (magic, version, h_slots, h_header) != (POOL_MAGIC, POOL_VERSION, slots, header) or \
                 struct.unpack_from('<QQQ', self.map, 16) != (slot_size, stride, pool_size):
             self.map.close()
             raise MemsealError('ERR_MEMSEAL_PROTOCOL', 'the pool header does not match HELLO')

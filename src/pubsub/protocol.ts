@@ -76,9 +76,22 @@ export function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
-/** The geometry for `slots` × `slotSize`, header rounded up to `page`. */
+/** Seats the holder table of the header names (subscribers past them are not shown by `memseal inspect`). */
+export const HOLDER_SEATS = 64;
+/** Header flags (u16 at H.FLAGS). */
+export const HeaderFlag = Object.freeze({ HOLDERS: 1 } as const);
+/** Offset of the holder table: HOLDER_SEATS u32 pids (0: seat free), then one u64 seat mask per slot. */
+export function holderTable(slots: number): number {
+  return HEADER_FIXED + 8 * slots;
+}
+/** Offset of slot `slot`'s u64 mask of the seats that hold it. */
+export function holderMask(slots: number, slot: number): number {
+  return holderTable(slots) + 4 * HOLDER_SEATS + 8 * slot;
+}
+
+/** The geometry for `slots` × `slotSize`, header (sequence words, holder table) rounded up to `page`. */
 export function geometry(slots: number, slotSize: number, page: number): PoolGeometry {
-  const headerSize = roundUp(HEADER_FIXED + 8 * slots, page);
+  const headerSize = roundUp(holderMask(slots, slots), page);
   const slotStride = roundUp(slotSize, SLOT_ALIGN);
   return { slots, headerSize, slotSize, slotStride, poolSize: headerSize + slots * slotStride };
 }
@@ -86,7 +99,7 @@ export function geometry(slots: number, slotSize: number, page: number): PoolGeo
 export function writeHeader(h: Buffer, g: PoolGeometry): void {
   h.writeUInt32LE(POOL_MAGIC, H.MAGIC);
   h.writeUInt16LE(POOL_VERSION, H.VERSION);
-  h.writeUInt16LE(0, H.FLAGS);
+  h.writeUInt16LE(g.headerSize >= holderMask(g.slots, g.slots) ? HeaderFlag.HOLDERS : 0, H.FLAGS);
   h.writeUInt32LE(g.slots, H.SLOTS);
   h.writeUInt32LE(g.headerSize, H.HEADER_SIZE);
   writeU64(h, g.slotSize, H.SLOT_SIZE);

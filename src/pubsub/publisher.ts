@@ -16,7 +16,9 @@ import { type Message } from '../channel/message';
 import { toBytes } from '../kernel/validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
 import * as P from './protocol';
-import { DATA_TYPES, flushSeat, IdleWatch, type LoanWaiter, newSeat, now, publisherClosed, seatInfo, type Sub } from './seat';
+import {
+  DATA_TYPES, flushSeat, IdleWatch, type LoanWaiter, markHolder, markSeat, newSeat, now, publisherClosed, seatInfo, type Sub,
+} from './seat';
 import {
   type Delivery, type DetachReason, type PublisherEvents, type PublisherOptions, publisherOptions, type ResolvedOptions,
   type SlowPolicy, type SubscriberInfo,
@@ -202,7 +204,11 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         { hint: 'raise maxSubscribers (the pool grows by maxHeld slots per seat)' });
     }
     channel.maxFds = 0;  // a subscriber sends no descriptors: any that come are closed with ERR_MEMSEAL_CTRUNC
-    const sub = newSeat(this.#nextId++, channel);
+    const taken = new Set([...this.#subs].map((x) => x.seat));
+    let seat = 0;
+    while (taken.has(seat)) seat++;
+    const sub = newSeat(this.#nextId++, seat < P.HOLDER_SEATS ? seat : -1, channel);
+    markSeat(this.#header, this.slots, sub, channel.peer.pid);
     const hello = channel.send(this.#hello, [this.#fd]);
     this.#subs.add(sub);
     this.#idle.arm();
@@ -380,6 +386,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   #hold(sub: Sub, entry: P.SampleEntry): void {
     if (sub.held.has(entry.slot)) return;  // cannot happen for a slot we hand out; never announce a slot twice
     sub.held.set(entry.slot, entry.sequence);
+    markHolder(this.#header, this.slots, sub, entry.slot, true);
     sub.lastSent = entry.sequence;
     sub.skipping = false;
     this.#refs[entry.slot]!++;
@@ -418,6 +425,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         // only what this subscriber was given: a stray or repeated release changes nothing
         if (sub.held.get(slot) === seq) {
           sub.held.delete(slot);
+          markHolder(this.#header, this.slots, sub, slot, false);
           this.#unref(slot, 1);
           freed++;
         }
@@ -449,6 +457,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     sub.detached = true;
     for (const e of sub.pending) {
       sub.held.delete(e.slot);
+      markHolder(this.#header, this.slots, sub, e.slot, false);
       this.#unref(e.slot, 1);
     }
     sub.pending = [];
@@ -473,7 +482,11 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     const info = seatInfo(this.maxHeld, sub);
     sub.gone = true;
     this.#subs.delete(sub);
-    for (const slot of sub.held.keys()) this.#unref(slot, 1);
+    for (const slot of sub.held.keys()) {
+      if (!this.#closed) markHolder(this.#header, this.slots, sub, slot, false);
+      this.#unref(slot, 1);
+    }
+    if (!this.#closed) markSeat(this.#header, this.slots, sub, 0);
     sub.held.clear();
     sub.pending = [];
     if (closeChannel) sub.channel.close();

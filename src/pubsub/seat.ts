@@ -11,6 +11,7 @@ import { type DetachReason, type SubscriberInfo } from './publisher-options';
 /** One attached subscriber. */
 export interface Sub {
   id: number;
+  seat: number;               // its row in the header's holder table (`memseal inspect`), -1 past HOLDER_SEATS
   channel: Channel;
   held: Map<number, number>;  // slot -> sequence: announced (sent or pending) and not released
   pending: P.SampleEntry[];   // announced this tick, not sent yet (a subset of held)
@@ -38,8 +39,8 @@ export function publisherClosed(op: string): MemsealError {
   return closedError(`Publisher.${op}()`, 'the publisher');
 }
 
-export function newSeat(id: number, channel: Channel): Sub {
-  return { id, channel, held: new Map(), pending: [], flushScheduled: false, gone: false, detached: false, missed: 0,
+export function newSeat(id: number, seat: number, channel: Channel): Sub {
+  return { id, seat, channel, held: new Map(), pending: [], flushScheduled: false, gone: false, detached: false, missed: 0,
     skipping: false, waitedFor: false, lastSent: 0, heard: false, since: now() };
 }
 
@@ -113,4 +114,21 @@ export class IdleWatch {
       }
     }
   }
+}
+
+/**
+ * Marks in the pool header whether `sub` holds `slot` (advisory, for `memseal inspect`: the
+ * publisher's own bookkeeping decides reuse; the header only shows it to other processes).
+ */
+export function markHolder(h: Buffer, slots: number, sub: Sub, slot: number, on: boolean): void {
+  if (sub.seat < 0) return;
+  const off = P.holderMask(slots, slot) + (sub.seat >= 32 ? 4 : 0);
+  const bit = 2 ** (sub.seat & 31);
+  const v = h.readUInt32LE(off);
+  h.writeUInt32LE(on ? (v | bit) >>> 0 : (v & ~bit) >>> 0, off);
+}
+
+/** Names (pid) or frees (0) a seat of the holder table. */
+export function markSeat(h: Buffer, slots: number, sub: Sub, pid: number): void {
+  if (sub.seat >= 0) h.writeUInt32LE(pid, P.holderTable(slots) + 4 * sub.seat);
 }
