@@ -35,3 +35,5 @@ export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, Det
 export { Subscriber, Sample, DEFAULT_MAX_POOL_SIZE } from './pubsub/subscriber';
 export type { SubscriberOptions, SubscriberConnectOptions } from './pubsub/subscriber';
 export { SnapshotPublisher, SnapshotReader, type Snapshot, type SnapshotReaderOptions } from './snapshot';
+export { readTensor, writeTensor, tensorByteLength, TENSOR_ALIGNMENT, TENSOR_MAX_DIMS } from './typed/tensor';
+export type { TypedArray, TypedArrayConstructor, TypedArrayOptions, TypedView } from './typed/tensor';
