@@ -630,8 +630,11 @@ def open_table_columns(view, columns=None):
             raise _protocol(f"arrow: column '{name}' is misaligned (offset {off})")
         out[name] = numpy.frombuffer(body, dtype=dtype, count=length, offset=off)
 
-    for f in fields:
-        walk(f, True)
+    try:
+        for f in fields:
+            walk(f, True)
+    finally:
+        walk = None  # the closure refers to itself: break the cycle so no slice of the mapping outlives the call
     if wanted is not None and wanted - out.keys():
         raise KeyError(f'no such column: {sorted(wanted - out.keys())}')
     return out

@@ -9,6 +9,8 @@ import type { Data, Table } from 'apache-arrow';
 import { MemsealError, invalidArgType } from '../errors';
 import { SealedBuffer } from '../sealed';
 import { validateObject } from '../validate';
+import { writtenChunks } from './chunks';
+import { ipcError, verifyIpc } from './verify-ipc';
 
 type Arrow = typeof import('apache-arrow');
 let arrowModule: Arrow | undefined;
@@ -30,15 +32,6 @@ function arrow(): Arrow {
 export interface SealTableOptions {
   /** The memfd's name (see SealedBufferOptions.name). Default 'memseal-arrow'. */
   name?: string;
-}
-
-/** The writer's buffered chunks, where apache-arrow keeps them (checked before use, else one more copy). */
-function writtenChunks(writer: unknown): Uint8Array[] | null {
-  const w = writer as { _sink?: { _values?: unknown }; _position?: unknown };
-  const chunks = w._sink?._values;
-  if (!Array.isArray(chunks) || !chunks.every((c) => c instanceof Uint8Array)) return null;
-  const total = chunks.reduce((n: number, c: Uint8Array) => n + c.byteLength, 0);
-  return total === w._position ? chunks as Uint8Array[] : null;
 }
 
 /**
@@ -70,12 +63,6 @@ export function sealTable(table: Table, options?: SealTableOptions): SealedBuffe
   }, { name });
 }
 
-function protocolError(message: string, cause?: unknown): MemsealError {
-  return new MemsealError('ERR_MEMSEAL_PROTOCOL', `openTable(): ${message}`, {
-    hint: 'the buffer is not a well-formed Arrow IPC stream (sealTable() writes one)', cause,
-  });
-}
-
 function lastOffset(offsets: ArrayLike<number | bigint>, at: number): number {
   return Number(offsets[at]);
 }
@@ -88,7 +75,7 @@ function lastOffset(offsets: ArrayLike<number | bigint>, at: number): number {
 function checkData(a: Arrow, data: Data, column: string): void {
   const { type } = data;
   const end = data.offset + data.length;
-  const fail = (what: string): never => { throw protocolError(`column '${column}' (${type}): ${what}`); };
+  const fail = (what: string): never => { throw ipcError(`column '${column}' (${type}): ${what}`); };
   if (data.nullCount > 0 && data.nullBitmap !== undefined && data.nullBitmap.length * 8 < end) fail('validity bitmap too short');
   const offsets = data.valueOffsets as ArrayLike<number | bigint> | undefined;
   if (a.DataType.isUtf8(type) || a.DataType.isBinary(type) || a.DataType.isLargeUtf8(type) || a.DataType.isLargeBinary(type)) {
@@ -134,13 +121,15 @@ export function openTable(buffer: SealedBuffer): Table {
   // ARROW1: anything else, an empty buffer and a bare end-of-stream marker included, is not a table.
   const isFile = bytes.length >= 8 && bytes.toString('latin1', 0, 6) === 'ARROW1';
   if (!isFile && !(bytes.length >= 8 && bytes.readInt32LE(0) === -1 && bytes.readInt32LE(4) > 0)) {
-    throw protocolError('no Arrow IPC stream here: it does not start with a schema message');
+    throw ipcError('no Arrow IPC stream here: it does not start with a schema message');
   }
   let table: Table;
   try {
+    verifyIpc(isFile ? bytes.subarray(8) : bytes);
     table = a.tableFromIPC(bytes);
   } catch (err) {
-    throw protocolError(`apache-arrow could not read it: ${(err as Error)?.message}`, err);
+    if (err instanceof MemsealError) throw err;
+    throw ipcError(`apache-arrow could not read it: ${(err as Error)?.message}`, err);
   }
   table.schema.fields.forEach((field, i) => {
     for (const data of table.getChildAt(i)?.data ?? []) checkData(a, data, field.name);
