@@ -6,9 +6,9 @@
 // loaded on the first call, never when memseal itself loads. This entry sits
 // above sealed/ and imports nothing from channels or pools.
 import type { Data, Table } from 'apache-arrow';
-import { MemsealError, invalidArgType } from '../errors';
-import { SealedBuffer } from '../sealed';
-import { validateObject } from '../validate';
+import { MemsealError, invalidArgType } from '../kernel/errors';
+import { SealedBuffer } from '../sealed/sealed';
+import { validateObject } from '../kernel/validate';
 import { writtenChunks } from './chunks';
 import { ipcError, verifyIpc } from './verify-ipc';
 

@@ -4,7 +4,7 @@
 // body is silently clamped. This walks every table, vector and string the decoder will follow
 // and refuses the stream (ERR_MEMSEAL_PROTOCOL) at the first one that leaves its message, the
 // first body cut short and the first buffer outside its body. Metadata only: no value is read.
-import { MemsealError } from '../errors';
+import { MemsealError } from '../kernel/errors';
 
 /** How deep Field.children may nest (Arrow's own writers stay far below). */
 export const MAX_NESTING = 64;

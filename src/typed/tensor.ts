@@ -6,8 +6,8 @@
 // bytes: SealedBuffer (sealed/) attaches fromTypedArray() and typed() by
 // delegating here; it imports nothing above errors and validation.
 import { endianness } from 'node:os';
-import { invalidArgType, invalidArgValue, MemsealError, outOfRange } from '../errors';
-import { validateObject } from '../validate';
+import { invalidArgType, invalidArgValue, MemsealError, outOfRange } from '../kernel/errors';
+import { validateObject } from '../kernel/validate';
 
 /** Every typed array a tensor can hold. */
 export type TypedArray =
