@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { MemsealError, SealedBuffer } from '../src';
 import { openTable, sealTable } from '../src/arrow';
 import { writtenChunks } from '../src/arrow/chunks';
+import { ensureBuilt } from './built';
 import { keepUntilTestEnds } from './helpers';
 import { pythonNumpyMissing, startReader } from './typed-readers';
 
@@ -89,6 +90,22 @@ describe('sealTable() / openTable()', () => {
     assert.ok(chunks !== null, 'the pieces are found: no extra copy');
     assert.deepEqual(keep(sealTable(numericTable(10))).bytes, Buffer.concat(chunks));
     assert.deepEqual(Buffer.concat(chunks), Buffer.from(writer.toUint8Array(true)));
+  });
+
+  it('an ES module that imports apache-arrow itself gets tables written and returned with its own classes', () => {
+    ensureBuilt();
+    // Two builds of apache-arrow in one process (its ES module build here, its CommonJS build under
+    // memseal): a table of one written by the other's writer had corrupt type metadata.
+    const code = `
+      import { tableFromArrays, Table } from 'apache-arrow';
+      import { openTable, sealTable } from 'memseal/arrow';
+      const sb = sealTable(tableFromArrays({ id: Int32Array.of(1, 2, 3), price: Float64Array.of(9.5, 10, 10.5) }));
+      const t = openTable(sb);
+      console.log(t.numRows, t.getChild('price').get(2), Object.getPrototypeOf(t) === Table.prototype);
+      sb.close();`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: path.join(__dirname, '..'), encoding: 'utf8' });
+    assert.equal(r.stderr, '');
+    assert.equal(r.stdout.trim(), '3 10.5 true');
   });
 
   it('refuses what is not a Table or not a SealedBuffer', () => {

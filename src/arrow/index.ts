@@ -6,27 +6,12 @@
 // loaded on the first call, never when memseal itself loads. This entry sits
 // above sealed/ and imports nothing from channels or pools.
 import type { Data, Table } from 'apache-arrow';
-import { MemsealError, invalidArgType } from '../kernel/errors';
+import { invalidArgType, MemsealError } from '../kernel/errors';
 import { SealedBuffer } from '../sealed/sealed';
 import { validateObject } from '../kernel/validate';
 import { writtenChunks } from './chunks';
+import { type Arrow, arrowFor } from './modules';
 import { ipcError, verifyIpc } from './verify-ipc';
-
-type Arrow = typeof import('apache-arrow');
-let arrowModule: Arrow | undefined;
-
-function arrow(): Arrow {
-  if (arrowModule === undefined) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional peer dependency, loaded on first use
-      arrowModule = require('apache-arrow') as Arrow;
-    } catch (err) {
-      throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', "memseal/arrow needs the 'apache-arrow' package",
-        { hint: 'npm install apache-arrow (an optional peer dependency of memseal)', cause: err });
-    }
-  }
-  return arrowModule;
-}
 
 /** Options for {@link sealTable}. */
 export interface SealTableOptions {
@@ -49,7 +34,7 @@ export interface SealTableOptions {
  * ```
  */
 export function sealTable(table: Table, options?: SealTableOptions): SealedBuffer {
-  const a = arrow();
+  const a = arrowFor(table);
   if (!(table instanceof a.Table)) throw invalidArgType('table', 'an instance of apache-arrow Table', table);
   if (options !== undefined) validateObject(options as unknown, 'options');
   const name = options?.name ?? 'memseal-arrow';
@@ -114,7 +99,7 @@ function checkData(a: Arrow, data: Data, column: string): void {
  * ```
  */
 export function openTable(buffer: SealedBuffer): Table {
-  const a = arrow();
+  const a = arrowFor();
   if (!(buffer instanceof SealedBuffer)) throw invalidArgType('buffer', 'an instance of SealedBuffer', buffer);
   const bytes = buffer.bytes;
   // A stream opens with a schema message (continuation marker, then its length) and a file with
