@@ -47,9 +47,6 @@ describe('Channel trust boundary', () => {
   const children: ChildProcess[] = [];
   let baseline = 0;
 
-  before(async () => {
-    await sleep(200);  // tsx closes a cache descriptor shortly after compiling
-  });
   beforeEach(() => {
     baseline = countFds();
   });
