@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { features, inspect, SealedBuffer, sealNames, Seal, spawnWithChannel, type InspectMemfd, type InspectProcess } from '../src';
-import { FIXTURES, skipUnless } from './helpers';
+import { FIXTURES, readableCheckout, skipUnless } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'inspect', 'cli.js');
@@ -52,7 +52,8 @@ function cli(args: string[], options: { command?: string[] } = {}) {
 /** Runs `node dist/inspect/cli.js` as uid/gid 65534 with no capabilities. */
 function cliUnprivileged(args: string[]) {
   return cli(args, {
-    command: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, CLI],
+    command: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath,
+      path.join(readableCheckout(), 'dist', 'inspect', 'cli.js')],
   });
 }
 
