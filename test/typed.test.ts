@@ -1,6 +1,8 @@
 // Tensors: SealedBuffer.fromTypedArray() / typed(), writeTensor() / readTensor(), read in place
 // by this process, a Node reader process and a Python (numpy) one; and headers that lie.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import fc from 'fast-check';
 import {
   MemsealError, Publisher, readTensor, SealedBuffer, socketPair, Subscriber, tensorByteLength, TENSOR_ALIGNMENT,
@@ -123,6 +125,44 @@ describe('tensor headers that lie', () => {
           assert.ok(err instanceof MemsealError, String(err));
         }
       }), { numRuns: 2000 });
+  });
+});
+
+describe('open_tensor() (Python)', function () {
+  this.timeout(30000);
+  before(function () {
+    const why = pythonNumpyMissing();
+    if (why !== null) {
+      console.log(`      skipped: ${why}`);
+      this.skip();
+    }
+  });
+
+  it('raises only MemsealError for any corruption of a header, and never views past the data (a seeded fuzz)', () => {
+    const good = Buffer.alloc(tensorByteLength(Float64Array, [3, 4]));
+    writeTensor(good, Float64Array, [3, 4]).fill(1);
+    const script = `
+import random, sys
+sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'examples', 'python'))})
+import memseal_peer as m
+good = sys.stdin.buffer.read()
+rng = random.Random(27)
+refused = 0
+for _ in range(5000):
+    b = bytearray(good[:rng.randint(1, len(good))])
+    for _ in range(rng.randint(1, 6)):
+        at = rng.randrange(min(64, len(b)))
+        b[at] = rng.randrange(256)
+    try:
+        a = m.open_tensor(bytes(b))
+        assert a.nbytes <= len(b) and a.size == len(a.reshape(-1))
+    except m.MemsealError:
+        refused += 1
+print(refused)
+`;
+    const r = spawnSync('python3', ['-c', script], { input: good, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(Number(r.stdout) > 1000, `refused ${r.stdout.trim()} of 5000`);
   });
 });
 
