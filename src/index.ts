@@ -35,3 +35,4 @@ export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, Det
 export { Subscriber, Sample, DEFAULT_MAX_POOL_SIZE } from './pubsub/subscriber';
 export type { SubscriberOptions, SubscriberConnectOptions } from './pubsub/subscriber';
 export { SnapshotPublisher, SnapshotReader, type Snapshot, type SnapshotReaderOptions } from './snapshot';
+export type { Delivery, SnapshotDetachReason, SnapshotPublisherEvents, SnapshotPublisherOptions, SnapshotReaderInfo } from './snapshot';
