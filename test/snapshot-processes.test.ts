@@ -63,7 +63,7 @@ describe('snapshot readers in other processes', function () {
     assert.deepEqual([first.version, first.delivered, first.dropped], [1, 1, 0]);
     assert.deepEqual(await r.next(), { step: 'holding', version: 1, w0: 1 });
     for (let v = 2; v <= 21; v++) {
-      const d = await pub.publish(versionBytes(v), `v${v}`);   // resolves once the reader has it mapped
+      const d: Delivery = await pub.publish(versionBytes(v), `v${v}`);   // resolves once the reader has it mapped
       assert.equal(d.delivered, 1, `version ${v} reached the reader`);
     }
     const after = await r.next();
