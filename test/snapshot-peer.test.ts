@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { SnapshotPublisher, type SnapshotReaderInfo } from '../src';
+import { type Delivery, SnapshotPublisher, type SnapshotReaderInfo } from '../src';
 
 const PY_DIR = path.join(__dirname, '..', 'examples', 'python');
 
@@ -32,7 +32,7 @@ describe('the Python snapshot reader (memseal_peer.py)', function () {
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     for (let v = 1; v <= 5; v++) {
       const bytes = Buffer.alloc(256 * 1024 + v, v);
-      const d = await pub.publish(bytes, `from node ${v}`);
+      const d: Delivery = await pub.publish(bytes, `from node ${v}`);
       assert.deepEqual([d.version, d.delivered, d.dropped], [v, 1, 0], 'publish() resolved once Python had it mapped');
       const line = JSON.parse((await lines.next()).value as string);
       assert.deepEqual(line, { version: v, meta: `from node ${v}`, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
