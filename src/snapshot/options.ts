@@ -1,11 +1,10 @@
 // The options, events and reports of the snapshot family (publisher.ts, reader.ts):
 // what a reader looks like from the publisher's side, why it left, what publish() resolves with.
-import { type PeerCredentials } from '../channel-util';
-import { invalidArgValue } from '../errors';
-import { type EmitterEvents } from '../events';
-import { type DetachReason } from '../pubsub/publisher-options';
-import { validateInteger, validateObject, validateString } from '../validate';
-import { type VerifyOptions } from '../verify';
+import { type PeerCredentials } from '../channel/channel-util';
+import { invalidArgValue } from '../kernel/errors';
+import { type EmitterEvents } from '../util/events';
+import { validateInteger, validateObject, validateString } from '../kernel/validate';
+import { type VerifyOptions } from '../sealed/verify';
 
 export interface SnapshotPublisherOptions {
   /** The memfd name of versions made from bytes (memfd_create(2)), shown in /proc/<pid>/maps. Default 'snapshot'. */
@@ -18,8 +17,12 @@ export interface SnapshotPublisherOptions {
   slowTimeout?: number;
 }
 
-/** Why a reader left: as a Publisher's subscribers ({@link DetachReason}). */
-export type SnapshotDetachReason = DetachReason;
+/**
+ * Why a reader left, in the words a Publisher uses for its subscribers: it hung up ('closed'), did not
+ * take its version within slowTimeout ('slow'), sent what the protocol forbids ('protocol'), sending to
+ * it failed ('error'), or the publisher closed ('publisher-closed').
+ */
+export type SnapshotDetachReason = 'closed' | 'slow' | 'protocol' | 'error' | 'publisher-closed';
 
 /** One attached reader, as events and `publisher.readers` report it. */
 export interface SnapshotReaderInfo {

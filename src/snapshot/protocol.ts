@@ -4,8 +4,8 @@
 //   reader -> publisher: a plain message (no descriptor), JSON {"taken": n}, once version n is mapped.
 // The publisher sends a reader its next version only after the TAKEN of the one before,
 // so whatever the kernel would queue, at most one version is in flight per reader.
-import { MAX_PAYLOAD } from '../channel-util';
-import { MemsealError, outOfRange } from '../errors';
+import { MAX_PAYLOAD } from '../channel/channel-util';
+import { MemsealError, outOfRange } from '../kernel/errors';
 
 /** Longest TAKEN message accepted: `{"taken":` + a safe integer + `}` fits easily. */
 export const MAX_TAKEN_BYTES = 64;

@@ -3,12 +3,12 @@
 // typed events / close), with one rule of its own: a reader is sent its next
 // version only once it said it took the one before (protocol.ts), so a reader
 // that never reads pins at most one version, whatever the kernel would queue.
-import { Channel } from '../channel';
-import { type ChannelServer, listen, type ListenOptions } from '../channel-server';
-import { closedError, invalidArgType } from '../errors';
-import { TypedEventEmitter } from '../events';
-import { type Message } from '../message';
-import { duplicateSealed, SealedBuffer } from '../sealed';
+import { Channel } from '../sealed/channel';
+import { type ChannelServer, listen, type ListenOptions } from '../channel/channel-server';
+import { closedError, invalidArgType } from '../kernel/errors';
+import { TypedEventEmitter } from '../util/events';
+import { type Message } from '../channel/message';
+import { duplicateSealed, SealedBuffer } from '../sealed/sealed';
 import {
   type Delivery, type SnapshotDetachReason, type SnapshotPublisherEvents, type SnapshotPublisherOptions,
   snapshotPublisherOptions, type SnapshotReaderInfo,

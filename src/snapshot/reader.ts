@@ -3,13 +3,13 @@
 // is what lets the publisher send the next. Versions are handed out as
 // Snapshots: pinned ones (next(), hold()) stay mapped until released;
 // `latest` is the moving convenience.
-import { Channel } from '../channel';
-import { connect } from '../channel-server';
-import { type ChannelOptions } from '../channel-util';
-import { closedError, invalidArgType, MemsealError } from '../errors';
-import { SealedBuffer } from '../sealed';
-import { DEFAULT_MAX_SIZE, verifyPolicy } from '../verify';
-import { validateLength, validateObject } from '../validate';
+import { Channel } from '../sealed/channel';
+import { connect } from '../channel/channel-server';
+import { type ChannelOptions } from '../channel/channel-util';
+import { closedError, invalidArgType, MemsealError } from '../kernel/errors';
+import { SealedBuffer } from '../sealed/sealed';
+import { DEFAULT_MAX_SIZE, verifyPolicy } from '../sealed/verify';
+import { validateLength, validateObject } from '../kernel/validate';
 import { type SnapshotReaderOptions } from './options';
 import * as P from './protocol';
 

@@ -4,11 +4,11 @@
 // that policy. SealedBuffer.open() and Channel#receiveBuffer() (sealed.ts) and
 // the pub/sub subscriber build on it.
 import { constants as bufferConstants } from 'node:buffer';
-import { native } from './binding';
-import { Seal, sealNames } from './constants';
-import { E, type MemsealErrorCode, systemError } from './errors';
-import { PAGE_SIZE } from './mapping';
-import { validateFd, validateFlags, validateLength, validateObject } from './validate';
+import { native } from '../kernel/binding';
+import { Seal, sealNames } from '../kernel/constants';
+import { E, type MemsealErrorCode, systemError } from '../kernel/errors';
+import { PAGE_SIZE } from '../kernel/mapping';
+import { validateFd, validateFlags, validateLength, validateObject } from '../kernel/validate';
 
 const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
 /**
