@@ -6,7 +6,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import {
   type Channel, MemsealError, SealedBuffer, type SnapshotDetachReason, SnapshotPublisher, SnapshotReader, type SnapshotReaderInfo, socketPair,
 } from '../src';
-import { collectGarbage } from './helpers';
+import { collectGarbage, countFds } from './helpers';
 
 /** Descriptors of this process open on a memfd named `name`. */
 function memfds(name = 'snapshot'): number {
@@ -18,7 +18,13 @@ function memfds(name = 'snapshot'): number {
 describe('SnapshotPublisher / SnapshotReader', () => {
   const open: { close(): void }[] = [];
   const track = <T extends { close(): void }>(x: T): T => { open.push(x); return x; };
-  afterEach(() => { for (const x of open.splice(0)) x.close(); });
+  let fdsBefore = 0;
+  beforeEach(() => { fdsBefore = countFds(); });
+  afterEach(async () => {
+    for (const x of open.splice(0)) x.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(countFds(), fdsBefore, 'every descriptor the test opened is closed');
+  });
 
   async function pair(o?: Parameters<typeof SnapshotPublisher.create>[0], maxSize = 1 << 20): Promise<[SnapshotPublisher, SnapshotReader, Channel]> {
     const pub = track(SnapshotPublisher.create(o));
@@ -113,7 +119,8 @@ describe('SnapshotPublisher / SnapshotReader', () => {
     await assert.rejects(pub.attach({} as Channel), { code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => SnapshotPublisher.create({ slowTimeout: -1 }), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => SnapshotPublisher.create({ name: 'a\0b' }), { code: 'ERR_INVALID_ARG_VALUE' });
-    const [, b] = socketPair();
+    const [a, b] = socketPair();
+    track(a);
     track(b);
     await assert.rejects(SnapshotReader.attach(b, {} as { maxSize: number }), { code: 'ERR_INVALID_ARG_TYPE' });
     assert.equal(pub.version, 0);
@@ -146,8 +153,10 @@ describe('SnapshotPublisher / SnapshotReader', () => {
     });
     assert.equal(held.buffer.bytes.toString(), 'last');
     assert.equal(reader.latest?.version, 1);
-    assert.throws(() => SnapshotReader.prototype.hold.call(track(new SnapshotReader(socketPair()[0], { maxSize: 1 }))),
-      { code: 'ERR_MEMSEAL_NO_SNAPSHOT' });
+    const [c, d] = socketPair();
+    track(d);
+    const early = track(new SnapshotReader(c, { maxSize: 1 }));
+    assert.throws(() => early.hold(), { code: 'ERR_MEMSEAL_NO_SNAPSHOT', message: /^SnapshotReader\.hold\(\): no version has arrived yet$/ });
   });
 
   it('a reader that does not take its version within slowTimeout is detached as slow; the delivery says so', async () => {
@@ -246,6 +255,7 @@ describe('SnapshotPublisher / SnapshotReader', () => {
       assert.deepEqual([first.version, first.meta, first.buffer.bytes.toString()], [1, 'first', 'v1']);
       assert.equal(pub.publishSync('v2'), 2);
       assert.equal((await reader.next()).buffer.bytes.toString(), 'v2');
+      assert.equal(first.buffer.closed, true, 'as in the first API: next() hands out the moving latest, closed by the next version');
       assert.equal(pub.subscribers, 1);
       pub.close();
       assert.throws(() => pub.publishSync('x'), { code: 'ERR_MEMSEAL_CLOSED', message: /^SnapshotPublisher\.publishSync\(\)/ });

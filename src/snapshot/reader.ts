@@ -87,6 +87,9 @@ interface Waiter {
 }
 
 const NEXT = 'SnapshotReader.next()';
+// Set by attach()/connect() around their `new`: a reader made by the deprecated constructor keeps the
+// first API's semantics (next() hands out the moving latest, closed when a newer version arrives).
+let fromFactory = false;
 
 /**
  * Receives the versions a {@link SnapshotPublisher} sends over one channel.
@@ -110,12 +113,16 @@ export class SnapshotReader {
   #error: Error | null = null;
   #given = 0;
   #closed = false;
+  #legacy: boolean;
 
   /**
    * @deprecated Use {@link SnapshotReader.attach} (or {@link SnapshotReader.connect}): the one
-   * documented way. Kept so that code written against the first snapshot API still runs.
+   * documented way. Kept so that code written against the first snapshot API still runs, with that
+   * API's semantics: `next()` resolves with the unpinned latest version, closed when a newer one arrives.
    */
   constructor(channel: Channel, options: SnapshotReaderOptions) {
+    this.#legacy = !fromFactory;
+    fromFactory = false;
     if (!(channel instanceof Channel)) throw invalidArgType('channel', 'an instance of Channel', channel);
     validateObject(options, 'options');
     validateLength(options.maxSize, 'options.maxSize');
@@ -133,6 +140,7 @@ export class SnapshotReader {
    * @throws TypeError/RangeError for a bad channel or options (`maxSize` is required)
    */
   static async attach(channel: Channel, options: SnapshotReaderOptions): Promise<SnapshotReader> {
+    fromFactory = true;
     return new SnapshotReader(channel, options);
   }
 
@@ -144,6 +152,7 @@ export class SnapshotReader {
     validateLength(maxSize, 'options.maxSize');
     verifyPolicy(verify);
     const channel = await connect(path, channelOptions);
+    fromFactory = true;
     return new SnapshotReader(channel, verify);
   }
 
@@ -207,7 +216,8 @@ export class SnapshotReader {
 
   #give(e: Entry): Snapshot {
     this.#given = Math.max(this.#given, e.version);
-    return new PinnedSnapshot(e);
+    // the deprecated constructor's readers: the first API's unpinned snapshot, closed by the next version
+    return this.#legacy && e === this.#latest ? this.#latestView! : new PinnedSnapshot(e);
   }
 
   async #read(): Promise<void> {
