@@ -28,15 +28,22 @@ export const RESET = Symbol('reset');
  * emitted) its descriptors are the channel's: a worker terminated before that
  * leaks none of them; from then on they are the program's, like any fd it opened.
  */
+let newMessage: (data: Buffer, fds: number[]) => Message;
+
 export class Message {
   /** The payload, a private copy. */
   readonly data: Buffer;
   /** Descriptors that came with the message and have not been taken or closed. */
   fds: number[];
 
-  constructor(data: Buffer, fds: number[]) {
+  // Messages come from a Channel, never from the program: recvMessage() below is the one caller.
+  private constructor(data: Buffer, fds: number[]) {
     this.data = data;
     this.fds = fds;
+  }
+
+  static {
+    newMessage = (data, fds) => new Message(data, fds);
   }
 
   /** Returns the descriptors and forgets them: from now on the caller alone closes them. */
@@ -116,7 +123,7 @@ export function recvMessage(fd: number, fdBuf: Int32Array, maxFds: number, type:
   if (r === 0 && nfds === 0 && type !== 'dgram') return EOF;  // an empty datagram is a message
   const data = Buffer.allocUnsafe(r);
   scratch.copy(data, 0, 0, r);
-  return new Message(data, fds);
+  return newMessage(data, fds);
 }
 
 /** @internal After a hang-up: whether a message is still unread (MSG_PEEK: nothing is taken, no descriptor installed). */
