@@ -8,7 +8,7 @@
 //   own      (b) each worker builds its own copy of the same data, then aggregates
 // and the growth of all processes' PSS when every reader holds the data, and a reader's private
 // memory (Private_Clean + Private_Dirty) for it.
-// Usage: node bench/typed.js [--quick]    (also section 7 of `npm run bench`)
+// Usage: node bench/typed.js [--quick]    (also a section of `npm run bench`)
 'use strict';
 const cluster = require('node:cluster');
 const { spawnSync } = require('node:child_process');
@@ -271,7 +271,7 @@ async function run({ quick = false, log = console.error, size } = {}) {
 function report(x) {
   if (!x) return [];
   const mib = (n) => (n / MiB).toFixed(1);
-  const L = ['## 7. Typed data: an Arrow table and a float32 matrix to every worker', '',
+  const L = ['## Typed data: an Arrow table and a float32 matrix to every worker', '',
     `${mib(x.bytes)} MiB each, to ${x.workers} node:cluster workers${x.python ? ' (+ 1 Python/numpy reader on the memseal path)' : ''}: ` +
     'time from the data in the primary\'s memory until every reader has computed one aggregate over it (memseal: ' +
     'sealTable()/fromTypedArray(), sendBuffer(), openTable()/typed(); send: tableToIPC() + worker.send() with advanced ' +
