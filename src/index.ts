@@ -40,3 +40,5 @@ export { SnapshotReader, type Snapshot } from './snapshot/reader';
 export type {
   Delivery, SnapshotDetachReason, SnapshotPublisherEvents, SnapshotPublisherOptions, SnapshotReaderInfo, SnapshotReaderOptions,
 } from './snapshot/options';
+export { readTensor, writeTensor, tensorByteLength, TENSOR_ALIGNMENT, TENSOR_MAX_DIMS } from './typed/tensor';
+export type { TypedArray, TypedArrayConstructor, TypedArrayOptions, TypedView } from './typed/tensor';

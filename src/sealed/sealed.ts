@@ -13,6 +13,7 @@ import { addSeals } from '../kernel/memfd';
 import {
   asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, roundUp, type SealedBufferOptions,
 } from './sealed-create';
+import { planTypedArray, type TypedArray, type TypedArrayOptions, typedViewOf, type TypedView } from '../typed/tensor';
 import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from '../kernel/validate';
 import { DEFAULT_MAX_SIZE, verifyFd, type VerifyOptions, type VerifyResult } from './verify';
 
@@ -150,6 +151,20 @@ export class SealedBuffer {
   }
 
   /**
+   * Seals a typed array with its shape behind a checked header (docs/protocol.md,
+   * "Tensors"): one copy of its bytes into the new memfd. Readers get a view
+   * with {@link typed}, or numpy's `open_tensor()` in Python.
+   * @example
+   * ```ts
+   * using sb = SealedBuffer.fromTypedArray(new Float32Array(6), { shape: [2, 3] });
+   * ```
+   */
+  static fromTypedArray(array: TypedArray, options?: TypedArrayOptions): SealedBuffer {
+    const plan = planTypedArray(array, options);
+    return SealedBuffer.create(plan.size, plan.fill, plan.options);
+  }
+
+  /**
    * Adopts a descriptor (typically received from a peer): verifies it with
    * {@link verifySeals} and only then makes it a SealedBuffer. Takes ownership
    * of `fd` in every case: a rejected descriptor is closed.
@@ -214,6 +229,13 @@ export class SealedBuffer {
     if (this.size <= DEFAULT_MAX_SIZE) return this.bytes.subarray(offset, offset + length);
     return this.#map() ? this.#mapping!.bytes(offset, length) : this.#read(offset, length);
   }
+
+  /**
+   * The tensor in this buffer as a typed view over its mapping (no copy) and
+   * its shape, after the header's type, shape, offsets and alignment are checked.
+   * @throws MemsealError ERR_MEMSEAL_PROTOCOL (no tensor, or a header that lies), ERR_MEMSEAL_CLOSED
+   */
+  typed(): TypedView { return typedViewOf(this.size, (offset, length) => this.range(offset, length)); }
 
   /** Maps the whole file privately, once; false where the kernel refuses (then `view` is 'copy'). */
   #map(): boolean {
