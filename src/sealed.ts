@@ -3,6 +3,7 @@
 // Channel#receiveBuffer(), which carry a SealedBuffer over a Channel. How one
 // is made lives in sealed-create.ts, the check a receiver runs before it maps
 // anything (verifySeals) in verify.ts.
+import { constants as bufferConstants } from 'node:buffer';
 import { readSync, writeSync } from 'node:fs';
 import { type FdHandle, native } from './binding';
 import { Channel } from './channel';
@@ -17,7 +18,7 @@ import {
   asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, roundUp, type SealedBufferOptions,
 } from './sealed-create';
 import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from './validate';
-import { DEFAULT_MAX_SIZE, verifyFd, verifyPolicy, type VerifyOptions, type VerifyResult } from './verify';
+import { verifyFd, verifyPolicy, type VerifyOptions, type VerifyResult } from './verify';
 
 /**
  * How a SealedBuffer's bytes reach JS: `private` (a copy-on-write mapping),
@@ -28,6 +29,9 @@ import { DEFAULT_MAX_SIZE, verifyFd, verifyPolicy, type VerifyOptions, type Veri
 export type SealedBufferView = 'private' | 'copy' | 'readonly';
 
 const construct = Symbol('SealedBuffer.construct');
+
+/** The most one Buffer can show: above it `bytes` refuses and `range()` maps windows. */
+const MAX_VIEW = bufferConstants.MAX_LENGTH;
 
 /**
  * An immutable byte range another process can trust: a memfd sealed against
@@ -182,8 +186,8 @@ export class SealedBuffer {
   get bytes(): Buffer {
     if (this.#bytes !== null) return this.#bytes;
     this.#assertOpen('bytes');
-    if (this.size > DEFAULT_MAX_SIZE) {
-      throw tooLargeForBuffer('this SealedBuffer', this.size, DEFAULT_MAX_SIZE, 'sealedBuffer.range(offset, length)');
+    if (this.size > MAX_VIEW) {
+      throw tooLargeForBuffer('this SealedBuffer', this.size, MAX_VIEW, 'sealedBuffer.range(offset, length)');
     }
     if (this.size === 0) {
       this.#view = 'private';
@@ -211,10 +215,10 @@ export class SealedBuffer {
     this.#assertOpen('range');
     validateInteger(offset, 'offset', 0, this.size);
     validateInteger(length, 'length', 0, this.size - offset);
-    if (length > DEFAULT_MAX_SIZE) {
-      throw tooLargeForBuffer('this window', length, DEFAULT_MAX_SIZE, 'sealedBuffer.range(offset, length)');
+    if (length > MAX_VIEW) {
+      throw tooLargeForBuffer('this window', length, MAX_VIEW, 'sealedBuffer.range(offset, length)');
     }
-    if (this.size <= DEFAULT_MAX_SIZE) return this.bytes.subarray(offset, offset + length);
+    if (this.size <= MAX_VIEW) return this.bytes.subarray(offset, offset + length);
     return this.#map() ? this.#mapping!.bytes(offset, length) : this.#read(offset, length);
   }
 

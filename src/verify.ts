@@ -3,7 +3,6 @@
 // requires and none it forbids, of a size within bounds — and the defaults of
 // that policy. SealedBuffer.open() and Channel#receiveBuffer() (sealed.ts) and
 // the pub/sub subscriber build on it.
-import { constants as bufferConstants } from 'node:buffer';
 import { native } from './binding';
 import { Seal, sealNames } from './constants';
 import { E, type MemsealErrorCode, systemError } from './errors';
@@ -12,11 +11,12 @@ import { validateFd, validateFlags, validateLength, validateObject } from './val
 
 const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
 /**
- * The largest buffer a receiver accepts unless `maxSize` says otherwise: what
- * `bytes` can show in one ArrayBuffer (buffer.constants.MAX_LENGTH, 4 GiB on
- * Node 20). Larger buffers need an explicit `maxSize` and are read with `range()`.
+ * The largest buffer a receiver accepts unless `maxSize` says otherwise: 1 GiB
+ * (2^30 bytes), the same on every Node version and in every receiver
+ * (receiveBuffer(), SealedBuffer.open(), Subscriber, the Python peer, the C
+ * header). A peer cannot make a receiver map more without the receiver saying so.
  */
-export const DEFAULT_MAX_SIZE: number = bufferConstants.MAX_LENGTH;
+export const DEFAULT_MAX_SIZE: number = 2 ** 30;
 
 /** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
 export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
@@ -31,8 +31,9 @@ export interface VerifyOptions {
   minSize?: number;
   /**
    * Largest acceptable size in bytes: bounds what a peer can make you map.
-   * Default buffer.constants.MAX_LENGTH (4 GiB on Node 20), the most `bytes`
-   * can show; larger buffers must be allowed explicitly and read with `range()`.
+   * Default {@link DEFAULT_MAX_SIZE} (1 GiB) on every Node version; a larger
+   * one must be allowed explicitly. Buffers over buffer.constants.MAX_LENGTH
+   * are read with `range()`.
    */
   maxSize?: number;
   /** The only acceptable size. */

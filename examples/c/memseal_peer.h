@@ -54,6 +54,7 @@
 #define MSP_MAX_FDS 253       /* SCM_MAX_FD */
 #define MSP_DEFAULT_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 #define MSP_DEFAULT_SEALS (MSP_DEFAULT_REQUIRED | F_SEAL_SEAL)
+#define MSP_DEFAULT_MAX_SIZE ((uint64_t)1 << 30) /* DEFAULT_MAX_SIZE: 1 GiB, as every memseal receiver */
 
 /* Refusals, named as memseal's ERR_MEMSEAL_* codes (negative, below any -errno). */
 enum {
@@ -207,9 +208,9 @@ struct msp_policy {
   int require;       /* default MSP_DEFAULT_REQUIRED */
   int forbid;
   uint64_t min_size;
-  uint64_t max_size; /* always set one you are willing to map */
+  uint64_t max_size; /* default MSP_DEFAULT_MAX_SIZE; set the one you are willing to map */
 };
-#define MSP_POLICY_DEFAULT {MSP_DEFAULT_REQUIRED, 0, 0, UINT64_MAX}
+#define MSP_POLICY_DEFAULT {MSP_DEFAULT_REQUIRED, 0, 0, MSP_DEFAULT_MAX_SIZE}
 
 /* memseal's verifySeals(): 0 and *size, or a refusal. Leaves fd open. */
 static inline int msp_verify(int fd, const struct msp_policy *p, uint64_t *size, int *seals_out) {

@@ -11,7 +11,7 @@ the size within bounds. Whatever a check refuses is closed.
 Size bound: receive_buffer() and verify() refuse a file larger than
 DEFAULT_MAX_SIZE (1 GiB) unless the caller passes a larger max_size (or
 max_size=None for no bound). Node's receiveBuffer() bounds at DEFAULT_MAX_SIZE
-too (buffer.constants.MAX_LENGTH there, which depends on the Node version); a
+too (the same fixed 1 GiB on every Node version); a
 fixed 1 GiB here keeps a hostile peer's sparse terabyte from being mapped.
 
     from memseal_peer import Channel, create_sealed
