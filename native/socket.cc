@@ -182,7 +182,8 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
 // recvmsg(fd, buf: Uint8Array, fds: Int32Array, out: Int32Array(2)) -> bytes | -errno.
 // Receives one message into buf and at most fds.length descriptors (the
 // control buffer is sized for exactly that many) with MSG_CMSG_CLOEXEC.
-// out[0] = descriptors stored in fds, out[1] = msg_flags. On MSG_CTRUNC every
+// out[0] = descriptors stored in fds, out[1] = msg_flags, with MSG_CTRUNC also
+// when more than fds.length arrived (see below). On MSG_CTRUNC every
 // descriptor that did arrive is closed here and out[0] is 0: a message whose
 // descriptors were cut off is unusable, and leaking the rest would let a peer
 // exhaust our descriptor table. out[2] (when out has room) = descriptors the
@@ -222,9 +223,23 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   } while (r < 0 && errno == EINTR);
   if (r < 0) return Errno(info.Env());
 
-  bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
-  size_t n = 0, arrived = 0;
+  // Count what arrived before keeping any: CMSG_SPACE() rounds the control
+  // buffer up to a multiple of 8 bytes, so for an odd maxFds the kernel fits one
+  // descriptor more without MSG_CTRUNC. More than maxFds is a refusal, as
+  // truncation is: every one is closed and the caller sees MSG_CTRUNC.
+  size_t arrived = 0;
   if (msg.msg_controllen > 0) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(0)) {
+        arrived += (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      }
+    }
+  }
+  int flags = msg.msg_flags;
+  if (arrived > maxFds) flags |= MSG_CTRUNC;
+  bool refuse = (flags & MSG_CTRUNC) != 0;
+  size_t n = 0;
+  if (arrived > 0) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
       size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -232,9 +247,8 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
       for (size_t k = 0; k < count; k++) {
         int got;
         memcpy(&got, p + k * sizeof(int), sizeof(int));
-        arrived++;
-        if (ctrunc || n >= maxFds) {
-          close(got);  // cannot happen unless the kernel overfilled; never leak
+        if (refuse) {
+          close(got);  // never leak what a refused message brought
         } else {
           fds[n++] = got;
           TrackUnadopted(info.Env(), got);  // the channel's until handed to the program or adopted
@@ -243,7 +257,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
     }
   }
   out[0] = static_cast<int32_t>(n);
-  out[1] = msg.msg_flags;
+  out[1] = flags;
   if (outLen > 2) out[2] = static_cast<int32_t>(arrived);
   return Result(info.Env(), r);
 }

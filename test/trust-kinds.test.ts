@@ -2,11 +2,28 @@
 // bound, exact descriptor counts, and refusals for the wrong kind or access
 // mode of descriptor, before anything is mapped.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { addSeals, DEFAULT_MAX_SIZE, memfdCreate, Seal, socketPair, verifySeals } from '../src';
 import { DEFAULT_MAX_POOL_SIZE } from '../src/pubsub/subscriber';
 import { countFds } from './helpers';
 
+const PY_DIR = path.join(__dirname, '..', 'examples', 'python');
+// A socketpair inside Python: two descriptors to a max_fds=1 receiver; prints the code and how many leaked.
+const PY_COUNT = `
+import os, socket
+from memseal_peer import Channel, MemsealError
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+fd = os.memfd_create('x')
+before = len(os.listdir('/proc/self/fd'))
+socket.send_fds(a, [b'x'], [fd, fd])
+try:
+    Channel(b).receive(max_fds=1)
+    print('accepted')
+except MemsealError as e:
+    print(e.code, 'leaked=%d' % (len(os.listdir('/proc/self/fd')) - before))
+`;
 const SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL;
 
 function code(expected: string, hint?: RegExp) {
@@ -52,5 +69,49 @@ describe('receivers: default size bound', function () {
       a.close();
       b.close();
     }
+  });
+});
+
+describe('receivers: descriptor counts', function () {
+  this.timeout(20000);
+
+  for (const maxFds of [1, 3]) {
+    it(`a maxFds ${maxFds} channel refuses a message carrying ${maxFds + 1} descriptors (the control buffer's rounding has room for them)`, async () => {
+      const [a, b] = socketPair({ maxFds });
+      const fd = memfdCreate('memseal-test-count');
+      try {
+        const before = countFds();
+        await a.send('one too many', Array.from({ length: maxFds + 1 }, () => fd));
+        await assert.rejects(b.receive(), code('ERR_MEMSEAL_CTRUNC'));
+        assert.equal(countFds(), before, 'every descriptor that arrived is closed');
+        await a.send('exact', Array.from({ length: maxFds }, () => fd));
+        const m = await b.receive();
+        assert.equal(m.fds.length, maxFds, 'as many as maxFds still pass');
+        m.closeFds();
+      } finally {
+        fs.closeSync(fd);
+        a.close();
+        b.close();
+      }
+    });
+  }
+
+  it('receiveBuffer() on a maxFds 1 channel refuses a message with two memfds', async () => {
+    const [a, b] = socketPair({ maxFds: 1 });
+    const fd = sparseSealed(4096);
+    try {
+      await a.send('two', [fd, fd]);
+      await assert.rejects(b.receiveBuffer(), code('ERR_MEMSEAL_CTRUNC'));
+    } finally {
+      fs.closeSync(fd);
+      a.close();
+      b.close();
+    }
+  });
+
+  it('the Python peer\'s receive(max_fds=1) refuses two descriptors and closes both', async function () {
+    const py = spawnSync('python3', ['-c', PY_COUNT], { encoding: 'utf8', env: { ...process.env, PYTHONPATH: PY_DIR } });
+    if (py.error !== undefined) this.skip();
+    assert.equal(py.stdout.trim(), 'ERR_MEMSEAL_CTRUNC leaked=0', py.stderr);
   });
 });

@@ -186,6 +186,7 @@ static inline ssize_t msp_recv(int s, void *buf, int *fds, size_t max_fds, size_
     for (size_t k = 0; k < count; k++) {
       int got;
       memcpy(&got, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+      /* CMSG_SPACE rounds up to 8 bytes: an odd max_fds has room for one more. Count, and refuse. */
       if (n < max_fds) fds[n++] = got;
       else { close(got); stray = 1; }
     }

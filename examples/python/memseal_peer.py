@@ -191,7 +191,8 @@ class Channel:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 n = len(payload) // 4
                 fds.extend(memoryview(payload[:4 * n]).cast('i'))
-        if flags & socket.MSG_CTRUNC:
+        # CMSG_SPACE rounds up to 8 bytes: an odd max_fds has room for one more, so count what arrived.
+        if flags & socket.MSG_CTRUNC or len(fds) > max_fds:
             _close_all(fds)
             raise MemsealError('ERR_MEMSEAL_CTRUNC', f'more than {max_fds} descriptors: all closed')
         if flags & socket.MSG_TRUNC:
