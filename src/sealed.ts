@@ -324,11 +324,7 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
   }
   if (!result.ok) {
     native.close(fd);
-    throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `${caller}: ${result.reason}`, {
-      hint: result.code === 'ERR_MEMSEAL_NOT_SEALED'
-        ? 'the sender must add the seals before sending (SealedBuffer.from/create do)'
-        : undefined,
-    });
+    throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `${caller}: ${result.reason}`, { hint: result.hint });
   }
   // The constructor is private to the public types; the static factories and this are its callers.
   return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(

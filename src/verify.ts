@@ -9,7 +9,7 @@ import { E, type MemsealErrorCode, systemError } from './errors';
 import { PAGE_SIZE } from './mapping';
 import { validateFd, validateFlags, validateLength, validateObject } from './validate';
 
-const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
+const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR, O_PATH, O_ACCMODE, O_WRONLY } = native.internalConstants;
 /**
  * The largest buffer a receiver accepts unless `maxSize` says otherwise: 1 GiB
  * (2^30 bytes), the same on every Node version and in every receiver
@@ -52,7 +52,9 @@ export interface VerifyResult {
   /** Why it was rejected; absent when ok. */
   reason?: string;
   /** The MemsealError code a rejection maps to; absent when ok. */
-  code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE'>;
+  code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE' | 'ERR_MEMSEAL_ACCESS'>;
+  /** What the sender (or the caller) can do about a rejection; absent when ok or nothing useful is known. */
+  hint?: string;
   /** A hugetlb memfd (MFD_HUGETLB): its block size is a huge page. Absent when false. */
   hugetlb?: boolean;
 }
@@ -93,20 +95,37 @@ function describeSeals(mask: number): string {
   return mask === 0 ? 'none' : sealNames(mask).join(', ');
 }
 
+const ACCESS_HINT = 'the sender must pass the descriptor memfd_create(2) returned (O_RDWR) or one opened for reading';
+
+/** An O_PATH or write-only descriptor: nothing can be read or mapped through it, whatever the file. */
+function accessRefusal(flags: number, seals: number, size: number, p: Policy): VerifyResult | null {
+  const reason = (flags & O_PATH) !== 0 ? 'the descriptor was opened with O_PATH: it grants no access to the file'
+    : (flags & O_ACCMODE) === O_WRONLY ? 'the descriptor is write-only (O_WRONLY): the file cannot be read or mapped through it'
+      : null;
+  return reason === null ? null
+    : { ok: false, seals, size, missing: p.require & ~seals, code: 'ERR_MEMSEAL_ACCESS', reason, hint: ACCESS_HINT };
+}
+
 function verify(fd: number, p: Policy): VerifyResult {
   // Seals first, then the size: seals only accumulate, so once SHRINK and GROW
   // are seen the size read afterwards is final.
   const seals = native.getSeals(fd);
   if (seals < 0) {
-    if (seals !== -E.EINVAL) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
+    // F_GET_SEALS answers EBADF for an O_PATH descriptor too: tell that from a closed one.
+    if (seals !== -E.EINVAL && seals !== -E.EBADF) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
     const st = native.fstat(fd);
-    const kind = typeof st === 'number' ? 'an unknown kind of file' : fileKind(st[1]);
+    if (typeof st === 'number') throw systemError(seals, 'fcntl', 'F_GET_SEALS');
+    const refused = accessRefusal(st[3], 0, 0, p);
+    if (refused !== null) return refused;
+    if (seals === -E.EBADF) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
     return { ok: false, seals: 0, size: 0, missing: p.require, code: 'ERR_MEMSEAL_NOT_MEMFD',
-      reason: `the descriptor is ${kind}, not a memfd: it cannot be sealed` };
+      reason: `the descriptor is ${fileKind(st[1])}, not a memfd: it cannot be sealed` };
   }
   const st = native.fstat(fd);
   if (typeof st === 'number') throw systemError(st, 'fstat');
-  const [size, mode, blksize] = st;
+  const [size, mode, blksize, flags] = st;
+  const refused = accessRefusal(flags, seals, size, p);
+  if (refused !== null) return refused;
   if ((mode & S_IFMT) !== S_IFREG) {
     return { ok: false, seals, size, missing: 0, code: 'ERR_MEMSEAL_NOT_MEMFD',
       reason: `the descriptor is ${fileKind(mode)}, not a memfd` };
@@ -114,7 +133,8 @@ function verify(fd: number, p: Policy): VerifyResult {
   const missing = p.require & ~seals;
   if (missing !== 0) {
     return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_NOT_SEALED',
-      reason: `missing seals: ${describeSeals(missing)} (has: ${describeSeals(seals)})` };
+      reason: `missing seals: ${describeSeals(missing)} (has: ${describeSeals(seals)})`,
+      hint: 'the sender must add the seals before sending (SealedBuffer.from/create do)' };
   }
   const forbidden = seals & p.forbid;
   if (forbidden !== 0) {
@@ -153,7 +173,8 @@ function fileKind(mode: number): string {
 
 /**
  * Checks a descriptor a peer handed over before anything is mapped: that it is
- * a memfd (F_GET_SEALS works), that its seals include `require` (a superset is
+ * a memfd (F_GET_SEALS works) opened for reading (neither O_PATH nor
+ * O_WRONLY: fcntl(F_GETFL)), that its seals include `require` (a superset is
  * fine: newer kernels add bits), exclude `forbid`, and that its size is within
  * bounds. A policy failure is returned, never thrown; the descriptor is left
  * open. Without F_SEAL_SHRINK a peer could truncate the file under your

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { addSeals, DEFAULT_MAX_SIZE, memfdCreate, Seal, socketPair, verifySeals } from '../src';
+import { addSeals, DEFAULT_MAX_SIZE, memfdCreate, Publisher, Seal, socketPair, Subscriber, verifySeals } from '../src';
+import { native } from '../src/binding';
 import { DEFAULT_MAX_POOL_SIZE } from '../src/pubsub/subscriber';
 import { countFds } from './helpers';
 
@@ -23,6 +24,22 @@ try:
     print('accepted')
 except MemsealError as e:
     print(e.code, 'leaked=%d' % (len(os.listdir('/proc/self/fd')) - before))
+`;
+// Sealed memfds re-opened O_PATH and O_WRONLY, sent to a receive_buffer(); prints each refusal's code.
+const PY_ACCESS = `
+import os, socket
+from memseal_peer import Channel, MemsealError, create_sealed
+fd = create_sealed(b'x' * 4096)
+for name, flags in (('O_PATH', os.O_PATH), ('O_WRONLY', os.O_WRONLY)):
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    weak = os.open('/proc/self/fd/%d' % fd, flags)
+    socket.send_fds(a, [b'm'], [weak])
+    os.close(weak)
+    try:
+        Channel(b).receive_buffer().close()
+        print(name, 'accepted')
+    except MemsealError as e:
+        print(name, e.code)
 `;
 const SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL;
 
@@ -113,5 +130,65 @@ describe('receivers: descriptor counts', function () {
     const py = spawnSync('python3', ['-c', PY_COUNT], { encoding: 'utf8', env: { ...process.env, PYTHONPATH: PY_DIR } });
     if (py.error !== undefined) this.skip();
     assert.equal(py.stdout.trim(), 'ERR_MEMSEAL_CTRUNC leaked=0', py.stderr);
+  });
+});
+
+describe('receivers: descriptors of the wrong kind or access mode', function () {
+  this.timeout(20000);
+  const { O_PATH } = native.internalConstants;
+
+  /** Another descriptor of the memfd `fd`, opened through /proc with `flags`. */
+  const reopen = (fd: number, flags: number) => fs.openSync(`/proc/self/fd/${fd}`, flags);
+  const kinds: [string, (fd: number) => number][] = [
+    ['an O_PATH', (fd) => reopen(fd, O_PATH)],
+    ['a write-only', (fd) => reopen(fd, fs.constants.O_WRONLY)],
+  ];
+
+  for (const [label, make] of kinds) {
+    it(`verifySeals() and receiveBuffer() refuse ${label} descriptor of a sealed memfd with ERR_MEMSEAL_ACCESS and a hint`, async () => {
+      const memfd = sparseSealed(4096);
+      const fd = make(memfd);
+      const [a, b] = socketPair({ maxFds: 1 });
+      try {
+        const v = verifySeals(fd);
+        assert.equal(v.ok, false);
+        assert.equal(v.code, 'ERR_MEMSEAL_ACCESS', v.reason);
+        const before = countFds();
+        await a.send('x', [fd]);
+        await assert.rejects(b.receiveBuffer(), code('ERR_MEMSEAL_ACCESS', /O_RDWR|reading/));
+        assert.equal(countFds(), before, 'the refused descriptor is closed');
+      } finally {
+        fs.closeSync(fd);
+        fs.closeSync(memfd);
+        a.close();
+        b.close();
+      }
+    });
+
+    it(`Subscriber.attach() refuses a pool sent as ${label} descriptor with ERR_MEMSEAL_ACCESS`, async () => {
+      const pub = Publisher.create({ slotSize: 4096, slots: 2 });
+      const [p, hostile] = socketPair();
+      const [h, s] = socketPair();
+      try {
+        const attached = pub.attach(p);
+        const hello = await hostile.receive();  // the real HELLO, its pool descriptor swapped for a weaker one
+        const fd = make(hello.fds[0]!);
+        await h.send(hello.data, [fd]);
+        fs.closeSync(fd);
+        hello.closeFds();
+        await assert.rejects(Subscriber.attach(s), code('ERR_MEMSEAL_ACCESS', /O_RDWR|reading/));
+        hostile.close();
+        await attached.catch(() => {});
+      } finally {
+        pub.close();
+        for (const c of [p, hostile, h, s]) c.close();
+      }
+    });
+  }
+
+  it('the Python peer refuses O_PATH and write-only descriptors with ERR_MEMSEAL_ACCESS', function () {
+    const py = spawnSync('python3', ['-c', PY_ACCESS], { encoding: 'utf8', env: { ...process.env, PYTHONPATH: PY_DIR } });
+    if (py.error !== undefined) this.skip();
+    assert.equal(py.stdout.trim(), 'O_PATH ERR_MEMSEAL_ACCESS\nO_WRONLY ERR_MEMSEAL_ACCESS', py.stderr);
   });
 });

@@ -63,6 +63,7 @@ enum {
   MSP_ENOTSEALED = -1003, /* a required seal missing or a forbidden one present */
   MSP_ESIZE = -1004,      /* size out of bounds, or payload over MSP_MAX_PAYLOAD */
   MSP_ECLOSED = -1005,    /* the peer hung up (end-of-stream) */
+  MSP_EACCESS = -1006,    /* an O_PATH or write-only descriptor: nothing can be read or mapped */
 };
 
 static inline const char *msp_code(int r) {
@@ -72,6 +73,7 @@ static inline const char *msp_code(int r) {
     case MSP_ENOTSEALED: return "ERR_MEMSEAL_NOT_SEALED";
     case MSP_ESIZE: return "ERR_MEMSEAL_SIZE";
     case MSP_ECLOSED: return "ERR_MEMSEAL_CLOSED";
+    case MSP_EACCESS: return "ERR_MEMSEAL_ACCESS";
     default: return r < 0 ? strerror(-r) : "ok";
   }
 }
@@ -215,6 +217,9 @@ struct msp_policy {
 
 /* memseal's verifySeals(): 0 and *size, or a refusal. Leaves fd open. */
 static inline int msp_verify(int fd, const struct msp_policy *p, uint64_t *size, int *seals_out) {
+  int flags = fcntl(fd, F_GETFL); /* F_GET_SEALS answers a bare EBADF for O_PATH */
+  if (flags < 0) return -errno;
+  if ((flags & O_PATH) != 0 || (flags & O_ACCMODE) == O_WRONLY) return MSP_EACCESS;
   int seals = fcntl(fd, F_GET_SEALS);
   if (seals < 0) return errno == EINVAL ? MSP_ENOTMEMFD : -errno;
   struct stat st; /* after the seals: once SHRINK|GROW are seen, the size is final */

@@ -54,9 +54,25 @@ DEFAULT_MAX_SIZE = 1 << 30
 class MemsealError(Exception):
     """A refused message; `code` is the same ERR_MEMSEAL_* code Node uses."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, hint=None):
         super().__init__(f'{code}: {message}')
         self.code = code
+        self.hint = hint
+
+
+_ACCESS_HINT = 'the sender must pass the descriptor memfd_create(2) returned (O_RDWR) or one opened for reading'
+
+
+def _check_access(fd):
+    """Refuses an O_PATH or write-only descriptor (ERR_MEMSEAL_ACCESS): nothing can be read or mapped
+    through it, and the OSError it would raise later reads like the receiver's own bug."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)  # EBADF here: fd is not open at all
+    if flags & getattr(os, 'O_PATH', 0o10000000):
+        raise MemsealError('ERR_MEMSEAL_ACCESS', 'the descriptor was opened with O_PATH: it grants no access to the file',
+                           _ACCESS_HINT)
+    if flags & 3 == os.O_WRONLY:
+        raise MemsealError('ERR_MEMSEAL_ACCESS', 'the descriptor is write-only (O_WRONLY): it cannot be read or mapped',
+                           _ACCESS_HINT)
 
 
 def _close_all(fds):
@@ -99,7 +115,8 @@ class SealedView:
 def verify(fd, require=DEFAULT_REQUIRED, forbid=0, min_size=0, max_size=DEFAULT_MAX_SIZE, exact_size=None):
     """The checks of memseal's verifySeals(); returns (seals, size) or raises MemsealError.
     A file over max_size (default DEFAULT_MAX_SIZE, 1 GiB; None: no bound) is refused with
-    ERR_MEMSEAL_SIZE. Leaves fd open either way."""
+    ERR_MEMSEAL_SIZE; an O_PATH or write-only descriptor with ERR_MEMSEAL_ACCESS. Leaves fd open either way."""
+    _check_access(fd)
     try:
         seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
     except OSError as e:

@@ -243,7 +243,7 @@ export class Subscriber {
       const v = verifySeals(fd, { require: Seal.SHRINK | Seal.GROW });
       if (!v.ok) {
         throw new MemsealError(v.code ?? 'ERR_MEMSEAL_NOT_SEALED', `Subscriber.attach(): ${v.reason}`,
-          { hint: v.code === 'ERR_MEMSEAL_NOT_SEALED' ? 'a pool must be sealed SHRINK | GROW | FUTURE_WRITE' : undefined });
+          { hint: v.code === 'ERR_MEMSEAL_NOT_SEALED' ? 'a pool must be sealed SHRINK | GROW | FUTURE_WRITE' : v.hint });
       }
       if ((v.seals & (Seal.WRITE | Seal.FUTURE_WRITE)) === 0) {
         throw new MemsealError('ERR_MEMSEAL_NOT_SEALED', 'Subscriber.attach(): the pool is writable by anyone who holds it ' +
