@@ -23,8 +23,10 @@ export interface ListenOptions extends ChannelOptions {
    * Who may connect, decided from the peer's SO_PEERCRED before `'connection'`:
    * return true to accept. A refused peer's socket is closed at once (it sees
    * a hang-up) and the server emits `'refused'` (PeerCredentials). Default:
-   * only the server's own effective uid, and root (uid 0). An abstract name
-   * has no file permissions at all, so this is its only gate.
+   * only the server's own effective uid, and root (uid 0), never a peer whose
+   * uid or gid reads as the overflow id (an id with no mapping in this user
+   * namespace, /proc/sys/kernel/overflowuid: 65534). An abstract name has no
+   * file permissions at all, so this is its only gate.
    */
   allow?: (peer: PeerCredentials) => boolean;
   /**
@@ -323,9 +325,28 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   }
 }
 
-/** The default ListenOptions.allow: the server's own user, and root. */
+/**
+ * The default ListenOptions.allow: the server's own user, and root — but never
+ * a peer that reads as the overflow uid or gid. Across user namespaces
+ * SO_PEERCRED reports an id with no mapping in the server's namespace as the
+ * overflow id (/proc/sys/kernel/overflowuid, 65534) and a pid outside its pid
+ * namespace as 0: a server running as `nobody` (or unmapped itself) would
+ * otherwise admit every stranger whose id does not map, host root included.
+ */
 function sameUserOrRoot(uid: number): (peer: PeerCredentials) => boolean {
-  return (peer) => peer.uid === uid || peer.uid === 0;
+  const overflowUid = overflowId('uid');
+  const overflowGid = overflowId('gid');
+  return (peer) => peer.uid !== overflowUid && peer.gid !== overflowGid && (peer.uid === uid || peer.uid === 0);
+}
+
+/** /proc/sys/kernel/overflow{uid,gid}: what an unmapped id reads as (65534 unless changed). */
+function overflowId(kind: 'uid' | 'gid'): number {
+  try {
+    const n = Number(fs.readFileSync(`/proc/sys/kernel/overflow${kind}`, 'latin1').trim());
+    return Number.isInteger(n) ? n : 65534;
+  } catch {
+    return 65534;
+  }
 }
 
 /**

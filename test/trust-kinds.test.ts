@@ -2,13 +2,13 @@
 // bound, exact descriptor counts, and refusals for the wrong kind or access
 // mode of descriptor, before anything is mapped.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { addSeals, DEFAULT_MAX_SIZE, memfdCreate, Publisher, Seal, socketPair, Subscriber, verifySeals } from '../src';
 import { native } from '../src/binding';
 import { DEFAULT_MAX_POOL_SIZE } from '../src/pubsub/subscriber';
-import { countFds } from './helpers';
+import { countFds, FIXTURES, killChildren } from './helpers';
 
 const PY_DIR = path.join(__dirname, '..', 'examples', 'python');
 // A socketpair inside Python: two descriptors to a max_fds=1 receiver; prints the code and how many leaked.
@@ -190,5 +190,68 @@ describe('receivers: descriptors of the wrong kind or access mode', function () 
     const py = spawnSync('python3', ['-c', PY_ACCESS], { encoding: 'utf8', env: { ...process.env, PYTHONPATH: PY_DIR } });
     if (py.error !== undefined) this.skip();
     assert.equal(py.stdout.trim(), 'O_PATH ERR_MEMSEAL_ACCESS\nO_WRONLY ERR_MEMSEAL_ACCESS', py.stderr);
+  });
+});
+
+describe('listen(): default allow() across user namespaces', function () {
+  this.timeout(30000);
+  const NS_FIXTURE = path.join(FIXTURES, 'trust-ns.js');
+  const CONNECT_FIXTURE = path.join(FIXTURES, 'trust-channel.js');
+  const children: ChildProcess[] = [];
+  afterEach(async () => {
+    for (const c of children) c.stdin?.end();
+    await killChildren(children.splice(0));
+  });
+
+  /** Lines of JSON a child prints, one promise per line as it comes. */
+  function lines(child: ChildProcess): () => Promise<Record<string, unknown>> {
+    const queue: string[] = [];
+    const waiting: ((l: string) => void)[] = [];
+    let buf = '';
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d));
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d;
+      for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) {
+        const l = buf.slice(0, i);
+        const w = waiting.shift();
+        if (w) w(l); else queue.push(l);
+      }
+    });
+    child.on('exit', (c, s) => { for (const w of waiting.splice(0)) w(JSON.stringify({ exited: c ?? s, err })); });
+    return () => new Promise((resolve) => {
+      const got = (l: string) => resolve(JSON.parse(l) as Record<string, unknown>);
+      const l = queue.shift();
+      if (l !== undefined) got(l); else waiting.push(got);
+    });
+  }
+
+  it('a server whose own uid is the overflow uid refuses peers whose ids do not map (another user, host root)', async function () {
+    if (process.getuid!() !== 0) {
+      console.log('      (skipped: needs root to start an unmapped user namespace and clients as other users)');
+      this.skip();
+    }
+    const probe = spawnSync('unshare', ['--user', '--pid', '--fork', 'true']);
+    if (probe.status !== 0) {
+      console.log(`      (skipped: unshare --user --pid is not permitted here: ${String(probe.stderr).trim()})`);
+      this.skip();
+    }
+    const overflow = Number(fs.readFileSync('/proc/sys/kernel/overflowuid', 'latin1'));
+    const address = `@memseal-ns-${process.pid}-${Date.now()}`;
+    // unshare --user without a mapping: the server's own euid reads as the overflow uid; --pid: peers outside read as pid 0
+    const server = spawn('unshare', ['--user', '--pid', '--fork', '--kill-child', process.execPath, NS_FIXTURE, 'server', address], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(server);
+    const next = lines(server);
+    assert.deepEqual(await next(), { ready: true, euid: overflow });
+    for (const uid of ['1234', '0']) {
+      const client = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, CONNECT_FIXTURE,
+        'connect-as', address], { encoding: 'utf8' });
+      assert.equal(client.status, 0, client.stderr);
+      const seen = await next();
+      assert.equal(seen.event, 'refused', `host uid ${uid} reads as ${JSON.stringify(seen)} in the server's namespace`);
+      assert.equal(seen.uid, overflow);
+      assert.equal(seen.pid, 0, 'a peer outside the pid namespace reads as pid 0');
+      assert.equal((JSON.parse(client.stdout) as { result: string }).result, 'closed');
+    }
   });
 });
