@@ -18,7 +18,7 @@ import {
   asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, roundUp, type SealedBufferOptions,
 } from './sealed-create';
 import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from './validate';
-import { verifyFd, verifyPolicy, type VerifyOptions, type VerifyResult } from './verify';
+import { populatePeerMapping, verifyFd, verifyPolicy, type VerifyOptions, type VerifyResult } from './verify';
 
 /**
  * How a SealedBuffer's bytes reach JS: `private` (a copy-on-write mapping),
@@ -29,6 +29,7 @@ import { verifyFd, verifyPolicy, type VerifyOptions, type VerifyResult } from '.
 export type SealedBufferView = 'private' | 'copy' | 'readonly';
 
 const construct = Symbol('SealedBuffer.construct');
+const mapReadonly = Symbol('SealedBuffer.mapReadonly');
 
 /** The most one Buffer can show: above it `bytes` refuses and `range()` maps windows. */
 const MAX_VIEW = bufferConstants.MAX_LENGTH;
@@ -255,17 +256,26 @@ export class SealedBuffer {
    * `bytes`: both can be used, and `close()` detaches both.
    */
   get readonlyBytes(): Buffer {
+    return this[mapReadonly]('SealedBuffer.readonlyBytes');
+  }
+
+  /** @internal readonlyBytes, with the call the user made named in a hugetlb refusal. */
+  [mapReadonly](caller: string): Buffer {
     if (this.#readonlyBytes !== null) return this.#readonlyBytes;
     if (this.#closed) throw closedError('SealedBuffer.readonlyBytes', 'the buffer');
     if (this.size === 0) return (this.#readonlyBytes = Buffer.alloc(0));
+    let mapping: Mapping;
     try {
-      this.#readonlyMapping = mmap(this.size, C.PROT_READ, C.MAP_SHARED, this.fd);
+      mapping = mmap(this.size, C.PROT_READ, C.MAP_SHARED, this.fd);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (this.#hugetlb || (code !== 'EPERM' && code !== 'EACCES')) throw err;
-      this.#readonlyMapping = mmap(this.size, C.PROT_READ, C.MAP_PRIVATE, this.fd);
+      mapping = mmap(this.size, C.PROT_READ, C.MAP_PRIVATE, this.fd);
     }
-    return (this.#readonlyBytes = this.#readonlyMapping.bytes());
+    // A hugetlb file may be sparse: its pages are faulted in (or refused) before any view exists.
+    populatePeerMapping(mapping, { hugetlb: this.#hugetlb }, this.fd, caller);
+    this.#readonlyMapping = mapping;
+    return (this.#readonlyBytes = mapping.bytes());
   }
 
   /** A hugetlb buffer (MFD_HUGETLB): sent with `hugePages`, or so detected by `open()`. */
@@ -327,8 +337,19 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
     throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `${caller}: ${result.reason}`, { hint: result.hint });
   }
   // The constructor is private to the public types; the static factories and this are its callers.
-  return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(
+  const sb = new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(
     construct, fd, result.size, result.seals, result.hugetlb === true);
+  if (sb.hugetlb) {
+    // A peer's hugetlb file is mapped and its pages faulted in now: a missing page is this call's
+    // error (EFAULT, ENOMEM), not a SIGBUS at the first read of `bytes`.
+    try {
+      sb[mapReadonly](caller);
+    } catch (err) {
+      sb.close();
+      throw err;
+    }
+  }
+  return sb;
 }
 
 // ---- SealedBuffer over a Channel ----

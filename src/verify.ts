@@ -4,9 +4,11 @@
 // that policy. SealedBuffer.open() and Channel#receiveBuffer() (sealed.ts) and
 // the pub/sub subscriber build on it.
 import { native } from './binding';
-import { Seal, sealNames } from './constants';
-import { E, type MemsealErrorCode, systemError } from './errors';
-import { PAGE_SIZE } from './mapping';
+import { constants as C, Seal, sealNames } from './constants';
+import { E, MemsealError, type MemsealErrorCode, systemError } from './errors';
+import { features } from './features';
+import { type Mapping, PAGE_SIZE } from './mapping';
+import { hugetlbHint } from './sealed-create';
 import { validateFd, validateFlags, validateLength, validateObject } from './validate';
 
 const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR, O_PATH, O_ACCMODE, O_WRONLY } = native.internalConstants;
@@ -194,4 +196,42 @@ export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
 /** @internal verifySeals() for a caller that has validated `fd` already (openSealed). */
 export function verifyFd(fd: number, options: VerifyOptions | undefined): VerifyResult {
   return verify(fd, policy(options));
+}
+
+/**
+ * @internal The second half of the check, once a peer's hugetlb file is mapped
+ * and before any view of it exists: a hugetlb memfd may be sparse, and the
+ * first read of a missing page allocates a huge page charged to *this*
+ * process (its pool, its hugetlb cgroup); when that fails the kernel answers
+ * with SIGBUS. MADV_POPULATE_READ (Linux 5.14) faults every page in now and
+ * turns that SIGBUS into EFAULT (ENOMEM when memory runs out). Where the
+ * kernel lacks it, a peer's hugetlb file is refused. On failure the mapping
+ * is unmapped. Ordinary (shmem) files are left alone: their missing pages
+ * are the shared zero page.
+ * @throws EFAULT/ENOMEM (madvise) with a hint naming the pool and the cgroup limit;
+ *   MemsealError ERR_MEMSEAL_UNSUPPORTED before Linux 5.14
+ */
+export function populatePeerMapping(mapping: Mapping, verdict: Pick<VerifyResult, 'hugetlb'>, fd: number, caller: string): void {
+  if (verdict.hugetlb !== true) return;
+  let r: number;
+  if (!features.madvisePopulate) {
+    mapping.unmap();
+    throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', `${caller}: the peer sent a hugetlb memfd, and this kernel cannot check ` +
+      'that its pages exist before they are read (MADV_POPULATE_READ needs Linux 5.14): a missing page would raise SIGBUS',
+    { hint: 'send an ordinary (not hugePages) buffer to this receiver' });
+  }
+  try {
+    mapping.advise(C.MADV_POPULATE_READ);
+    return;
+  } catch (err) {
+    mapping.unmap();
+    if (typeof (err as { errno?: unknown }).errno !== 'number') throw err;
+    r = (err as { errno: number }).errno;
+    if (r !== -E.EFAULT && r !== -E.ENOMEM) throw err;
+  }
+  const st = native.fstat(fd);
+  const pageSize = typeof st === 'number' ? 0 : st[2];
+  throw systemError(r, 'madvise', 'MADV_POPULATE_READ', `${caller}: the peer's hugetlb memfd has pages that were never ` +
+    `allocated, and this process could not get them: ${hugetlbHint(pageSize)(-E.ENOMEM) ?? ''}, or this process's hugetlb ` +
+    `cgroup limit (hugetlb.${pageSize >> 20}MB.max) is reached; nothing was mapped`);
 }

@@ -50,6 +50,10 @@
 #define MFD_EXEC 0x0010U
 #endif
 
+#ifndef MADV_POPULATE_READ /* Linux 5.14 */
+#define MADV_POPULATE_READ 22
+#endif
+
 #define MSP_MAX_PAYLOAD 65536 /* Channel.MAX_PAYLOAD */
 #define MSP_MAX_FDS 253       /* SCM_MAX_FD */
 #define MSP_DEFAULT_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
@@ -276,6 +280,17 @@ static inline int msp_receive_buffer(int s, const struct msp_policy *p, struct m
     map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fds[0], 0);
     if (map == MAP_FAILED) {
       r = -errno;
+      close(fds[0]);
+      return r;
+    }
+    /* A hugetlb file may be sparse: the first read of a missing page is charged to this
+     * process, and when that fails the kernel sends SIGBUS. Fault every page in now:
+     * -EFAULT (-ENOMEM) instead; -EINVAL before Linux 5.14, where a hugetlb file is refused. */
+    struct stat st;
+    if (fstat(fds[0], &st) < 0 ||
+        (st.st_blksize > sysconf(_SC_PAGESIZE) && madvise(map, (size_t)size, MADV_POPULATE_READ) < 0)) {
+      r = -errno;
+      munmap(map, (size_t)size);
       close(fds[0]);
       return r;
     }

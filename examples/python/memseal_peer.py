@@ -93,15 +93,27 @@ class SealedView:
         self.meta = meta
         # A read-only shared mapping of a file sealed against writing and
         # shrinking: nobody can change it or pull pages from under it.
-        self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ) if size > 0 else None
+        self._map = None
+        if size > 0:
+            try:
+                self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+            except OSError as e:  # ENOMEM: e.g. a hugetlb file larger than the free pool
+                raise MemsealError(errno.errorcode.get(e.errno, 'EIO'), f'{e.strerror}, mmap') from None
+            if os.fstat(fd).st_blksize > mmap.PAGESIZE:
+                _populate_hugetlb(self._map, size)
         self.view = memoryview(self._map) if self._map is not None else memoryview(b'')
 
     def close(self):
+        """Unmaps and closes fd. Never raises: while slices of `view` are still exported the
+        mapping cannot be closed here (BufferError); it is then unmapped when the last one goes."""
         if self.fd < 0:
             return
-        self.view.release()
-        if self._map is not None:
-            self._map.close()
+        try:
+            self.view.release()
+            if self._map is not None:
+                self._map.close()
+        except BufferError:
+            pass
         os.close(self.fd)
         self.fd = -1
 
@@ -110,6 +122,27 @@ class SealedView:
 
     def __exit__(self, *exc):
         self.close()
+
+
+MADV_POPULATE_READ = getattr(mmap, 'MADV_POPULATE_READ', 22)  # Linux 5.14
+
+
+def _populate_hugetlb(m, size):
+    """A hugetlb file from a peer may be sparse: the first read of a missing page allocates a huge page
+    charged to this process (its pool, its hugetlb cgroup), and when that fails the kernel sends SIGBUS.
+    MADV_POPULATE_READ faults every page in now and answers EFAULT (ENOMEM) instead; without it (before
+    Linux 5.14) a hugetlb file is refused. Closes `m` on failure."""
+    try:
+        m.madvise(MADV_POPULATE_READ, 0, size)
+    except (OSError, AttributeError) as e:
+        m.close()
+        err = getattr(e, 'errno', None)
+        if err in (errno.EFAULT, errno.ENOMEM):
+            raise MemsealError(errno.errorcode[err], "the peer's hugetlb memfd has pages that were never allocated, "
+                               'and this process could not get them', 'reserve more huge pages (nr_hugepages), or '
+                               "raise this process's hugetlb cgroup limit (hugetlb.<size>.max)") from None
+        raise MemsealError('ERR_MEMSEAL_UNSUPPORTED', 'a hugetlb memfd cannot be checked before it is read '
+                           '(MADV_POPULATE_READ needs Linux 5.14)', 'send an ordinary buffer') from None
 
 
 def verify(fd, require=DEFAULT_REQUIRED, forbid=0, min_size=0, max_size=DEFAULT_MAX_SIZE, exact_size=None):
@@ -243,6 +276,9 @@ class Channel:
         try:
             seals, size = verify(fd, require, forbid, min_size, max_size, exact_size)
             return SealedView(fd, size, seals, b'' if data == EMPTY_META else data)
+        except OSError as e:  # every refusal is a MemsealError, with the code Node's error has
+            os.close(fd)
+            raise MemsealError(errno.errorcode.get(e.errno, 'EIO'), str(e)) from None
         except BaseException:
             os.close(fd)
             raise

@@ -11,7 +11,7 @@ import { connect } from '../channel-server';
 import { constants as C, Seal, sealNames } from '../constants';
 import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
 import { type Mapping, mmap } from '../mapping';
-import { verifySeals } from '../verify';
+import { populatePeerMapping, verifySeals } from '../verify';
 import { validateAbortSignal, validateLength, validateObject } from '../validate';
 import * as P from './protocol';
 
@@ -265,6 +265,7 @@ export class Subscriber {
         if ((err as { code?: string }).code !== 'EPERM' || (v.seals & Seal.WRITE) === 0) throw err;
         mapping = mmap(g.poolSize, C.PROT_READ, C.MAP_PRIVATE, fd);
       }
+      populatePeerMapping(mapping, v, fd, 'Subscriber.attach()');  // a sparse hugetlb pool: EFAULT here, never SIGBUS later
       try {
         P.checkHeader(mapping.bytes(0, P.HEADER_FIXED), g);
       } catch (err) {
