@@ -10,8 +10,8 @@
 'use strict';
 const fs = require('node:fs');
 const { performance } = require('node:perf_hooks');
-const { native } = require('../dist/binding');
-const { regionHandle, DEFERRED_RELEASE_BYTES } = require('../dist/mapping');
+const { native } = require('../dist/kernel/binding');
+const { regionHandle, DEFERRED_RELEASE_BYTES } = require('../dist/kernel/mapping');
 const m = require('..');
 const lib = require('./lib');
 

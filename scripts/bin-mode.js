@@ -1,4 +1,4 @@
-// After tsc: makes dist/cli.js executable (tsc writes files 0644), and, in a
+// After tsc: makes dist/inspect/cli.js executable (tsc writes files 0644), and, in a
 // checkout of memseal itself, links node_modules/.bin/memseal to it.
 //
 // npm links the bins of dependencies, never the project's own. Without the link,
@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const cli = path.join(root, 'dist', 'cli.js');
+const cli = path.join(root, 'dist', 'inspect', 'cli.js');
 fs.chmodSync(cli, 0o755);
 
 const bin = path.join(root, 'node_modules', '.bin');

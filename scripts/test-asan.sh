@@ -38,6 +38,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$LOG_DIR/ubsan
 # Reports land in $LOG_DIR (processes whose stderr a test captures) or on
 # mocha's own stderr (kept in mocha.out); count both.
 set +e
+[ $# -gt 0 ] || set -- 'test/**/*.test.ts'   # the whole suite unless files are named
 npx mocha "$@" 2>&1 | tee "$LOG_DIR/mocha.out"
 status=${PIPESTATUS[0]}
 set -e

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import { native } from '../src/binding';
-import { regionHandle } from '../src/mapping';
+import { native } from '../src/kernel/binding';
+import { regionHandle } from '../src/kernel/mapping';
 import { constants as C, features, MemsealError, WriteOnceArena } from '../src';
 import { collectGarbage, FIXTURES, mapsLineFor, releasedAt, runFixture, skipUnless, smapsFor, unmappedSince } from './helpers';
 

@@ -47,3 +47,16 @@ describe('the source hash (scripts/source-hash.js)', () => {
     assert.notEqual(sourceHash(copy), before);
   });
 });
+
+describe('source maps in dist/', () => {
+  it('carry their sources (sourcesContent), since src/ is not in the package', () => {
+    const dist = path.join(__dirname, '..', 'dist');
+    const maps = (fs.readdirSync(dist, { recursive: true }) as string[]).filter((f) => f.endsWith('.js.map'));
+    assert.ok(maps.length >= 30, `only ${maps.length} source maps in dist/`);
+    for (const m of maps) {
+      const map = JSON.parse(fs.readFileSync(path.join(dist, m), 'utf8')) as { sources: string[]; sourcesContent?: (string | null)[] };
+      assert.equal(map.sourcesContent?.length, map.sources.length, `${m} has no sourcesContent: a debugger cannot show ${map.sources.join(', ')}`);
+      assert.ok(map.sourcesContent!.every((s) => typeof s === 'string' && s.length > 0), m);
+    }
+  });
+});

@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import {
   Channel, type ChannelOptions, ChannelServer, connect, listen, MAX_FDS, MAX_PAYLOAD, memfdCreate, Message, socketPair, spawnWithChannel,
 } from '../src';
-import { native } from '../src/binding';
+import { native } from '../src/kernel/binding';
 import { collectGarbage, countFds, FIXTURES, killChildren, runFixture } from './helpers';
 
 const PEER = path.join(FIXTURES, 'channel-peer.js');

@@ -43,9 +43,9 @@ describe('features', () => {
   it('probing left nothing behind', () => {
     // Loading the module already probed; re-running the probe must not change the counts.
     const fds = countFds();
-    delete require.cache[require.resolve('../src/features')];
+    delete require.cache[require.resolve('../src/kernel/features')];
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const again = require('../src/features') as typeof import('../src/features');
+    const again = require('../src/kernel/features') as typeof import('../src/kernel/features');
     assert.deepEqual(again.features, features);
     assert.equal(countFds(), fds);
     assert.doesNotMatch(readFileSync('/proc/self/maps', 'utf8'), /memseal-probe|secretmem/, 'no probe mapping left');

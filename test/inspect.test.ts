@@ -10,7 +10,7 @@ import { features, inspect, sealNames, Seal, type InspectMemfd, type InspectProc
 import { FIXTURES, skipUnless } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLI = path.join(ROOT, 'dist', 'inspect', 'cli.js');
 
 interface Range { start: string; end: string }
 interface HolderInfo {
@@ -49,7 +49,7 @@ function cli(args: string[], options: { command?: string[] } = {}) {
   return spawnSync(cmd!, [...pre, ...(options.command ? [] : [CLI]), ...args], { encoding: 'utf8', cwd: ROOT, timeout: 20000 });
 }
 
-/** Runs `node dist/cli.js` as uid/gid 65534 with no capabilities. */
+/** Runs `node dist/inspect/cli.js` as uid/gid 65534 with no capabilities. */
 function cliUnprivileged(args: string[]) {
   return cli(args, {
     command: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, CLI],
@@ -261,7 +261,7 @@ describe('memseal inspect (CLI)', function () {
     if (child) await stopHolder(child);
   });
 
-  it('dist/cli.js is executable and starts with a shebang', function () {
+  it('dist/inspect/cli.js is executable and starts with a shebang', function () {
     assert.notEqual(statSync(CLI).mode & 0o111, 0);
     const r = spawnSync(CLI, ['--help'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
@@ -402,7 +402,7 @@ describe('memseal inspect (CLI)', function () {
 
   it('node_modules/.bin/memseal inspect works from the repository (the local bin, run directly)', function () {
     const bin = path.join(ROOT, 'node_modules', '.bin', 'memseal');
-    assert.equal(realpathSync(bin), CLI, 'the build links the local bin to dist/cli.js');
+    assert.equal(realpathSync(bin), CLI, 'the build links the local bin to dist/inspect/cli.js');
     const r = cli(['inspect', '--json', String(info.pid)], { command: [bin] });
     assert.equal(r.status, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { processes: InspectProcess[] }).processes[0]!.pid, info.pid);
@@ -416,7 +416,7 @@ describe('memseal inspect (CLI)', function () {
       writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'dependent', version: '1.0.0', dependencies: { memseal: '*' } }));
       mkdirSync(path.join(project, 'node_modules', '.bin'), { recursive: true });
       symlinkSync(ROOT, path.join(project, 'node_modules', 'memseal'));
-      symlinkSync('../memseal/dist/cli.js', path.join(project, 'node_modules', '.bin', 'memseal'));
+      symlinkSync('../memseal/dist/inspect/cli.js', path.join(project, 'node_modules', '.bin', 'memseal'));
       const cache = path.join(project, 'npm-cache');
       const r = spawnSync('npx', ['--no-install', 'memseal', 'inspect', '--json', String(info.pid)],
         { cwd: project, encoding: 'utf8', timeout: 50000, env: { ...process.env, npm_config_cache: cache, npm_config_update_notifier: 'false' } });

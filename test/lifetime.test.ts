@@ -11,7 +11,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { constants, SealedBuffer, socketPair } from '../src';
-import { native } from '../src/binding';
+import { native } from '../src/kernel/binding';
 import { collectGarbage, FIXTURES, mapsLineFor, releasedAt, skipUnless } from './helpers';
 
 const C = constants;

@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { features } from '../src';
-import { addonPath } from '../src/binding';
+import { addonPath } from '../src/kernel/binding';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -71,7 +71,7 @@ describe('the native addon loader (src/binding.ts)', () => {
       cpSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
       cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
       symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-      const probe = `const m = require(${JSON.stringify(dir)}); console.log(typeof m.memfdCreate, require(${JSON.stringify(path.join(dir, 'dist', 'binding.js'))}).addonPath)`;
+      const probe = `const m = require(${JSON.stringify(dir)}); console.log(typeof m.memfdCreate, require(${JSON.stringify(path.join(dir, 'dist', 'kernel', 'binding.js'))}).addonPath)`;
       const env = { ...process.env, MEMSEAL_PREBUILD: '' };
       const ok = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', env });
       assert.equal(ok.stdout, `function ${path.join(prebuilds, 'memseal.napi.glibc.node')}\n`, ok.stderr);

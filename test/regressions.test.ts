@@ -8,7 +8,7 @@ import {
   addSeals, Channel, ChannelServer, constants as C, Loan, Mapping, memfdCreate, mmap, Publisher, Sample, SealedBuffer, Seal, SecretBuffer,
   Subscriber, WriteOnceArena,
 } from '../src';
-import { native } from '../src/binding';
+import { native } from '../src/kernel/binding';
 
 const ROOT = path.resolve(__dirname, '..');
 const { MAP_FIXED, MADV_HWPOISON, MADV_SOFT_OFFLINE } = native.internalConstants;

@@ -6,9 +6,9 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { inspect } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { native } from '../src/binding';
+import { native } from '../src/kernel/binding';
 import { constants as C, features, type Mapping, memfdCreate, MemsealError, mmap, SecretBuffer, type SecretKind } from '../src';
-import { regionHandle } from '../src/mapping';
+import { regionHandle } from '../src/kernel/mapping';
 import { collectGarbage, countFds, FIXTURES, mapsLineFor, releasedAt, runFixture, skipUnless, smapsFor, unmappedSince } from './helpers';
 
 const PAGE = native.pageSize();

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bindDatagram, Channel, type ChannelServer, connect, listen, MAX_FDS, memfdCreate, sendDatagram, SealedBuffer } from '../src';
-import { native } from '../src/binding';
+import { native } from '../src/kernel/binding';
 import { countOwnFds as countFds } from './fd-count';
 
 const K = native.channelConstants;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import {
   Channel, type ChannelOptions, type ChannelServer, connect, listen, SealedBuffer, socketPair, spawnWithChannel,
 } from '../src';
-import { native } from '../src/binding';
+import { native } from '../src/kernel/binding';
 import { countFds, FIXTURES, killChildren, runFixture, Tracker } from './helpers';
 
 const FIXTURE = path.join(FIXTURES, 'trust-channel.js');

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { addSeals, DEFAULT_MAX_SIZE, memfdCreate, Publisher, Seal, socketPair, Subscriber, verifySeals } from '../src';
-import { native } from '../src/binding';
+import { native } from '../src/kernel/binding';
 import { DEFAULT_MAX_POOL_SIZE } from '../src/pubsub/subscriber';
 import { countFds, FIXTURES, killChildren } from './helpers';
 

@@ -7,11 +7,11 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { systemError } from '../src/errors';
-import { native } from '../src/binding';
+import { systemError } from '../src/kernel/errors';
+import { native } from '../src/kernel/binding';
 
 const ROOT = path.join(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLI = path.join(ROOT, 'dist', 'inspect', 'cli.js');
 const HOSTILE_NAME = '\x1b]0;pwned\x07\x1b[31mred\x1b[2J\nFAKE  1  2  forged-row\u202e';
 const HOSTILE_COMM = '\x1b[31mevil\x07';
 const HOSTILE_POOL_NAME = '\x1b]0;pool\x07\x1b[2J\nFAKE  9  9  forged\u200b\u202e';

@@ -2,8 +2,8 @@
 // writes the sample in place and send()s it, or cancel()s; and the checks of a
 // sample's meta bytes. What a loan does to the pool it asks of its Lender, so
 // this file imports nothing of the Publisher.
-import { closedError, illegalConstructor, invalidArgType, outOfRange } from '../errors';
-import { toBytes, validateInteger } from '../validate';
+import { closedError, illegalConstructor, invalidArgType, outOfRange } from '../kernel/errors';
+import { toBytes, validateInteger } from '../kernel/validate';
 import * as P from './protocol';
 
 const EMPTY = Buffer.alloc(0);

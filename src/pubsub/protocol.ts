@@ -7,7 +7,7 @@
 // for: x64, arm64). The per-slot sequence words are native 64-bit integers
 // accessed atomically (native/pool.cc); on those architectures that is the
 // same byte order.
-import { MemsealError } from '../errors';
+import { MemsealError } from '../kernel/errors';
 
 /** 'pool' as four ASCII bytes, read as a little-endian u32. */
 export const POOL_MAGIC = 0x6c6f6f70;

@@ -1,10 +1,10 @@
 // The options and events of a Publisher (publisher.ts): PublisherOptions and
 // their validation with defaults, what a subscriber looks like from the
 // publisher's side (SubscriberInfo) and why it left (DetachReason).
-import { type PeerCredentials } from '../channel-util';
-import { invalidArgValue } from '../errors';
-import { type EmitterEvents } from '../events';
-import { validateInteger, validateObject, validateString } from '../validate';
+import { type PeerCredentials } from '../channel/channel-util';
+import { invalidArgValue } from '../kernel/errors';
+import { type EmitterEvents } from '../util/events';
+import { validateInteger, validateObject, validateString } from '../kernel/validate';
 import * as P from './protocol';
 
 /** What a publisher does about a subscriber that holds `maxHeld` samples. */

@@ -3,17 +3,17 @@
 // publisher keeps the only writable mapping; subscribers can only map it
 // read-only. A sample costs one small message per subscriber (protocol.ts).
 // Its options and events are in publisher-options.ts, the Loan of a slot in loan.ts.
-import { type FdHandle, native } from '../binding';
-import { Channel } from '../channel';
-import { type ChannelServer, listen, type ListenOptions } from '../channel-server';
-import { constants as C, Seal } from '../constants';
-import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
-import { TypedEventEmitter } from '../events';
-import { features } from '../features';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../mapping';
-import { createMemfd } from '../sealed-create';
-import { type Message } from '../message';
-import { toBytes } from '../validate';
+import { type FdHandle, native } from '../kernel/binding';
+import { Channel } from '../channel/channel';
+import { type ChannelServer, listen, type ListenOptions } from '../channel/channel-server';
+import { constants as C, Seal } from '../kernel/constants';
+import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
+import { TypedEventEmitter } from '../util/events';
+import { features } from '../kernel/features';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../kernel/mapping';
+import { createMemfd } from '../sealed/sealed-create';
+import { type Message } from '../channel/message';
+import { toBytes } from '../kernel/validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
 import * as P from './protocol';
 import {

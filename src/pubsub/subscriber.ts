@@ -3,16 +3,16 @@
 // without an existing writable mapping, sized as announced and within
 // maxSize), maps it PROT_READ | MAP_SHARED once, and from then on turns each
 // announcement into a Sample: a read-only view of one slot.
-import { native } from '../binding';
-import { type Channel } from '../channel';
-import { type ChannelOptions } from '../channel-util';
-import { type Message, receiveOwned } from '../message';
-import { connect } from '../channel-server';
-import { constants as C, Seal, sealNames } from '../constants';
-import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../errors';
-import { type Mapping, mmap } from '../mapping';
-import { populatePeerMapping, verifySeals } from '../verify';
-import { validateAbortSignal, validateLength, validateObject } from '../validate';
+import { native } from '../kernel/binding';
+import { type Channel } from '../channel/channel';
+import { type ChannelOptions } from '../channel/channel-util';
+import { type Message, receiveOwned } from '../channel/message';
+import { connect } from '../channel/channel-server';
+import { constants as C, Seal, sealNames } from '../kernel/constants';
+import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
+import { type Mapping, mmap } from '../kernel/mapping';
+import { populatePeerMapping, verifySeals } from '../sealed/verify';
+import { validateAbortSignal, validateLength, validateObject } from '../kernel/validate';
 import * as P from './protocol';
 
 const construct = Symbol('Subscriber.construct');

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import * as memseal from '../../src';
-import { native } from '../../src/binding';
+import { native } from '../../src/kernel/binding';
 import { Channel, ChannelServer, constants as C, Mapping, SealedBuffer } from '../../src';
 
 /** A resource made fresh for each case, closed after it. */

@@ -3,11 +3,11 @@
 // with mprotect(2) and sealed with mseal(2) (Linux 6.10), after which nothing
 // in the process (no bug, no native addon, no injected code) can make them
 // writable, unmap them or move them again.
-import { constants as C } from './constants';
-import { closedError, invalidArgType, invalidArgValue, MemsealError, outOfRange } from './errors';
-import { features } from './features';
-import { type Mapping, mmap, PAGE_SIZE as PAGE, roundToPages } from './mapping';
-import { toBytes, validateInteger, validateLength, validateObject, validateString } from './validate';
+import { constants as C } from '../kernel/constants';
+import { closedError, invalidArgType, invalidArgValue, MemsealError, outOfRange } from '../kernel/errors';
+import { features } from '../kernel/features';
+import { type Mapping, mmap, PAGE_SIZE as PAGE, roundToPages } from '../kernel/mapping';
+import { toBytes, validateInteger, validateLength, validateObject, validateString } from '../kernel/validate';
 
 const MSEAL_HINT = 'needs Linux ≥ 6.10 (mseal), on a 64-bit architecture; seal({ mseal: false }) protects with mprotect only';
 const FOREVER_HINT = 'an mseal\'d arena cannot be unmapped: the kernel keeps its pages until the process exits. ' +

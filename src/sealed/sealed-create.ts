@@ -4,14 +4,14 @@
 // shared mapping (ftruncate(2), mmap(2), MADV_HUGEPAGE, MADV_POPULATE_WRITE
 // 5.14) before it is unmapped and sealed; plus the checks that refuse an
 // asynchronous fill.
-import { type FdHandle, native } from './binding';
-import { constants as C, Seal } from './constants';
-import { check, E, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError } from './errors';
-import { features } from './features';
-import { hugePageSettings, hugetlbPool } from './hugepages';
-import { type Mapping, mmap, regionHandle, unmapNow } from './mapping';
-import { memfdCreateHint } from './memfd';
-import { validateFlags, validateObject, validateString } from './validate';
+import { type FdHandle, native } from '../kernel/binding';
+import { constants as C, Seal } from '../kernel/constants';
+import { check, E, invalidArgType, invalidArgValue, invalidReturnValue, MemsealError } from '../kernel/errors';
+import { features } from '../kernel/features';
+import { hugePageSettings, hugetlbPool } from '../kernel/hugepages';
+import { type Mapping, mmap, regionHandle, unmapNow } from '../kernel/mapping';
+import { memfdCreateHint } from '../kernel/memfd';
+import { validateFlags, validateObject, validateString } from '../kernel/validate';
 
 /** The seals SealedBuffer puts on what it creates. */
 export const DEFAULT_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL;

@@ -5,9 +5,9 @@
 // /proc/<pid>/fd/<n> (Linux 3.17). Everything is read-only; a process that
 // vanishes or may not be inspected becomes an error entry, never an exception.
 import fs from 'node:fs';
-import { native } from './binding';
-import { sealNames, type SealName } from './constants';
-import { validateInteger } from './validate';
+import { native } from '../kernel/binding';
+import { sealNames, type SealName } from '../kernel/constants';
+import { validateInteger } from '../kernel/validate';
 
 /** What kind of memory-backed file a descriptor refers to. */
 export type MemfdKind = 'memfd' | 'secretmem';

@@ -5,9 +5,9 @@
 // 40-byte pread(2) of the header through a read-only re-open of
 // /proc/<pid>/fd/<n>; read-only, and never throws for procfs failures.
 import fs from 'node:fs';
-import { Seal } from './constants';
+import { Seal } from '../kernel/constants';
 import type { InspectProcess } from './inspect';
-import { H, POOL_MAGIC, u64 } from './pubsub/protocol';
+import { H, POOL_MAGIC, u64 } from '../pubsub/protocol';
 
 /** One pool and the processes that map it. */
 export interface InspectPool {

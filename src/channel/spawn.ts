@@ -1,34 +1,15 @@
 // The spawn protocol: spawnWithChannel() starts a child with one end of a
 // socketPair() as an inherited descriptor named in MEMSEAL_CHANNEL_FD, and
-// Channel.fromParent() (defined here, with the state it keeps) claims it in the child.
+// Channel.fromParent() (./parent.ts keeps the claim) takes it in the child.
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
-import { native } from './binding';
+import { native } from '../kernel/binding';
 import { Channel, newChannel } from './channel';
-import { type ChannelOptions, closedError, closeQuietly } from './channel-util';
-import { invalidArgType, MemsealError, systemError } from './errors';
-import { validateObject, validateString } from './validate';
+import { CHANNEL_FD_ENV } from './parent';
+import { type ChannelOptions, closeQuietly } from './channel-util';
+import { invalidArgType, systemError } from '../kernel/errors';
+import { validateObject, validateString } from '../kernel/validate';
 
-/** The environment variable through which {@link spawnWithChannel} tells the child its socket's descriptor number. */
-export const CHANNEL_FD_ENV = 'MEMSEAL_CHANNEL_FD';
-
-/** The channel this process claimed with Channel.fromParent(), once claimed. */
-let parentChannel: Channel | null = null;
-
-Channel.fromParent = function fromParent(options?: ChannelOptions): Channel {
-  if (parentChannel !== null) {
-    if (parentChannel.closed) throw closedError('fromParent');
-    return parentChannel;
-  }
-  const raw = process.env[CHANNEL_FD_ENV];
-  const fd = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(fd)) {
-    throw new MemsealError('ERR_MEMSEAL_NO_CHANNEL', `no channel from a parent: ${CHANNEL_FD_ENV} is ${raw === undefined ? 'not set' : `'${raw}'`}`,
-      { hint: 'start this process with spawnWithChannel()' });
-  }
-  parentChannel = Channel.fromFd(fd, options);
-  delete process.env[CHANNEL_FD_ENV];
-  return parentChannel;
-};
+export { CHANNEL_FD_ENV };
 
 export interface SpawnWithChannelOptions extends SpawnOptions {
   /** Options for the parent's end. */

@@ -5,20 +5,17 @@
 // anything (verifySeals) in verify.ts.
 import { constants as bufferConstants } from 'node:buffer';
 import { readSync, writeSync } from 'node:fs';
-import { type FdHandle, native } from './binding';
-import { Channel } from './channel';
-import { closeQuietly } from './channel-util';
-import { constants as C } from './constants';
-import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange, tooLargeForBuffer } from './errors';
-import { features } from './features';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from './mapping';
-import { addSeals } from './memfd';
-import { receiveOwned } from './message';
+import { type FdHandle, native } from '../kernel/binding';
+import { constants as C } from '../kernel/constants';
+import { check, closedError, illegalConstructor, MemsealError, tooLargeForBuffer } from '../kernel/errors';
+import { features } from '../kernel/features';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../kernel/mapping';
+import { addSeals } from '../kernel/memfd';
 import {
   asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, roundUp, type SealedBufferOptions,
 } from './sealed-create';
-import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from './validate';
-import { populatePeerMapping, verifyFd, verifyPolicy, type VerifyOptions, type VerifyResult } from './verify';
+import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from '../kernel/validate';
+import { populatePeerMapping, verifyFd, type VerifyOptions, type VerifyResult } from './verify';
 
 /**
  * How a SealedBuffer's bytes reach JS: `private` (a copy-on-write mapping),
@@ -351,96 +348,3 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
   }
   return sb;
 }
-
-// ---- SealedBuffer over a Channel ----
-// The transport (channel.ts) knows nothing of SealedBuffer: these two methods
-// are declared on Channel here and attached to its prototype when this module
-// loads (the package index always loads it).
-
-declare module './channel' {
-  interface Channel {
-    /**
-     * Sends a sealed buffer: one message carrying its memfd and `meta` (at most
-     * Channel.MAX_PAYLOAD bytes; a string is sent as UTF-8). The receiver gets
-     * its own descriptor of the same file; `buf` stays usable and may be closed
-     * as soon as this returns: a send that has to wait for buffer space keeps a
-     * duplicate of the descriptor (F_DUPFD_CLOEXEC) until it goes out. On the
-     * wire an empty `meta` is one NUL byte, so the message is never empty
-     * (docs/protocol.md); a `meta` of exactly one NUL byte is therefore refused.
-     * @rejects TypeError if `buf` is not a SealedBuffer; RangeError for oversized
-     *   meta or a meta of one NUL byte; MemsealError ERR_MEMSEAL_CLOSED if `buf`
-     *   or the channel is closed; ERR_MEMSEAL_QUEUE_FULL when the send would wait
-     *   and the queue is at its bound (nothing taken); EPIPE when the peer is gone
-     */
-    sendBuffer(buf: SealedBuffer, meta?: Uint8Array | ArrayBufferView | string): Promise<void>;
-
-    /**
-     * Receives the next message as a sealed buffer. The message must carry
-     * exactly one descriptor, which is verified before anything is mapped (see
-     * {@link verifySeals}): a memfd whose seals include `options.require`
-     * (default SHRINK | GROW | WRITE) and whose size is within bounds. A message
-     * that fails any check is consumed and every descriptor in it is closed.
-     * @returns the buffer (owned by the caller: close it) and the sender's `meta` bytes
-     * @rejects MemsealError ERR_MEMSEAL_NOT_MEMFD (no descriptor, or not a memfd),
-     *   ERR_MEMSEAL_CTRUNC (more than one descriptor), ERR_MEMSEAL_NOT_SEALED,
-     *   ERR_MEMSEAL_SIZE, ERR_MEMSEAL_CLOSED (the channel closed or the peer hung up);
-     *   TypeError/RangeError for bad options (nothing received)
-     */
-    receiveBuffer(options?: VerifyOptions): Promise<{ buffer: SealedBuffer; meta: Buffer }>;
-  }
-}
-
-function sendBuffer(this: Channel, buf: SealedBuffer, meta: Uint8Array | ArrayBufferView | string = ''): Promise<void> {
-  if (!(buf instanceof SealedBuffer)) return Promise.reject(invalidArgType('buf', 'an instance of SealedBuffer', buf));
-  if (buf.closed) return Promise.reject(closedError('Channel.sendBuffer()', 'the SealedBuffer'));
-  let payload: Uint8Array;
-  try {
-    payload = encodeMeta(meta);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  // send() gives a message that has to wait its own duplicate of the descriptor (F_DUPFD_CLOEXEC),
-  // so `buf` may be closed, and its number reused, as soon as this returns.
-  return this.send(payload, [buf.fd]);
-}
-
-async function receiveBuffer(this: Channel, options?: VerifyOptions): Promise<{ buffer: SealedBuffer; meta: Buffer }> {
-  verifyPolicy(options);
-  const message = await this[receiveOwned]();  // its descriptor is never untracked: adopted or closed below
-  const fds = message.takeFds();
-  if (fds.length !== 1) {
-    for (const fd of fds) closeQuietly(fd);
-    throw fds.length === 0
-      ? new MemsealError('ERR_MEMSEAL_NOT_MEMFD', 'Channel.receiveBuffer(): the message carried no descriptor', {
-        hint: 'the peer sent a plain message; use receive() for those' })
-      : new MemsealError('ERR_MEMSEAL_CTRUNC',
-        `Channel.receiveBuffer(): the message carried ${fds.length} descriptors, expected 1; all were closed`);
-  }
-  return { buffer: openSealed(fds[0]!, options, 'Channel.receiveBuffer()'), meta: decodeMeta(message.data) };
-}
-
-// The payload of a sendBuffer() message (docs/protocol.md): `meta` verbatim,
-// except that an empty meta travels as one NUL byte, so a message with a
-// descriptor is never empty (Go's ReadMsgUnix reads an empty one as EOF, and
-// its WriteMsgUnix sends that same NUL byte for an empty payload). One NUL
-// byte is therefore reserved and cannot be sent as meta.
-const EMPTY_META = new Uint8Array(1);
-
-function encodeMeta(meta: unknown): Uint8Array {
-  const bytes = toBytes(meta);  // as Channel#send() reads data: a detached view is empty
-  if (bytes.byteLength === 0) return EMPTY_META;
-  if (bytes.byteLength === 1 && bytes[0] === 0) {
-    throw outOfRange('meta', 'not a single NUL byte (on the wire it stands for an empty meta; docs/protocol.md)', '\\0');
-  }
-  return bytes;
-}
-
-function decodeMeta(payload: Buffer): Buffer {
-  return payload.length === 1 && payload[0] === 0 ? payload.subarray(0, 0) : payload;
-}
-
-// Defined like class methods: non-enumerable, writable, configurable.
-Object.defineProperties(Channel.prototype, {
-  sendBuffer: { value: sendBuffer, writable: true, configurable: true },
-  receiveBuffer: { value: receiveBuffer, writable: true, configurable: true },
-});

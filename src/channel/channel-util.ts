@@ -2,9 +2,9 @@
 // type (SO_TYPE), SO_PEERCRED, the checks of send()'s arguments and of a socket
 // fromFd() adopts, ERR_MEMSEAL_CLOSED, the libuv poll watcher and close(2) for
 // descriptors we own. It imports nothing of the Channel it serves.
-import { native, type PollHandle } from './binding';
-import { closedError as closed, E, invalidArgType, MemsealError, outOfRange, systemError } from './errors';
-import { toBytes, validateFd, validateInteger, validateObject } from './validate';
+import { native, type PollHandle } from '../kernel/binding';
+import { closedError as closed, E, invalidArgType, MemsealError, outOfRange, systemError } from '../kernel/errors';
+import { toBytes, validateFd, validateInteger, validateObject } from '../kernel/validate';
 
 const K = native.channelConstants;
 

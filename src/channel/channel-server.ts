@@ -3,14 +3,14 @@
 // 2.6.28), connect(2), and the encoding of filesystem paths and abstract
 // names into sun_path (unix(7)). Every accepted or connected socket becomes a Channel.
 import fs from 'node:fs';
-import { native, type PollHandle } from './binding';
+import { native, type PollHandle } from '../kernel/binding';
 import { type Channel, newChannel } from './channel';
 import {
   type ChannelOptions, channelOptions, closeQuietly, openPoll, type PeerCredentials, peerCredentials, type SocketType, sockTypeNumber,
 } from './channel-util';
-import { E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from './errors';
-import { type EmitterEvents, TypedEventEmitter } from './events';
-import { validateInteger, validateObject, validateString } from './validate';
+import { E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from '../kernel/errors';
+import { type EmitterEvents, TypedEventEmitter } from '../util/events';
+import { validateInteger, validateObject, validateString } from '../kernel/validate';
 
 const K = native.channelConstants;
 const P = native.pollConstants;

@@ -140,8 +140,8 @@ export interface NativeBinding {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nodeGypBuild = require('node-gyp-build') as { path(root: string): string };
 
-/** The package root: dist/ (installed) and src/ (tests through tsx) both sit one level below it. */
-const ROOT = path.join(__dirname, '..');
+/** The package root: dist/kernel/ (installed) and src/kernel/ (tests through tsx) both sit two levels below it. */
+const ROOT = path.join(__dirname, '..', '..');
 
 function loadNative(): { native: NativeBinding; addonPath: string } {
   let file: string;

@@ -2,12 +2,12 @@
 // unconnected AF_UNIX SOCK_DGRAM socket (unix(7)) to a path or abstract name —
 // the shape of systemd-journald's native protocol — and a bound SOCK_DGRAM
 // socket received through a Channel.
-import { native } from './binding';
+import { native } from '../kernel/binding';
 import { type Channel, newChannel } from './channel';
 import { type ChannelOptions, closeQuietly, MAX_FDS, MAX_PAYLOAD } from './channel-util';
 import { openSocket, printable, sunPath } from './channel-server';
-import { E, invalidArgType, outOfRange, systemError } from './errors';
-import { toBytes, validateFd, validateInteger, validateObject } from './validate';
+import { E, invalidArgType, outOfRange, systemError } from '../kernel/errors';
+import { toBytes, validateFd, validateInteger, validateObject } from '../kernel/validate';
 
 /**
  * Sends one datagram carrying `data` and `fds` to the SOCK_DGRAM socket bound

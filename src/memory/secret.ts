@@ -7,11 +7,11 @@
 // anonymous memory instead.
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { type FdHandle, native } from './binding';
-import { constants as C } from './constants';
-import { check, closedError, E, illegalConstructor, invalidArgType, MemsealError, type SystemError, systemError } from './errors';
-import { type Mapping, mmap, regionHandle, roundToPages, PAGE_SIZE as PAGE } from './mapping';
-import { validateInteger, validateObject } from './validate';
+import { type FdHandle, native } from '../kernel/binding';
+import { constants as C } from '../kernel/constants';
+import { check, closedError, E, illegalConstructor, invalidArgType, MemsealError, type SystemError, systemError } from '../kernel/errors';
+import { type Mapping, mmap, regionHandle, roundToPages, PAGE_SIZE as PAGE } from '../kernel/mapping';
+import { validateInteger, validateObject } from '../kernel/validate';
 
 const construct = Symbol('SecretBuffer.construct');
 

@@ -3,11 +3,11 @@
 // One buffer in flight per subscriber: a slow reader skips versions instead of
 // queueing them (and their memory), and always ends up with the newest.
 // Wire: one sendBuffer() message per version, meta = JSON {"version": n, "meta": "..."}.
-import { type Channel } from './channel';
-import { closedError } from './errors';
-import { SealedBuffer } from './sealed';
-import { type VerifyOptions } from './verify';
-import { validateObject } from './validate';
+import { type Channel } from '../sealed/channel';
+import { closedError } from '../kernel/errors';
+import { SealedBuffer } from '../sealed/sealed';
+import { type VerifyOptions } from '../sealed/verify';
+import { validateObject } from '../kernel/validate';
 
 /** One version of the dataset, as a reader holds it. */
 export interface Snapshot {

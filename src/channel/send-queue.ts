@@ -4,10 +4,10 @@
 // (ERR_MEMSEAL_QUEUE_FULL), sent in order when the socket becomes writable.
 // The Channel decides when to flush and what to emit; this file owns the
 // bookkeeping, and imports nothing of the Channel.
-import { native } from './binding';
+import { native } from '../kernel/binding';
 import { closeQuietly, QUEUED_MESSAGE_OVERHEAD } from './channel-util';
-import { E, MemsealError, systemError, type SystemError } from './errors';
-import { Queue } from './queue';
+import { E, MemsealError, systemError, type SystemError } from '../kernel/errors';
+import { Queue } from '../util/queue';
 
 const NO_FDS = new Int32Array(0);
 

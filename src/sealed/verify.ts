@@ -3,13 +3,13 @@
 // requires and none it forbids, of a size within bounds — and the defaults of
 // that policy. SealedBuffer.open() and Channel#receiveBuffer() (sealed.ts) and
 // the pub/sub subscriber build on it.
-import { native } from './binding';
-import { constants as C, Seal, sealNames } from './constants';
-import { E, MemsealError, type MemsealErrorCode, systemError } from './errors';
-import { features } from './features';
-import { type Mapping, PAGE_SIZE } from './mapping';
+import { native } from '../kernel/binding';
+import { constants as C, Seal, sealNames } from '../kernel/constants';
+import { E, MemsealError, type MemsealErrorCode, systemError } from '../kernel/errors';
+import { features } from '../kernel/features';
+import { type Mapping, PAGE_SIZE } from '../kernel/mapping';
+import { validateFd, validateFlags, validateLength, validateObject } from '../kernel/validate';
 import { hugetlbHint } from './sealed-create';
-import { validateFd, validateFlags, validateLength, validateObject } from './validate';
 
 const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR, O_PATH, O_ACCMODE, O_WRONLY } = native.internalConstants;
 /**

@@ -3,8 +3,8 @@
 // many descriptors (MSG_CTRUNC) or too many bytes (MSG_TRUNC), end-of-stream and
 // ECONNRESET; and who owns a received message's descriptors until it is
 // delivered. The receiving half of a Channel (channel.ts), which calls it.
-import { native } from './binding';
-import { E, MemsealError, systemError } from './errors';
+import { native } from '../kernel/binding';
+import { E, MemsealError, systemError } from '../kernel/errors';
 import { closeQuietly, MAX_PAYLOAD, type SocketType } from './channel-util';
 
 const K = native.channelConstants;

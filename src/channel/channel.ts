@@ -9,17 +9,18 @@
 // Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
-import { native, type PollHandle } from './binding';
+import { native, type PollHandle } from '../kernel/binding';
 import {
   type ChannelOptions, channelOptions, closedError, closeQuietly, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
   peerCredentials, prepareSocket, sendBytes, type SocketType, socketType,
 } from './channel-util';
-import { E, illegalConstructor, MemsealError, systemError } from './errors';
-import { type EmitterEvents, TypedEventEmitter } from './events';
+import { E, illegalConstructor, MemsealError, systemError } from '../kernel/errors';
+import { type EmitterEvents, TypedEventEmitter } from '../util/events';
+import { claimParentChannel } from './parent';
 import { EOF, handOver, Message, receiveOwned, recvMessage, RESET, somethingLeft, type Waiter } from './message';
-import { Queue } from './queue';
+import { Queue } from '../util/queue';
 import { sendError, SendQueue } from './send-queue';
-import { validateFd, validateInteger } from './validate';
+import { validateFd, validateInteger } from '../kernel/validate';
 
 const P = native.pollConstants;
 const construct = Symbol('Channel.construct');
@@ -135,8 +136,9 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
    * returns the same channel.
    * @throws MemsealError ERR_MEMSEAL_NO_CHANNEL when this process was not started by spawnWithChannel
    */
-  // Assigned by spawn.ts, which keeps the claimed channel: the spawn protocol sits above the transport.
-  declare static fromParent: (options?: ChannelOptions) => Channel;
+  static fromParent(options?: ChannelOptions): Channel {
+    return claimParentChannel((fd) => Channel.fromFd(fd, options));
+  }
 
   /** The socket's descriptor; -1 once closed. */
   get fd(): number { return this.#closed ? -1 : this.#fd; }
