@@ -41,6 +41,24 @@ for name, flags in (('O_PATH', os.O_PATH), ('O_WRONLY', os.O_WRONLY)):
     except MemsealError as e:
         print(name, e.code)
 `;
+// SealedView.close() while the caller still holds a slice of its view: no BufferError, the descriptor
+// is closed, and the mapping (with the descriptor mmap keeps) goes when the slice does.
+const PY_CLOSE = `
+import gc, os, socket
+from memseal_peer import Channel, create_sealed
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+fd = create_sealed(b'hello world')
+Channel(a).send_buffer(fd)
+os.close(fd)
+before = len(os.listdir('/proc/self/fd'))
+v = Channel(b).receive_buffer()
+head = v.view[:5]
+v.close()
+print(bytes(head).decode())
+del head
+gc.collect()
+print('leaked=%d' % (len(os.listdir('/proc/self/fd')) - before))
+`;
 const SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL;
 
 function code(expected: string, hint?: RegExp) {
@@ -185,6 +203,12 @@ describe('receivers: descriptors of the wrong kind or access mode', function () 
       }
     });
   }
+
+  it('the Python peer\'s SealedView.close() does not raise while a slice of its view is held', function () {
+    const py = spawnSync('python3', ['-c', PY_CLOSE], { encoding: 'utf8', env: { ...process.env, PYTHONPATH: PY_DIR } });
+    if (py.error !== undefined) this.skip();
+    assert.equal(py.stdout.trim(), 'hello\nleaked=0', py.stderr);
+  });
 
   it('the Python peer refuses O_PATH and write-only descriptors with ERR_MEMSEAL_ACCESS', function () {
     const py = spawnSync('python3', ['-c', PY_ACCESS], { encoding: 'utf8', env: { ...process.env, PYTHONPATH: PY_DIR } });

@@ -113,7 +113,9 @@ class SealedView:
             if self._map is not None:
                 self._map.close()
         except BufferError:
-            pass
+            pass  # views still exported: the mapping (and mmap's own descriptor) go with the last one
+        self._map = None
+        self.view = memoryview(b'')
         os.close(self.fd)
         self.fd = -1
 
