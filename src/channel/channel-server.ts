@@ -299,16 +299,11 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   const { backlog: _backlog, allow: allowOption, mode, type: typeOption, ...rest } = options;
   const type = connectionType(typeOption, 'options.type');
   const channel = channelOptions(rest);
-  if (allowOption !== undefined && typeof allowOption !== 'function') throw invalidArgType('options.allow', 'a function', allowOption);
+  const allow = accessOptions(path, allowOption, mode);  // mode validated: a number or undefined
   const abstract = path.startsWith('\0');
-  if (mode !== undefined) {
-    validateInteger(mode, 'options.mode', 0, 0o777);
-    if (abstract) throw invalidArgValue('options.mode', 'is for filesystem sockets; an abstract name has no permissions (use allow)', mode);
-  }
-  const allow = (allowOption as ListenOptions['allow']) ?? sameUserOrRoot(process.geteuid?.() ?? 0);
   const fd = openSocket(type);
   try {
-    bindMode(fd, addr, path, mode);
+    bindMode(fd, addr, path, mode as number | undefined);
     const r = native.listen(fd, backlog);
     if (r < 0) throw systemError(r, 'listen');
   } catch (err) {
@@ -323,6 +318,19 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
     if (!abstract) fs.rmSync(path, { force: true });  // the constructor has closed the socket
     throw err;
   }
+}
+
+/**
+ * @internal Validates the `allow` and `mode` options of listen() and bindDatagram()
+ * and returns the `allow` in force (the default one when absent).
+ */
+export function accessOptions(path: string, allowOption: unknown, mode: unknown): (peer: PeerCredentials) => boolean {
+  if (allowOption !== undefined && typeof allowOption !== 'function') throw invalidArgType('options.allow', 'a function', allowOption);
+  if (mode !== undefined) {
+    validateInteger(mode, 'options.mode', 0, 0o777);
+    if (path.startsWith('\0')) throw invalidArgValue('options.mode', 'is for filesystem sockets; an abstract name has no permissions (use allow)', mode);
+  }
+  return (allowOption as ListenOptions['allow']) ?? sameUserOrRoot(process.geteuid?.() ?? 0);
 }
 
 /**
@@ -354,8 +362,9 @@ function overflowId(kind: 'uid' | 'gid'): number {
  * bind makes the file appear with at most those bits (the kernel applies the
  * umask on top of them), then chmod(2) sets exactly them. At no moment is the
  * file more open than asked; umask(2), process-wide, is never touched.
+ * @internal also bindDatagram()'s
  */
-function bindMode(fd: number, addr: Buffer, path: string, mode: number | undefined): void {
+export function bindMode(fd: number, addr: Buffer, path: string, mode: number | undefined): void {
   if (mode !== undefined) fs.fchmodSync(fd, mode);
   const r = native.bind(fd, addr);
   if (r < 0) {

@@ -105,6 +105,8 @@ export interface NativeBinding {
   recvmsg(fd: number, buf: Uint8Array, fds: Int32Array, out: Int32Array): number;
   /** MSG_PEEK, nothing taken: 0 end-of-stream, 1 a message waits, or -errno */
   recvPeek(fd: number): number;
+  /** setsockopt(SO_PASSCRED, 1): 0 | -errno. */
+  passCred(fd: number): number;
   /** [pid, uid, gid] or -errno */
   peerCred(fd: number): [number, number, number] | number;
   /** [domain, type] or -errno */
