@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { addSeals, DEFAULT_MAX_SIZE, memfdCreate, Publisher, Seal, socketPair, Subscriber, verifySeals } from '../src';
+import { once } from 'node:events';
+import {
+  addSeals, type Channel, connect, DEFAULT_MAX_SIZE, listen, memfdCreate, Publisher, Seal, socketPair, Subscriber, verifySeals,
+} from '../src';
 import { native } from '../src/kernel/binding';
 import { DEFAULT_MAX_POOL_SIZE } from '../src/pubsub/subscriber';
 import { countFds, FIXTURES, killChildren } from './helpers';
@@ -276,6 +279,40 @@ describe('listen(): default allow() across user namespaces', function () {
       assert.equal(seen.uid, overflow);
       assert.equal(seen.pid, 0, 'a peer outside the pid namespace reads as pid 0');
       assert.equal((JSON.parse(client.stdout) as { result: string }).result, 'closed');
+    }
+  });
+});
+
+describe('stream sockets: which write a read\'s descriptors belong to (docs/protocol.md)', function () {
+  this.timeout(20000);
+
+  it('a read joins earlier fd-less writes in front and ends with the write that carried descriptors', async () => {
+    const name = `\0memseal-trust-stream-${process.pid}`;
+    const server = await listen(name, { type: 'stream' });
+    const accepted = once(server, 'connection');
+    const client = await connect(name, { type: 'stream' });
+    const [ch] = (await accepted) as [Channel];
+    const fd = sparseSealed(4096);
+    try {
+      await client.send('plain;');         // no descriptor
+      await client.send('first', [fd]);     // the descriptor's write
+      await client.send('after');           // a later write is never joined to it
+      const m = await ch.receive();
+      assert.equal(m.data.toString(), 'plain;first', 'the descriptors belong to the last write in the read');
+      assert.equal(m.fds.length, 1);
+      m.closeFds();
+      assert.equal((await ch.receive()).data.toString(), 'after');
+      // receiveBuffer() takes one read as one buffer message: joined bytes arrive as meta
+      await client.send('plain;');
+      await client.send('meta', [fd]);
+      const { buffer, meta } = await ch.receiveBuffer();
+      assert.equal(meta.toString(), 'plain;meta');
+      buffer.close();
+    } finally {
+      fs.closeSync(fd);
+      client.close();
+      ch.close();
+      server.close();
     }
   });
 });
