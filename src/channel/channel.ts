@@ -68,9 +68,9 @@ export interface ChannelEvents extends EmitterEvents {
  * ```
  */
 export class Channel extends TypedEventEmitter<ChannelEvents> {
-  /** Most payload bytes per message: 65536. */
+  /** @deprecated The export `MAX_PAYLOAD` (most payload bytes per message: 65536). */
   static readonly MAX_PAYLOAD = MAX_PAYLOAD;
-  /** Most descriptors per message: 253 (SCM_MAX_FD). */
+  /** @deprecated The export `MAX_FDS` (most descriptors per message: 253, SCM_MAX_FD). */
   static readonly MAX_FDS = MAX_FDS;
 
   #fd: number;

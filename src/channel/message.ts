@@ -39,6 +39,8 @@ export interface DroppedMessage {
  * emitted) its descriptors are the channel's: a worker terminated before that
  * leaks none of them; from then on they are the program's, like any fd it opened.
  */
+let newMessage: (data: Buffer, fds: number[], sender: PeerCredentials | null) => Message;
+
 export class Message {
   /** The payload, a private copy. */
   readonly data: Buffer;
@@ -51,10 +53,15 @@ export class Message {
    */
   readonly sender: PeerCredentials | null;
 
-  constructor(data: Buffer, fds: number[], sender: PeerCredentials | null = null) {
+  // Messages come from a Channel, never from the program: recvMessage() below is the one caller.
+  private constructor(data: Buffer, fds: number[], sender: PeerCredentials | null) {
     this.data = data;
     this.fds = fds;
     this.sender = sender;
+  }
+
+  static {
+    newMessage = (data, fds, sender) => new Message(data, fds, sender);
   }
 
   /** Returns the descriptors and forgets them: from now on the caller alone closes them. */
@@ -134,7 +141,7 @@ export function recvMessage(fd: number, fdBuf: Int32Array, maxFds: number, type:
   if (r === 0 && nfds === 0 && type !== 'dgram') return EOF;  // an empty datagram is a message
   const data = Buffer.allocUnsafe(r);
   scratch.copy(data, 0, 0, r);
-  return new Message(data, fds, lastSender());
+  return newMessage(data, fds, lastSender());
 }
 
 /** @internal The sender's credentials of the message (or refusal) recvMessage() just returned, if it carried them. */

@@ -302,10 +302,10 @@ export class SealedBuffer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#mapping?.unmap();
+    this.#mapping?.close();
     this.#mapping = null;
     this.#bytes = null;
-    this.#readonlyMapping?.unmap();
+    this.#readonlyMapping?.close();
     this.#readonlyMapping = null;
     this.#readonlyBytes = null;
     // like every close here: no throw if the caller already closed the fd
