@@ -11,7 +11,7 @@ the size within bounds. Whatever a check refuses is closed.
 Size bound: receive_buffer() and verify() refuse a file larger than
 DEFAULT_MAX_SIZE (1 GiB) unless the caller passes a larger max_size (or
 max_size=None for no bound). Node's receiveBuffer() bounds at DEFAULT_MAX_SIZE
-too (buffer.constants.MAX_LENGTH there, which depends on the Node version); a
+too (the same fixed 1 GiB on every Node version); a
 fixed 1 GiB here keeps a hostile peer's sparse terabyte from being mapped.
 
     from memseal_peer import Channel, create_sealed
@@ -54,9 +54,25 @@ DEFAULT_MAX_SIZE = 1 << 30
 class MemsealError(Exception):
     """A refused message; `code` is the same ERR_MEMSEAL_* code Node uses."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, hint=None):
         super().__init__(f'{code}: {message}')
         self.code = code
+        self.hint = hint
+
+
+_ACCESS_HINT = 'the sender must pass the descriptor memfd_create(2) returned (O_RDWR) or one opened for reading'
+
+
+def _check_access(fd):
+    """Refuses an O_PATH or write-only descriptor (ERR_MEMSEAL_ACCESS): nothing can be read or mapped
+    through it, and the OSError it would raise later reads like the receiver's own bug."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)  # EBADF here: fd is not open at all
+    if flags & getattr(os, 'O_PATH', 0o10000000):
+        raise MemsealError('ERR_MEMSEAL_ACCESS', 'the descriptor was opened with O_PATH: it grants no access to the file',
+                           _ACCESS_HINT)
+    if flags & 3 == os.O_WRONLY:
+        raise MemsealError('ERR_MEMSEAL_ACCESS', 'the descriptor is write-only (O_WRONLY): it cannot be read or mapped',
+                           _ACCESS_HINT)
 
 
 def _close_all(fds):
@@ -77,15 +93,29 @@ class SealedView:
         self.meta = meta
         # A read-only shared mapping of a file sealed against writing and
         # shrinking: nobody can change it or pull pages from under it.
-        self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ) if size > 0 else None
+        self._map = None
+        if size > 0:
+            try:
+                self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+            except OSError as e:  # ENOMEM: e.g. a hugetlb file larger than the free pool
+                raise MemsealError(errno.errorcode.get(e.errno, 'EIO'), f'{e.strerror}, mmap') from None
+            if os.fstat(fd).st_blksize > mmap.PAGESIZE:
+                _populate_hugetlb(self._map, size)
         self.view = memoryview(self._map) if self._map is not None else memoryview(b'')
 
     def close(self):
+        """Unmaps and closes fd. Never raises: while slices of `view` are still exported the
+        mapping cannot be closed here (BufferError); it is then unmapped when the last one goes."""
         if self.fd < 0:
             return
-        self.view.release()
-        if self._map is not None:
-            self._map.close()
+        try:
+            self.view.release()
+            if self._map is not None:
+                self._map.close()
+        except BufferError:
+            pass  # views still exported: the mapping (and mmap's own descriptor) go with the last one
+        self._map = None
+        self.view = memoryview(b'')
         os.close(self.fd)
         self.fd = -1
 
@@ -96,10 +126,32 @@ class SealedView:
         self.close()
 
 
+MADV_POPULATE_READ = getattr(mmap, 'MADV_POPULATE_READ', 22)  # Linux 5.14
+
+
+def _populate_hugetlb(m, size):
+    """A hugetlb file from a peer may be sparse: the first read of a missing page allocates a huge page
+    charged to this process (its pool, its hugetlb cgroup), and when that fails the kernel sends SIGBUS.
+    MADV_POPULATE_READ faults every page in now and answers EFAULT (ENOMEM) instead; without it (before
+    Linux 5.14) a hugetlb file is refused. Closes `m` on failure."""
+    try:
+        m.madvise(MADV_POPULATE_READ, 0, size)
+    except (OSError, AttributeError) as e:
+        m.close()
+        err = getattr(e, 'errno', None)
+        if err in (errno.EFAULT, errno.ENOMEM):
+            raise MemsealError(errno.errorcode[err], "the peer's hugetlb memfd has pages that were never allocated, "
+                               'and this process could not get them', 'reserve more huge pages (nr_hugepages), or '
+                               "raise this process's hugetlb cgroup limit (hugetlb.<size>.max)") from None
+        raise MemsealError('ERR_MEMSEAL_UNSUPPORTED', 'a hugetlb memfd cannot be checked before it is read '
+                           '(MADV_POPULATE_READ needs Linux 5.14)', 'send an ordinary buffer') from None
+
+
 def verify(fd, require=DEFAULT_REQUIRED, forbid=0, min_size=0, max_size=DEFAULT_MAX_SIZE, exact_size=None):
     """The checks of memseal's verifySeals(); returns (seals, size) or raises MemsealError.
     A file over max_size (default DEFAULT_MAX_SIZE, 1 GiB; None: no bound) is refused with
-    ERR_MEMSEAL_SIZE. Leaves fd open either way."""
+    ERR_MEMSEAL_SIZE; an O_PATH or write-only descriptor with ERR_MEMSEAL_ACCESS. Leaves fd open either way."""
+    _check_access(fd)
     try:
         seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
     except OSError as e:
@@ -191,7 +243,8 @@ class Channel:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 n = len(payload) // 4
                 fds.extend(memoryview(payload[:4 * n]).cast('i'))
-        if flags & socket.MSG_CTRUNC:
+        # CMSG_SPACE rounds up to 8 bytes: an odd max_fds has room for one more, so count what arrived.
+        if flags & socket.MSG_CTRUNC or len(fds) > max_fds:
             _close_all(fds)
             raise MemsealError('ERR_MEMSEAL_CTRUNC', f'more than {max_fds} descriptors: all closed')
         if flags & socket.MSG_TRUNC:
@@ -225,6 +278,9 @@ class Channel:
         try:
             seals, size = verify(fd, require, forbid, min_size, max_size, exact_size)
             return SealedView(fd, size, seals, b'' if data == EMPTY_META else data)
+        except OSError as e:  # every refusal is a MemsealError, with the code Node's error has
+            os.close(fd)
+            raise MemsealError(errno.errorcode.get(e.errno, 'EIO'), str(e)) from None
         except BaseException:
             os.close(fd)
             raise
