@@ -18,6 +18,8 @@ const path = require('node:path');
 const lib = require('./lib');
 const pubsub = require('./pubsub');
 const release = require('./release');
+const snapshotCluster = require('./snapshot-cluster');
+const typed = require('./typed');
 const memseal = require('..');
 
 const { SealedBuffer, spawnWithChannel, memfdCreate, addSeals, getSeals, mmap, Seal, constants: C, features, hugePageSettings } = memseal;
@@ -421,6 +423,8 @@ function report(r) {
   L.push('');
   if (r.pubsub) L.push(...pubsub.report(r.pubsub, r.pubsubMachine));
   if (r.release) L.push(...release.report(r.release));
+  if (r.snapshotCluster) L.push(...snapshotCluster.report(r.snapshotCluster));
+  if (r.typed) L.push(...typed.report(r.typed));
   L.push(...targets(r));
   return `${L.join('\n')}\n`;
 }
@@ -509,6 +513,8 @@ async function main() {
     r.machine.loadAverage.push(os.loadavg()[0]);
     r.pubsub = await pubsub.run({ quick, log });
     r.release = await release.run({ rounds: quick ? 3 : 15, log });
+    r.snapshotCluster = await snapshotCluster.run({ quick, log });
+    r.typed = await typed.run({ quick, log });
   }
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'bench.json'), `${JSON.stringify(r, null, 2)}\n`);

@@ -24,6 +24,8 @@ export type { ChannelOptions, PeerCredentials, SocketType } from './channel/chan
 export { ChannelServer, listen, connect } from './channel/channel-server';
 export type { ChannelServerEvents, ConnectOptions, ConnectionType, ListenOptions } from './channel/channel-server';
 export { sendDatagram, bindDatagram } from './channel/datagram';
+export type { DatagramOptions } from './channel/datagram';
+export type { DroppedMessage } from './channel/message';
 export { spawnWithChannel, CHANNEL_FD_ENV } from './channel/spawn';
 export type { SpawnWithChannelOptions } from './channel/spawn';
 export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect/inspect';
@@ -33,7 +35,13 @@ export { SecretBuffer, type SecretBufferOptions, type SecretKind } from './memor
 export { Publisher, POOL_SEALS } from './pubsub/publisher';
 export { Loan } from './pubsub/loan';
 export { PUBLISHER_DEFAULTS } from './pubsub/publisher-options';
-export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, DetachReason, Delivery, SlowReason } from './pubsub/publisher-options';
+export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, DetachReason, Delivery as PoolDelivery, SlowReason } from './pubsub/publisher-options';
 export { Subscriber, Sample, DEFAULT_MAX_POOL_SIZE } from './pubsub/subscriber';
 export type { SubscriberOptions, SubscriberConnectOptions } from './pubsub/subscriber';
-export { SnapshotPublisher, SnapshotReader, type Snapshot, type SnapshotReaderOptions } from './snapshot/snapshot';
+export { SnapshotPublisher } from './snapshot/publisher';
+export { SnapshotReader, type Snapshot } from './snapshot/reader';
+export type {
+  Delivery, SnapshotDetachReason, SnapshotPublisherEvents, SnapshotPublisherOptions, SnapshotReaderInfo, SnapshotReaderOptions,
+} from './snapshot/options';
+export { readTensor, writeTensor, tensorByteLength, TENSOR_ALIGNMENT, TENSOR_MAX_DIMS } from './typed/tensor';
+export type { TypedArray, TypedArrayConstructor, TypedArrayOptions, TypedView } from './typed/tensor';

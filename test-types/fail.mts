@@ -1,7 +1,7 @@
 // Must NOT compile: every line after a `@ts-expect-error` is a mistake the types catch.
 // tsc fails with "Unused '@ts-expect-error' directive" if one of them compiles.
 import memseal, {
-  Channel, ChannelServer, Loan, Mapping, MemsealError, Publisher, Sample, SealedBuffer, SecretBuffer, socketPair, Subscriber,
+  Channel, ChannelServer, Loan, Mapping, MemsealError, Message, Publisher, Sample, SealedBuffer, SecretBuffer, socketPair, Subscriber,
 } from 'memseal';
 
 export function mistakes(server: ChannelServer, err: MemsealError, pub: Publisher): void {
@@ -27,6 +27,8 @@ export function mistakes(server: ChannelServer, err: MemsealError, pub: Publishe
 
   // @ts-expect-error the constructor is not public: use socketPair(), connect() ...
   new Channel();
+  // @ts-expect-error the constructor is not public: messages come from Channel#receive()
+  new Message(Buffer.alloc(0), []);
   // @ts-expect-error the constructor is not public: use from(), create() or open()
   new SealedBuffer();
   // @ts-expect-error the constructor is not public: use mmap()

@@ -59,11 +59,6 @@ describe('Channel', () => {
     return fd;
   }
 
-  before(async () => {
-    // tsx closes a cache-directory descriptor shortly after compiling this file; let it settle
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  });
-
   beforeEach(() => {
     baseline = countFds();
   });

@@ -59,13 +59,16 @@ describe('SealedBuffer.create() with an asynchronous fill', () => {
 
   it('refuses a plain function that returns a promise, closes the memfd and leaves no unhandled rejection', async () => {
     let late: unknown = null;
+    let wrote!: () => void;
+    const lateWrite = new Promise<void>((resolve) => { wrote = resolve; });
     assertRefused(() => SealedBuffer.create(4096, (bytes) => {
       // a transpiled async function looks like this: it returns a promise and writes later
       return sleep(5).then(() => {
-        try { bytes.fill(1); } catch (err) { late = err; throw err; }
+        try { bytes.fill(1); } catch (err) { late = err; throw err; } finally { wrote(); }
       }) as unknown as void;
     }, { name: 'async-fill' }), /Promise$/);
-    await sleep(30);
+    await lateWrite;
+    await new Promise((resolve) => setImmediate(resolve));   // Node reports unhandled rejections once the microtasks drain
     assert.ok(late instanceof TypeError, 'the late write found the view detached');
     assert.deepEqual(rejections, []);
   });

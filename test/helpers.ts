@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
-/** Open descriptors of this process (/proc/self/fd, less the one readdir uses). */
-export function countFds(): number {
-  return readdirSync('/proc/self/fd').length;
-}
+/** Open descriptors of this process: one counter for the whole suite (./fd-count.ts; the test loader's own cache descriptor is not counted). */
+import { countOwnFds as countFds } from './fd-count';
+export { countFds };
 
 /** Lines of /proc/self/maps: one per VMA. */
 export function countMappings(): number {
@@ -53,6 +53,44 @@ export function keepUntilTestEnds<T extends { close(): void }>(): ((x: T) => T) 
 }
 
 export const FIXTURES = path.join(__dirname, 'fixtures');
+const ROOT = path.join(__dirname, '..');
+
+/** Every directory from `dir` up to / lets others through (o+x), so another user can reach files below it. */
+function othersCanReach(dir: string): boolean {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (d === path.dirname(d)) return true;
+  }
+}
+
+let readableRoot: string | null = null;
+
+/**
+ * The checkout as another user (uid 65534 in the tests that need one) can read it: the checkout itself when
+ * every directory above it lets others through, else a copy in a fresh temporary folder (made once per run,
+ * removed at exit) of what such a process loads: package.json, tsconfig.json, dist/, the built addon, src/,
+ * examples/, test/fixtures/ and node_modules/. A clone under root's home or a `chmod 700` folder needs the copy.
+ */
+export function readableCheckout(): string {
+  if (readableRoot !== null) return readableRoot;
+  if (othersCanReach(ROOT)) return (readableRoot = ROOT);
+  const copy = mkdtempSync(path.join(os.tmpdir(), 'memseal-readable-'));
+  chmodSync(copy, 0o755);   // mkdtemp makes it 0700
+  process.once('exit', () => { rmSync(copy, { recursive: true, force: true }); });
+  for (const item of ['package.json', 'tsconfig.json', 'dist', 'src', 'examples', 'test/fixtures', 'node_modules', 'build/Release/memseal.node']) {
+    if (existsSync(path.join(ROOT, item))) cpSync(path.join(ROOT, item), path.join(copy, item), { recursive: true });
+  }
+  // cpSync keeps each file's mode; make sure others may read everything and enter every directory.
+  (function open(dir: string): void {
+    chmodSync(dir, 0o755);
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) open(p);
+      else if (e.isFile()) chmodSync(p, statSync(p).mode | 0o444);
+    }
+  })(copy);
+  return (readableRoot = copy);
+}
 
 /** Runs `node test/fixtures/<name> ...args` to completion. */
 export function runFixture(name: string, args: string[] = [], options: { env?: NodeJS.ProcessEnv; timeout?: number } = {}):

@@ -6,8 +6,8 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { features, inspect, sealNames, Seal, type InspectMemfd, type InspectProcess } from '../src';
-import { FIXTURES, skipUnless } from './helpers';
+import { features, inspect, SealedBuffer, sealNames, Seal, spawnWithChannel, type InspectMemfd, type InspectProcess } from '../src';
+import { FIXTURES, readableCheckout, skipUnless } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'inspect', 'cli.js');
@@ -52,7 +52,8 @@ function cli(args: string[], options: { command?: string[] } = {}) {
 /** Runs `node dist/inspect/cli.js` as uid/gid 65534 with no capabilities. */
 function cliUnprivileged(args: string[]) {
   return cli(args, {
-    command: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, CLI],
+    command: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath,
+      path.join(readableCheckout(), 'dist', 'inspect', 'cli.js')],
   });
 }
 
@@ -68,7 +69,7 @@ function assertProcessShape(p: InspectProcess): void {
   assert.equal(typeof p.pid, 'number');
   assert.ok(p.comm === null || typeof p.comm === 'string');
   assert.equal(typeof p.inspectable, 'boolean');
-  const mappingKeys = ['end', 'length', 'offset', 'perms', 'sealed', 'shared', 'start'];
+  const mappingKeys = ['end', 'length', 'offset', 'perms', 'pss', 'rss', 'sealed', 'shared', 'start'];
   const assertMapping = (m: Record<string, unknown>, keys: string[]) => {
     assert.deepEqual(Object.keys(m).sort(), keys);
     assert.match(m.start as string, /^0x[0-9a-f]+$/);
@@ -78,10 +79,12 @@ function assertProcessShape(p: InspectProcess): void {
     assert.equal(m.shared, (m.perms as string).endsWith('s'));
     assert.equal(typeof m.offset, 'number');
     assert.ok(m.sealed === null || typeof m.sealed === 'boolean');
+    for (const k of ['rss', 'pss']) assert.ok(m[k] === null || (Number.isInteger(m[k]) && (m[k] as number) <= (m.length as number)), k);
   };
   for (const m of p.memfds) {
-    assert.deepEqual(Object.keys(m).sort(), ['access', 'comm', 'exec', 'fd', 'inode', 'kind', 'mappings', 'mode', 'name',
-      'pid', 'sealNames', 'seals', 'sealsError', 'size']);
+    assert.deepEqual(Object.keys(m).sort(), ['access', 'comm', 'exec', 'fd', 'inode', 'kind', 'mappedBy', 'mappings', 'mode', 'name',
+      'pid', 'pss', 'rss', 'sealNames', 'seals', 'sealsError', 'size']);
+    assert.ok(Number.isInteger(m.mappedBy) && m.mappedBy >= (m.mappings?.length ? 1 : 0));
     assert.equal(m.pid, p.pid);
     assert.ok(m.fd === null || Number.isInteger(m.fd));
     assert.ok(m.kind === 'memfd' || m.kind === 'secretmem');
@@ -273,7 +276,7 @@ describe('memseal inspect (CLI)', function () {
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.split('\n');
     const header = lines[0]!;
-    assert.match(header, /^PID\s+COMMAND\s+FD\s+NAME\s+SIZE\s+MODE\s+ACC\s+SEALS\s+MAPPINGS$/);
+    assert.match(header, /^PID\s+COMMAND\s+FD\s+NAME\s+SIZE\s+MODE\s+ACC\s+SEALS\s+RSS\s+PSS\s+PROCS\s+MAPPINGS$/);
     const row = lines.find((l) => l.includes('memseal-test-sealed'))!;
     assert.ok(row, r.stdout);
     const comm = readFileSync(`/proc/${info.pid}/comm`, 'utf8').trimEnd().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -282,7 +285,7 @@ describe('memseal inspect (CLI)', function () {
     // columns line up: every field starts where its header does
     const rows = lines.filter((l) => l.startsWith(`${info.pid} `));
     assert.ok(rows.length >= 4, r.stdout);
-    for (const col of ['COMMAND', 'FD', 'NAME', 'SIZE', 'MODE', 'ACC', 'SEALS', 'MAPPINGS']) {
+    for (const col of ['COMMAND', 'FD', 'NAME', 'SIZE', 'MODE', 'ACC', 'SEALS', 'RSS', 'PSS', 'PROCS', 'MAPPINGS']) {
       const at = header.indexOf(col);
       for (const l of rows.slice(0, rows.length - (features.mseal ? 1 : 0))) {
         assert.ok(l[at - 1] === ' ' && l[at] !== ' ', `${col} column misaligned in\n${r.stdout}`);
@@ -425,6 +428,46 @@ describe('memseal inspect (CLI)', function () {
       assert.ok(!existsSync(path.join(cache, '_npx')), 'npx installed something into its cache');
     } finally {
       rmSync(project, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('memseal inspect: how much memory', function () {
+  this.timeout(60000);
+
+  it('gives each memfd its resident and proportional size and how many processes map it; the PSS of all sums to the file once', async () => {
+    const SIZE = 1 << 20;
+    using sb = SealedBuffer.create(SIZE, (b) => { b.fill(7); }, { name: 'memseal-test-memory' });
+    let sum = 0;
+    for (let i = 0; i < SIZE; i += 4096) sum += sb.readonlyBytes[i]!;   // resident in this process's read-only view too
+    assert.equal(sum, 7 * (SIZE / 4096));
+    const { child, channel } = spawnWithChannel(process.execPath, [path.join(FIXTURES, 'inspect-reader.js')], { stdio: 'inherit' });
+    const exited = once(child, 'exit');
+    try {
+      await channel.sendBuffer(sb);
+      assert.match((await channel.receive()).data.toString(), /^read \d+$/);
+      const report = inspect([process.pid, child.pid!]);
+      const entries = report.flatMap((p) => p.memfds.filter((m) => m.name === 'memseal-test-memory' && m.mappings!.length > 0));
+      assert.equal(new Set(entries.map((m) => m.inode)).size, 1, JSON.stringify(entries));
+      const [mine, theirs] = [process.pid, child.pid].map((pid) => entries.find((m) => m.pid === pid)!);
+      assert.ok(mine && theirs, JSON.stringify(entries));
+      for (const m of [mine, theirs]) {
+        assert.equal(m.mappedBy, 2);
+        assert.ok(m.rss! >= SIZE, `rss ${m.rss}`);
+        assert.equal(m.rss, m.mappings!.reduce((n, x) => n + x.rss!, 0));
+      }
+      // Every page is mapped by both processes: the PSS of the two sums to the file, once.
+      const pss = mine.pss! + theirs.pss!;
+      assert.ok(Math.abs(pss - SIZE) <= 16 * 4096, `PSS summed ${pss}, file ${SIZE}`);
+      const r = cli(['inspect', String(process.pid), String(child.pid)]);
+      assert.equal(r.status, 0, r.stderr);
+      const row = r.stdout.split('\n').find((l) => l.startsWith(`${child.pid} `) && l.includes('memseal-test-memory'))!;
+      assert.match(row, /\s1(?:\.0)? MiB\s+(?:\d+(?:\.\d)? KiB|[\d.]+ MiB)\s+2\s+/, r.stdout);
+      assert.match(r.stdout, /^total: \d+ files?, .*resident in the mappings listed: .*\(PSS summed over processes: each page once\)$/m);
+      assert.match(r.stdout, /^ACC rw\*: opened read-write, but the file is write-sealed/m);
+    } finally {
+      channel.close();
+      await exited;
     }
   });
 });

@@ -10,9 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { exampleMessage } from '../examples/journald';
 import { countOwnFds as countFds } from './fd-count';
+import { readableCheckout } from './helpers';
 
-const ROOT = path.join(__dirname, '..');
-const TSX = path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const NOBODY = 65534;
 const MESSAGE_SIZE = (1 << 20) + 12345;  // what the example logs
 
@@ -101,9 +100,11 @@ describe('systemd-journald: a > 1 MiB entry through a sealed memfd (examples/jou
 
   /** Runs the example as an unprivileged user (nobody); returns its output. */
   function sendAsNobody(id: string, ...flags: string[]): string {
-    const r = spawnSync(process.execPath, [TSX, 'examples/journald.ts', socket, id, ...flags], {
-      cwd: ROOT, encoding: 'utf8', uid: NOBODY, gid: NOBODY, timeout: 90000,
-      env: { ...process.env, HOME: '/tmp', TSX_TSCONFIG_PATH: path.join(ROOT, 'tsconfig.json') },
+    // From a copy any user can read when the checkout lies under a private directory.
+    const root = readableCheckout();
+    const r = spawnSync(process.execPath, [path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'examples/journald.ts', socket, id, ...flags], {
+      cwd: root, encoding: 'utf8', uid: NOBODY, gid: NOBODY, timeout: 90000,
+      env: { ...process.env, HOME: '/tmp', TSX_TSCONFIG_PATH: path.join(root, 'tsconfig.json') },
     });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     return r.stdout;

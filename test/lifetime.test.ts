@@ -197,7 +197,7 @@ describe('worker threads terminated at any moment', function () {
   });
 });
 
-describe('release off the event loop (issue 16)', function () {
+describe('release off the event loop', function () {
   this.timeout(60000);
 
   it('close() of a 256 MiB SealedBuffer detaches at once and frees the pages on the thread pool', () => {

@@ -252,7 +252,9 @@ for (const peer of [python, cPeer]) {
       const flags = fs.readFileSync(`/proc/self/fdinfo/${channel.fd}`, 'utf8').match(/^flags:\s+(\d+)/m)![1]!;
       assert.ok((parseInt(flags, 8) & fs.constants.O_NONBLOCK) !== 0, "the parent's end stays non-blocking");
       assert.deepEqual(await jsonLines(child).next(), { nonblock: false });
-      await new Promise((resolve) => setTimeout(resolve, 100));  // the child is in recv_fds by now
+      // Send only once the peer sleeps in the kernel (in recv_fds: it has nothing else to do), so the message
+      // reaches a blocked reader, which is what a blocking end must handle.
+      await waitUntilAsleep(child.pid!);
       using sb = SealedBuffer.from('x');
       await channel.send('hello', [sb.fd]);
       using reply = await channel.receive();
@@ -274,3 +276,14 @@ function fifoFd(): number {
 after(() => {
   if (cBuilt !== null) fs.rmSync(cBuilt, { recursive: true, force: true });
 });
+
+/** Waits (bounded) until process `pid` sleeps in the kernel: state S in /proc/<pid>/stat. */
+async function waitUntilAsleep(pid: number): Promise<void> {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'S') return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} never slept in the kernel: ${stat}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}

@@ -12,7 +12,7 @@ import {
   Channel, type ChannelOptions, type ChannelServer, connect, listen, SealedBuffer, socketPair, spawnWithChannel,
 } from '../src';
 import { native } from '../src/kernel/binding';
-import { countFds, FIXTURES, killChildren, runFixture, Tracker } from './helpers';
+import { countFds, FIXTURES, killChildren, readableCheckout, runFixture, Tracker } from './helpers';
 
 const FIXTURE = path.join(FIXTURES, 'trust-channel.js');
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -47,9 +47,6 @@ describe('Channel trust boundary', () => {
   const children: ChildProcess[] = [];
   let baseline = 0;
 
-  before(async () => {
-    await sleep(200);  // tsx closes a cache descriptor shortly after compiling
-  });
   beforeEach(() => {
     baseline = countFds();
   });
@@ -60,7 +57,7 @@ describe('Channel trust boundary', () => {
     assert.equal(countFds(), baseline, 'open descriptors are back at their baseline');
   });
 
-  describe('sendBuffer() owns what it queues (item 2)', () => {
+  describe('sendBuffer() owns what it queues', () => {
     it('never sends another file when the caller closes the buffer at once', async () => {
       const [a, b] = pair({ maxQueuedFds: 4096 });  // room for the whole burst
       const sends: Promise<void>[] = [];
@@ -107,7 +104,7 @@ describe('Channel trust boundary', () => {
     });
   });
 
-  describe('Channel.fromFd() on a descriptor in use (item 4)', () => {
+  describe('Channel.fromFd() on a descriptor in use', () => {
     it('refuses with a clear error and leaves the descriptor and its channel alone', () => {
       const r = runFixture('trust-channel.js', ['fromfd-in-use']);
       assert.equal(r.signal, null, `the process died of ${r.signal}: ${r.stderr}`);
@@ -137,7 +134,7 @@ describe('Channel trust boundary', () => {
     });
   });
 
-  describe('the send queue is bounded (item 7)', () => {
+  describe('the send queue is bounded', () => {
     it('rejects at once with ERR_MEMSEAL_QUEUE_FULL beyond the default byte bound, and emits drain', async () => {
       const [a, b] = pair();
       const first = fillKernelBuffer(a);
@@ -211,7 +208,7 @@ describe('Channel trust boundary', () => {
     });
   });
 
-  describe('a hang-up does not read everything in (item 8)', () => {
+  describe('a hang-up does not read everything in', () => {
     it('a server taking one message at a time holds a bounded number of descriptors', async function () {
       this.timeout(60000);
       const { child, channel } = spawnWithChannel(process.execPath, [FIXTURE, 'flood-exit'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -256,7 +253,7 @@ describe('Channel trust boundary', () => {
     });
   });
 
-  describe('running out of descriptors (item 9)', () => {
+  describe('running out of descriptors', () => {
     it('a server with no error listener keeps serving under a low RLIMIT_NOFILE', async function () {
       this.timeout(60000);
       const address = `@memseal-emfile-${process.pid}-${Date.now()}`;
@@ -292,7 +289,7 @@ describe('Channel trust boundary', () => {
     });
   });
 
-  describe('who may connect (item 10)', () => {
+  describe('who may connect', () => {
     let dir: string;
     beforeEach(() => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memseal-trust-'));
@@ -306,7 +303,8 @@ describe('Channel trust boundary', () => {
     /** Runs the connect-as fixture as uid/gid 65534 with no capabilities (asynchronously: the server is in this process). */
     async function asNobody(address: string): Promise<{ result: string; uid: number }> {
       const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all',
-        process.execPath, FIXTURE, 'connect-as', address], { stdio: ['ignore', 'pipe', 'pipe'] });
+        process.execPath, path.join(readableCheckout(), 'test', 'fixtures', 'trust-channel.js'), 'connect-as', address],
+        { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       let out = '';
       let err = '';

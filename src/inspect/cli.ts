@@ -84,7 +84,46 @@ function sealsText(m: InspectMemfd): string {
 }
 
 function mappingText(m: { start: string; end: string; perms: string; sealed: boolean | null }): string {
-  return `${m.start.slice(2)}-${m.end.slice(2)} ${m.perms}${m.sealed ? ' mseal' : ''}`;
+  // A private writable view (rw-p) looks alarming beside a write-sealed file: its writes would go to this process's
+  // own copies of the pages (copy-on-write), never to the file. Say so where it is read.
+  const cow = m.perms[1] === 'w' && m.perms[3] === 'p' ? ' (cow)' : '';
+  return `${m.start.slice(2)}-${m.end.slice(2)} ${m.perms}${m.sealed ? ' mseal' : ''}${cow}`;
+}
+
+/** ACC as the descriptor's open mode, marked when seals forbid what the mode would allow. */
+function accessText(m: InspectMemfd): string {
+  if (m.access === null) return '-';
+  const writeSealed = m.seals !== null && (m.sealNames!.includes('write') || m.sealNames!.includes('future_write'));
+  return m.access.includes('w') && writeSealed ? `${m.access}*` : m.access;
+}
+
+/** The totals line: each file counted once, however many processes hold or map it. */
+function memoryTotals(processes: InspectProcess[]): string[] {
+  const files = new Map<number, number | null>();
+  let pss = 0;
+  let pssKnown = true;
+  for (const p of processes) {
+    for (const m of p.memfds) {
+      files.set(m.inode, m.size);
+      if (m.mappings?.length) { if (m.pss === null) pssKnown = false; else pss += m.pss; }
+    }
+  }
+  const sizes = [...files.values()];
+  const size = sizes.every((x) => x !== null) ? formatSize(sizes.reduce((a, b) => a! + b!, 0)) : '?';
+  return [`total: ${files.size} file${files.size === 1 ? '' : 's'}, ${size}; resident in the mappings listed: ${pssKnown ? formatSize(pss) : '?'} (PSS summed over processes: each page once)`];
+}
+
+/** What ACC `rw*` and `(cow)` mean, printed only when a row shows them. */
+function legend(processes: InspectProcess[]): string[] {
+  const memfds = processes.flatMap((p) => p.memfds);
+  const lines: string[] = [];
+  if (memfds.some((m) => accessText(m).endsWith('*'))) {
+    lines.push('ACC rw*: opened read-write, but the file is write-sealed: no descriptor or mapping can change it');
+  }
+  if (memfds.some((m) => m.mappings?.some((x) => mappingText(x).endsWith('(cow)')))) {
+    lines.push("(cow): a private copy-on-write view: this process's writes would stay in its own pages, never reach the file");
+  }
+  return lines;
 }
 
 export function renderHuman(processes: InspectProcess[], scanAll: boolean): string {
@@ -96,11 +135,15 @@ export function renderHuman(processes: InspectProcess[], scanAll: boolean): stri
       const name = m.kind === 'secretmem' ? '[secretmem]' : escapeText(m.name ?? '');
       const mode = m.mode === null ? '?' : `${m.mode.toString(8).padStart(4, '0')}${m.exec ? ' exec' : ''}`;
       rows.push([String(p.pid), p.comm === null ? '?' : escapeText(p.comm), m.fd === null ? '-' : String(m.fd), name, formatSize(m.size), mode,
-        m.access ?? '-', sealsText(m), maps[0]!]);
-      for (const extra of maps.slice(1)) rows.push(['', '', '', '', '', '', '', '', extra]);
+        accessText(m), sealsText(m), m.mappings?.length ? formatSize(m.rss) : '-', m.mappings?.length ? formatSize(m.pss) : '-',
+        String(m.mappedBy), maps[0]!]);
+      for (const extra of maps.slice(1)) rows.push(['', '', '', '', '', '', '', '', '', '', '', extra]);
     }
   }
-  if (rows.length > 0) out.push(table(['PID', 'COMMAND', 'FD', 'NAME', 'SIZE', 'MODE', 'ACC', 'SEALS', 'MAPPINGS'], rows));
+  if (rows.length > 0) {
+    out.push(table(['PID', 'COMMAND', 'FD', 'NAME', 'SIZE', 'MODE', 'ACC', 'SEALS', 'RSS', 'PSS', 'PROCS', 'MAPPINGS'], rows));
+    out.push(...memoryTotals(processes), ...legend(processes));
+  }
 
   const pools = inspectPools(processes);
   if (pools.length > 0) {

@@ -28,6 +28,10 @@ export interface InspectMapping {
   offset: number;
   /** mseal'd (smaps `VmFlags` contains `sl`, Linux 6.10); null when smaps could not be read */
   sealed: boolean | null;
+  /** bytes of this mapping resident in memory (smaps `Rss`); null when smaps could not be read */
+  rss: number | null;
+  /** this process's proportional share of them (smaps `Pss`: a page mapped by n processes counts 1/n); null likewise */
+  pss: number | null;
 }
 
 /** An mseal'd region that is not backed by a memfd or memfd_secret file. */
@@ -64,6 +68,15 @@ export interface InspectMemfd {
   sealsError: string | null;
   /** the process's mappings of this file; null when its maps could not be read */
   mappings: InspectMapping[] | null;
+  /** resident bytes of this file in this process's mappings (sum of their `rss`); null when unknown */
+  rss: number | null;
+  /** this process's proportional share of them (sum of their `pss`); null when unknown */
+  pss: number | null;
+  /**
+   * How many of the processes in this report map the same file (this one included when it maps it):
+   * the file's pages exist once however many map them. 0 for a file held only by descriptors.
+   */
+  mappedBy: number;
 }
 
 /** Something that could not be read; the rest of the report stands. */
@@ -136,8 +149,12 @@ function parseSmaps(text: string, withFlags: boolean): Vma[] {
         start: `0x${lo}`, end: `0x${hi}`, length: Number(end - start), perms: perms!,
         shared: perms!.endsWith('s'), offset: Number(BigInt(`0x${off}`)), sealed: withFlags ? false : null,
         dev: `${parseInt(maj!, 16).toString(16)}:${parseInt(min!, 16).toString(16)}`, inode: Number(ino), path: path ?? '',
+        rss: null, pss: null,
       };
       vmas.push(last);
+    } else if (last && (line.startsWith('Rss:') || line.startsWith('Pss:'))) {
+      const kB = Number(/(\d+)\s*kB/.exec(line)?.[1] ?? NaN);
+      if (Number.isFinite(kB)) last[line.startsWith('Rss:') ? 'rss' : 'pss'] = kB * 1024;
     } else if (last && line.startsWith('VmFlags:')) {
       last.sealed = line.slice(8).trim().split(/\s+/).includes('sl');
     }
@@ -146,7 +163,10 @@ function parseSmaps(text: string, withFlags: boolean): Vma[] {
 }
 
 function publicMapping(v: Vma): InspectMapping {
-  return { start: v.start, end: v.end, length: v.length, perms: v.perms, shared: v.shared, offset: v.offset, sealed: v.sealed };
+  return {
+    start: v.start, end: v.end, length: v.length, perms: v.perms, shared: v.shared, offset: v.offset, sealed: v.sealed,
+    rss: v.rss, pss: v.pss,
+  };
 }
 
 /** F_GET_SEALS through a read-only re-open of a procfs magic link. */
@@ -242,7 +262,7 @@ function inspectOne(pid: number): InspectProcess {
     found.push({
       pid, comm, fd, kind: kind.kind, name: kind.name, inode: st?.inode ?? 0, size: st?.size ?? null,
       mode: st?.mode ?? null, exec: st ? (st.mode & 0o111) !== 0 : null, access, seals,
-      sealNames: seals === null ? null : sealNames(seals), sealsError, mappings: null, dev: st?.dev ?? null,
+      sealNames: seals === null ? null : sealNames(seals), sealsError, mappings: null, rss: null, pss: null, mappedBy: 0, dev: st?.dev ?? null,
     });
   }
 
@@ -285,7 +305,8 @@ function inspectOne(pid: number): InspectProcess {
       found.push({
         pid, comm, fd: null, kind: kind.kind, name: kind.name, inode: list[0]!.inode, size: st?.size ?? null,
         mode: st?.mode ?? null, exec: st ? (st.mode & 0o111) !== 0 : null, access: null, seals,
-        sealNames: seals === null ? null : sealNames(seals), sealsError, mappings: list.map(publicMapping), dev: list[0]!.dev,
+        sealNames: seals === null ? null : sealNames(seals), sealsError, mappings: list.map(publicMapping), rss: null, pss: null,
+        mappedBy: 0, dev: list[0]!.dev,
       });
     }
     if (vmas.length === 0 || vmas[0]!.sealed !== null) {
@@ -295,6 +316,12 @@ function inspectOne(pid: number): InspectProcess {
     }
   }
 
+  for (const m of found) {
+    if (m.mappings === null) continue;
+    const sum = (k: 'rss' | 'pss') => (m.mappings!.some((x) => x[k] === null) ? null : m.mappings!.reduce((n, x) => n + x[k]!, 0));
+    m.rss = sum('rss');
+    m.pss = sum('pss');
+  }
   found.sort((a, b) => (a.fd ?? Infinity) - (b.fd ?? Infinity) || a.inode - b.inode);
   report.memfds = found.map(({ dev: _dev, ...rest }) => rest);
   return report;
@@ -330,11 +357,26 @@ export function hasFindings(p: InspectProcess): boolean {
  */
 export function inspect(pid?: number | readonly number[]): InspectProcess[] {
   if (pid === undefined) {
-    return allPids().map(inspectOne).filter((p) =>
-      hasFindings(p) || (!p.inspectable && p.errors.some((e) => e.code !== 'ESRCH')));
+    return countSharers(allPids().map(inspectOne).filter((p) =>
+      hasFindings(p) || (!p.inspectable && p.errors.some((e) => e.code !== 'ESRCH'))));
   }
   const pids = typeof pid === 'number' ? [pid] : pid;
   if (!Array.isArray(pids)) validateInteger(pid, 'pid', 1, 0x7fffffff);
   pids.forEach((p, i) => validateInteger(p, typeof pid === 'number' ? 'pid' : `pid[${i}]`, 1, 0x7fffffff));
-  return pids.map(inspectOne);
+  return countSharers(pids.map(inspectOne));
+}
+
+/** Sets each memfd's `mappedBy`: how many processes of the report map its file (inode). */
+function countSharers(processes: InspectProcess[]): InspectProcess[] {
+  const mappers = new Map<number, Set<number>>();
+  for (const p of processes) {
+    for (const m of p.memfds) {
+      if (m.mappings === null || m.mappings.length === 0) continue;
+      let set = mappers.get(m.inode);
+      if (set === undefined) mappers.set(m.inode, set = new Set());
+      set.add(p.pid);
+    }
+  }
+  for (const p of processes) for (const m of p.memfds) m.mappedBy = mappers.get(m.inode)?.size ?? 0;
+  return processes;
 }

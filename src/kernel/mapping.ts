@@ -204,9 +204,12 @@ export class Mapping {
    * 1 MiB and more are released on the libuv thread pool: this returns at once.
    * @throws EPERM on an mseal'd mapping; its views stay valid (still mapped)
    */
-  unmap(): void {
+  close(): void {
     this.#unmap(this.length >= DEFERRED_RELEASE_BYTES);
   }
+
+  /** @deprecated The same as {@link close}, the name every memseal object uses; kept for existing callers. */
+  unmap(): void { this.close(); }
 
   #unmap(deferred: boolean): void {
     if (this.#closed) return;
@@ -214,19 +217,16 @@ export class Mapping {
     const r = native.munmap(this.#handle, deferred);
     if (r < 0) {
       const err = systemError(r, 'munmap', undefined, this.#sealedHint(r));
-      Error.captureStackTrace(err, this.unmap);
+      Error.captureStackTrace(err, this.close);
       throw err;
     }
     this.#closed = true;
     this.#buffer = null; // the detached view must not keep the address range reserved
   }
 
-  /** Same as {@link unmap}. */
-  close(): void { this.unmap(); }
-
   /** `using m = mmap(...)` unmaps at scope exit; a sealed mapping is left alone. */
   [Symbol.dispose](): void {
-    if (!this.#sealed) this.unmap();
+    if (!this.#sealed) this.close();
   }
 
   static {

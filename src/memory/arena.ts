@@ -234,24 +234,24 @@ export class WriteOnceArena {
    * mprotect-only seal.
    * @throws MemsealError ERR_MEMSEAL_SEALED on an mseal'd arena: its memory lives until the process exits
    */
-  destroy(): void {
+  close(): void {
     if (this.#closed) return;
     if (this.#sealedWith === 'mseal') {
       const err = new MemsealError('ERR_MEMSEAL_SEALED', `WriteOnceArena '${this.name}' is mseal'd and cannot be destroyed`,
         { hint: FOREVER_HINT });
-      Error.captureStackTrace(err, this.destroy);
+      Error.captureStackTrace(err, this.close);
       throw err;
     }
-    this.#mapping.unmap();
+    this.#mapping.close();
     this.#closed = true;
   }
 
-  /** Same as {@link destroy}. */
-  close(): void { this.destroy(); }
+  /** @deprecated The same as {@link close}, the name every memseal object uses; kept for existing callers. */
+  destroy(): void { this.close(); }
 
   /** `using arena = new WriteOnceArena(…)` destroys it at scope exit; an mseal'd arena is left alone. */
   [Symbol.dispose](): void {
-    if (this.#sealedWith !== 'mseal') this.destroy();
+    if (this.#sealedWith !== 'mseal') this.close();
   }
 
   #assertWritable(op: string): void {

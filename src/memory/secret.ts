@@ -131,7 +131,7 @@ export class SecretBuffer {
     if (mapping === null) mapping = mapLocked(length);
     if (native.wipeOnRelease(regionHandle(mapping)) < 0) {
       // -EPERM for an mseal'd region only, which a fresh mapping never is
-      mapping.unmap();
+      mapping.close();
       throw new MemsealError('ERR_MEMSEAL_SEALED', 'SecretBuffer.alloc(): the new mapping is sealed and could never be wiped');
     }
     installExitHook();
@@ -168,17 +168,17 @@ export class SecretBuffer {
    * Zeroes the pages, detaches every view of `bytes` (they read as length 0),
    * then unmaps them: munmap(2). Safe to call twice.
    */
-  dispose(): void {
+  close(): void {
     if (this.#closed) return;
-    this.#mapping.unmap(); // the native region zeroes itself first (wipe-on-release)
+    this.#mapping.close(); // the native region zeroes itself first (wipe-on-release)
     this.#closed = true;
   }
 
-  /** Same as {@link dispose}. */
-  close(): void { this.dispose(); }
+  /** @deprecated The same as {@link close}, the name every memseal object uses; kept for existing callers. */
+  dispose(): void { this.close(); }
 
-  /** `using key = SecretBuffer.alloc(32)` disposes at scope exit. */
-  [Symbol.dispose](): void { this.dispose(); }
+  /** `using key = SecretBuffer.alloc(32)` closes it at scope exit. */
+  [Symbol.dispose](): void { this.close(); }
 
   /** Never prints the contents. */
   [inspect.custom](): string {
@@ -198,7 +198,7 @@ function mapSecretmem([fd, handle]: [number, FdHandle], length: number): Mapping
     try {
       mapping.advise(C.MADV_DONTFORK); // MAP_SHARED: a forked child would otherwise share the live secret
     } catch (err) {
-      mapping.unmap();
+      mapping.close();
       throw err;
     }
     return mapping;
@@ -219,7 +219,7 @@ function mapLocked(length: number): Mapping {
     mapping.advise(C.MADV_WIPEONFORK);
     return mapping;
   } catch (err) {
-    mapping.unmap();
+    mapping.close();
     throw err;
   }
 }

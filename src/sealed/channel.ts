@@ -12,7 +12,7 @@ declare module '../channel/channel' {
   interface Channel {
     /**
      * Sends a sealed buffer: one message carrying its memfd and `meta` (at most
-     * Channel.MAX_PAYLOAD bytes; a string is sent as UTF-8). The receiver gets
+     * MAX_PAYLOAD bytes; a string is sent as UTF-8). The receiver gets
      * its own descriptor of the same file; `buf` stays usable and may be closed
      * as soon as this returns: a send that has to wait for buffer space keeps a
      * duplicate of the descriptor (F_DUPFD_CLOEXEC) until it goes out. On the
