@@ -35,7 +35,7 @@ export { SecretBuffer, type SecretBufferOptions, type SecretKind } from './memor
 export { Publisher, POOL_SEALS } from './pubsub/publisher';
 export { Loan } from './pubsub/loan';
 export { PUBLISHER_DEFAULTS } from './pubsub/publisher-options';
-export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, DetachReason, Delivery as PoolDelivery, SlowReason } from './pubsub/publisher-options';
+export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, DetachReason, PoolDelivery, SlowReason } from './pubsub/publisher-options';
 export { Subscriber, Sample, DEFAULT_MAX_POOL_SIZE } from './pubsub/subscriber';
 export type { SubscriberOptions, SubscriberConnectOptions } from './pubsub/subscriber';
 export { SnapshotPublisher } from './snapshot/publisher';

@@ -15,6 +15,8 @@ import * as P from './protocol';
  * the slowest subscriber's pace), detaching it after `slowTimeout` ms.
  */
 export type Delivery = 'latest' | 'all';
+/** {@link Delivery} under the name the package exports (SnapshotPublisher has a `Delivery` of its own). */
+export type PoolDelivery = Delivery;
 
 /** @deprecated since 0.2: use `delivery: 'all'` (and `slowTimeout: 0` for 'detach'). */
 export type SlowPolicy = 'wait' | 'detach';

@@ -307,7 +307,11 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     this.#stopTimers();
     for (const w of this.#waiters.splice(0)) w.reject(publisherClosed('loan'));
     for (const sub of [...this.#subs]) {
-      if (!sub.detached) flushSeat(sub, () => this.#drop(sub, 'error'));
+      if (sub.detached) {
+        this.#drop(sub, 'publisher-closed');  // told why already; nothing of the pool is written again
+        continue;
+      }
+      flushSeat(sub, () => this.#drop(sub, 'error'));
       this.#detach(sub, 'publisher-closed', 'the publisher closed');
     }
     for (const s of this.#servers.splice(0)) s.close();
