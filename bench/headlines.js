@@ -2,8 +2,6 @@
 // command that reproduces it. One list, read by the report (bench/run.js), the README block, the check
 // (`node bench/run.js --check`) and test/bench-docs.test.ts, so the four cannot disagree.
 'use strict';
-const lib = require('./lib');
-
 const MiB = 2 ** 20;
 const med = (x) => x?.median;
 const div = (a, b) => (a === undefined || b === undefined || !b ? null : a / b);
@@ -85,6 +83,25 @@ function parseReadme(text) {
   });
 }
 
+/**
+ * How a README's headline block differs from what `r` (a bench.json) gives: one line per difference, none
+ * when the rows are the same figures in the same order with the same targets and commands.
+ */
+function readmeMismatches(text, r) {
+  const rows = parseReadme(text);
+  if (!rows) return ['README.md has no bench:headlines block'];
+  const want = compute(r).filter((h) => h.value !== null).map((h) => ({ label: h.label, text: h.text, target: h.target ?? '—', command: h.command }));
+  const out = [];
+  if (rows.length !== want.length) out.push(`README lists ${rows.length} figures, docs/bench.json gives ${want.length}`);
+  want.forEach((w, i) => {
+    const got = rows[i];
+    for (const k of ['label', 'text', 'target', 'command']) {
+      if (got?.[k] !== w[k]) out.push(`row ${i + 1} ${k}: README '${got?.[k]}', docs/bench.json '${w[k]}'`);
+    }
+  });
+  return out;
+}
+
 /** Markdown lines: the targets table of docs/bench.md, each row with its standalone command. */
 function targetsTable(r, extra = []) {
   const L = ['| figure | target | this run | | reproduce it alone |', '|---|---|---|---|---|'];
@@ -93,8 +110,8 @@ function targetsTable(r, extra = []) {
     if (h.target === null || h.value === null) continue;
     L.push(`| ${h.label} | ${h.target} | ${h.text} | ${yes(h.met)} | \`${h.command}\` |`);
   }
-  for (const [what, target, got, ok, cmd] of extra) L.push(`| ${what} | ${target} | ${got} | ${yes(ok)} | ${cmd ? `\`${cmd}\`` : ''} |`);
+  for (const [what, target, got, ok, cmd] of extra) L.push(`| ${what} | ${target} | ${got} | ${ok === null ? '' : yes(ok)} | ${cmd ? `\`${cmd}\`` : ''} |`);
   return L;
 }
 
-module.exports = { HEADLINES, compute, readmeBlock, replaceBlock, parseReadme, targetsTable, poolCost, fmtMs: lib.fmtMs };
+module.exports = { HEADLINES, compute, readmeBlock, replaceBlock, parseReadme, readmeMismatches, targetsTable, poolCost };

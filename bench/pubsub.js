@@ -287,7 +287,7 @@ function targets(p) {
   const pages = f.publish.poolPss ? `; the pool's pages: ${(f.publish.poolPss / f.poolSize).toFixed(2)}×` : '';
   const own = f.idle ? `; the same processes with no samples: ${(f.idle.pssDelta / f.poolSize).toFixed(2)}×` : '';
   // the target row itself is the headline (bench/headlines.js): growth less the processes' own warm-up
-  out.push(['fan-out total PSS, from before the first sample (information)', '—', `${mem.toFixed(2)}× pool${pages}${own}`, true]);
+  out.push(['fan-out total PSS, from before the first sample (information)', '—', `${mem.toFixed(2)}× pool${pages}${own}`, null]);
   return out;
 }
 

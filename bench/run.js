@@ -65,7 +65,7 @@ function standalone(key, extra, { quiet = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `memseal-bench-${key}-`));
   try {
     const args = [__filename, '--only', key, ...extra, ...(quick ? ['--quick'] : []), '--out', dir];
-    const res = spawnSync(process.execPath, args, { stdio: ['ignore', quiet ? 'ignore' : 'inherit', 'inherit'] });
+    const res = spawnSync(process.execPath, args, { stdio: ['ignore', quiet ? 'ignore' : 2, 2] });
     if (res.status !== 0) throw new Error(`node bench/run.js --only ${key} ${extra.join(' ')} failed (${res.status ?? res.signal})`);
     return JSON.parse(fs.readFileSync(path.join(dir, 'bench.json'), 'utf8'));
   } finally {
