@@ -129,7 +129,7 @@ function report(r) {
     `${r.quick ? ' — QUICK smoke run, not for comparison' : ''}. Regenerate with \`npm run bench\`. ` +
     'Every section runs in a fresh Node process of its own (the handoff: one per size) with fresh peer processes, exactly as ' +
     'the standalone command beside each figure runs it; within a section the methods are measured interleaved (round 1: A, B, C; ' +
-    'round 2: B, C, A; …) after warm-up rounds, with a garbage collection before every sample, so drift and leftover state hit all ' +
+    'round 2: B, C, A; …) after warm-up rounds, with a garbage collection before every round, so drift and leftover state hit all ' +
     'alike. Each figure is the median (min–max in the JSON); ratios are of medians from the same run; lower is better unless said otherwise. ' +
     '`node bench/run.js --check` re-runs each headline\'s command and compares.', '');
   L.push(handoff.hugePagesLine(m.hugePages), '');
