@@ -259,8 +259,9 @@ function report(p, machine) {
     'a mapping in every receiver; `net` copies twice through the kernel. In the fan-out every receiver reads every page ' +
     'of every sample on 2 cores: that reading, not the handoff, is most of the time. Memory: the pool\'s pages are ' +
     'shared, so their PSS summed over all processes is at most the pool size however many subscribers map it; the rest ' +
-    'of a pool method\'s growth is the processes\' own (V8 heaps and compiled code growing as they warm up — the ' +
-    'baseline is taken before the first sample), which the other methods pay as well.');
+    'of a pool method\'s growth is in the processes themselves. The run with no samples shows how much of that is ' +
+    'Node starting up on its own; what remains comes with receiving (heaps and compiled code of the receive path, ' +
+    'per process), which the other methods pay as well.');
   L.push('', '![stream time per sample by size](bench-pubsub.svg)', '');
   return L;
 }
