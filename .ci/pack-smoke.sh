@@ -39,6 +39,12 @@ if command -v aarch64-linux-gnu-g++ >/dev/null && ! grep -qx "package/prebuilds/
   echo "pack-smoke: the cross compiler is here but the tarball has no prebuilds/linux-arm64 binary"; exit 1
 fi
 if grep -q '^package/build/' "$work/contents"; then echo "pack-smoke: build/ leaked into the tarball"; exit 1; fi
+# The published manifest names only scripts that work from the tarball (scripts/pack-manifest.js), and the
+# checkout's own package.json is back as it was.
+scripts=$(tar -xzOf "$tgz" package/package.json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(JSON.parse(s).scripts)))')
+[ "$scripts" = '{"install":"node-gyp-build"}' ] || { echo "pack-smoke: the packed manifest has scripts $scripts"; exit 1; }
+git diff --quiet -- package.json 2>/dev/null || { echo "pack-smoke: npm pack left package.json changed"; exit 1; }
+[ ! -e .package.json.dev ] || { echo "pack-smoke: npm pack left .package.json.dev behind"; exit 1; }
 echo "   $(basename "$tgz"): $(wc -l <"$work/contents") files, $(du -k "$tgz" | cut -f1) KiB"
 
 # The stub toolchain.

@@ -24,6 +24,7 @@ const headlines = require('./headlines');
 const sections = require('./sections');
 const pubsub = require('./pubsub');
 const release = require('./release');
+const snapshotCluster = require('./snapshot-cluster');
 const { hugePageSettings } = require('..');
 
 const argv = process.argv.slice(2);
@@ -55,6 +56,7 @@ const SECTIONS = {
   channel: { run: () => sections.channel({ quick, cBin: bin('pingpong') }) },
   pubsub: { run: () => pubsub.run({ quick, log }) },
   release: { run: () => release.run({ rounds: quick ? 3 : 15, log }) },
+  snapshotCluster: { run: () => snapshotCluster.run({ quick, log }) },
 };
 
 const load = () => Number(os.loadavg()[0].toFixed(2));
@@ -173,6 +175,7 @@ function report(r) {
   L.push('');
   if (r.pubsub) L.push(...pubsub.report(r.pubsub, r.pubsubMachine));
   if (r.release) L.push(...release.report(r.release));
+  if (r.snapshotCluster) L.push(...snapshotCluster.report(r.snapshotCluster));
   L.push(...targets(r));
   return `${L.join('\n')}\n`;
 }

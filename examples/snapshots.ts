@@ -1,6 +1,7 @@
 // Periodic snapshots: the parent publishes a new version of a table every
-// 20 ms; each reader always has the latest one. A slow reader is not sent the
-// versions it has no time for: it skips them, and still ends at the newest.
+// 20 ms and learns when each reader has it; each reader always has the latest.
+// A slow reader is not sent the versions it has no time for: it skips them,
+// and the version it is working on stays pinned (intact) until it releases it.
 // Run: npm run example:snapshots
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,16 +10,19 @@ import { Channel, SnapshotPublisher, SnapshotReader, spawnWithChannel } from '..
 const VERSIONS = 10;
 
 async function parent(): Promise<void> {
-  using publisher = new SnapshotPublisher();
+  using publisher = SnapshotPublisher.create({ name: 'table' });
   const readers = ['fast', 'slow'].map((pace) =>
     spawnWithChannel(process.execPath, [...process.execArgv, __filename, pace], { stdio: 'inherit' }));
   // Listen for every exit now: a reader may finish (and exit) before the last
-  // publish returns, and an 'exit' emitted before once() is attached is missed.
+  // publish settles, and an 'exit' emitted before once() is attached is missed.
   const exited = readers.map(({ child }) => once(child, 'exit'));
-  for (const { channel } of readers) publisher.attach(channel);
+  for (const { channel } of readers) await publisher.attach(channel);   // the publisher owns the channels
   for (let v = 1; v <= VERSIONS; v++) {
     const table = Array.from({ length: 1000 }, (_, i) => i * v);   // the dataset at version v
-    publisher.publish(JSON.stringify(table), `built ${new Date().toISOString()}`);
+    // Resolves when every reader has this version (or a newer one) mapped.
+    const delivery = publisher.publish(JSON.stringify(table), `built ${new Date().toISOString()}`);
+    if (v === 1) console.log(`version 1 mapped by ${(await delivery).delivered} readers`);   // both are up
+    // later versions are not awaited: a slow reader must not hold the producer back
     await sleep(20);
   }
   const codes = await Promise.all(exited);
@@ -27,19 +31,18 @@ async function parent(): Promise<void> {
 }
 
 async function reader(pace: string): Promise<void> {
-  const snapshots = new SnapshotReader(Channel.fromParent(), { maxSize: 16 << 20 });
+  using snapshots = await SnapshotReader.attach(Channel.fromParent(), { maxSize: 16 << 20 });
   const seen: number[] = [];
-  let snap = await snapshots.next(0);
   for (;;) {
-    const table = JSON.parse(snap.buffer.bytes.toString()) as number[];   // zero-copy view of the sealed bytes
+    using snap = await snapshots.next();   // pinned: intact until the end of this iteration
+    const table = JSON.parse(snap.buffer.readonlyBytes.toString()) as number[];   // a read-only view of the sealed pages
     if (table[1] !== snap.version) throw new Error(`version ${snap.version} holds ${table[1]}`);
     seen.push(snap.version);
+    if (pace === 'slow') await sleep(70);   // busy with other work: newer versions arrive meanwhile
+    if (snap.buffer.readonlyBytes.toString() !== JSON.stringify(table)) throw new Error('a pinned version changed');
     if (snap.version === VERSIONS) break;
-    if (pace === 'slow') await sleep(70);   // busy with other work: versions pile up meanwhile
-    snap = await snapshots.next();
   }
-  console.log(`${pace} reader saw versions ${seen.join(',')}; latest ${snap.version}`);
-  snapshots.close();
+  console.log(`${pace} reader saw versions ${seen.join(',')}; latest ${seen.at(-1)}`);
 }
 
 if (process.argv[2] === undefined) parent().catch((err) => { console.error(err); process.exit(1); });

@@ -35,4 +35,8 @@ export { Loan } from './pubsub/loan';
 export type { PublisherOptions, PublisherEvents, SubscriberInfo, SlowPolicy, DetachReason } from './pubsub/publisher-options';
 export { Subscriber, Sample, DEFAULT_MAX_POOL_SIZE } from './pubsub/subscriber';
 export type { SubscriberOptions, SubscriberConnectOptions } from './pubsub/subscriber';
-export { SnapshotPublisher, SnapshotReader, type Snapshot, type SnapshotReaderOptions } from './snapshot/snapshot';
+export { SnapshotPublisher } from './snapshot/publisher';
+export { SnapshotReader, type Snapshot } from './snapshot/reader';
+export type {
+  Delivery, SnapshotDetachReason, SnapshotPublisherEvents, SnapshotPublisherOptions, SnapshotReaderInfo, SnapshotReaderOptions,
+} from './snapshot/options';

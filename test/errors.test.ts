@@ -105,11 +105,12 @@ describe('errors', () => {
     errors.push(await rejection(sub2.receive()));
     pub2.close();
 
-    const snap = new SnapshotPublisher();
+    const snap = SnapshotPublisher.create();
     snap.close();
     const [g, h] = socketPair();
-    errors.push(caught(() => snap.publish('x')));
-    errors.push(caught(() => snap.attach(g)));
+    errors.push(await rejection(snap.publish('x')));
+    errors.push(await rejection(snap.attach(g)));
+    errors.push(caught(() => snap.publishSync('x')));
     g.close();
     h.close();
 

@@ -327,3 +327,15 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
   return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(
     construct, fd, result.size, result.seals, result.hugetlb === true);
 }
+
+/**
+ * @internal A second SealedBuffer over the same file (F_DUPFD_CLOEXEC), closed on
+ * its own: for a holder that must not take the caller's buffer away (SnapshotPublisher).
+ * @throws MemsealError ERR_MEMSEAL_CLOSED (naming `caller`) when `sb` is closed
+ */
+export function duplicateSealed(sb: SealedBuffer, caller: string): SealedBuffer {
+  if (sb.closed) throw closedError(caller, 'the SealedBuffer');
+  const fd = check(native.dup(sb.fd), 'fcntl', 'F_DUPFD_CLOEXEC');
+  return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(
+    construct, fd, sb.size, sb.seals, sb.hugetlb);
+}
