@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Best effort: install what the interop tests use (python3, cc, go, systemd-journald, weston) (Debian/Ubuntu package names). Never fails CI:
+# Best effort: install what the interop tests use (python3, numpy, cc, go, systemd-journald, weston) (Debian/Ubuntu package names). Never fails CI:
 # a test whose tool is still missing skips and prints why.
 set -u
 need=()
 command -v python3 >/dev/null || need+=(python3)
+# numpy for the typed-data readers (open_tensor/open_table_columns in examples/python/memseal_peer.py)
+{ command -v python3 >/dev/null && python3 -c 'import numpy' 2>/dev/null; } || need+=(python3-numpy)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v go >/dev/null || need+=(golang-go)  # test/go-snippet.test.ts builds protocol.md's Go peer
 { [ -x /lib/systemd/systemd-journald ] || [ -x /usr/lib/systemd/systemd-journald ]; } || need+=(systemd)
 command -v weston >/dev/null || need+=(weston)   # test/writable-peers.test.ts offers a wl_shm pool to a headless weston
 if [ ${#need[@]} -eq 0 ]; then
-  echo "== interop deps: python3, cc, go, systemd-journald and weston present"
+  echo "== interop deps: python3 (with numpy), cc, go, systemd-journald and weston present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then

@@ -25,6 +25,7 @@ const sections = require('./sections');
 const pubsub = require('./pubsub');
 const release = require('./release');
 const snapshotCluster = require('./snapshot-cluster');
+const typed = require('./typed');
 const { hugePageSettings } = require('..');
 
 const argv = process.argv.slice(2);
@@ -57,6 +58,7 @@ const SECTIONS = {
   pubsub: { run: () => pubsub.run({ quick, log }) },
   release: { run: () => release.run({ rounds: quick ? 3 : 15, log }) },
   snapshotCluster: { run: () => snapshotCluster.run({ quick, log }) },
+  typed: { run: () => typed.run({ quick, log }) },
 };
 
 const load = () => Number(os.loadavg()[0].toFixed(2));
@@ -176,6 +178,7 @@ function report(r) {
   if (r.pubsub) L.push(...pubsub.report(r.pubsub, r.pubsubMachine));
   if (r.release) L.push(...release.report(r.release));
   if (r.snapshotCluster) L.push(...snapshotCluster.report(r.snapshotCluster));
+  if (r.typed) L.push(...typed.report(r.typed));
   L.push(...targets(r));
   return `${L.join('\n')}\n`;
 }

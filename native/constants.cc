@@ -89,6 +89,9 @@ void InitConstants(Napi::Env env, Napi::Object exports) {
       MEMSEAL_NAMED(S_IFIFO),
       MEMSEAL_NAMED(S_IFSOCK),
       MEMSEAL_NAMED(S_IFLNK),
+      MEMSEAL_NAMED(O_PATH),
+      MEMSEAL_NAMED(O_ACCMODE),
+      MEMSEAL_NAMED(O_WRONLY),
       MEMSEAL_NAMED(ETOOMANYREFS),
   }));
 }

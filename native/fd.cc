@@ -19,8 +19,10 @@
 namespace memseal {
 namespace {
 
-// fstat(fd) -> [size, mode, blksize] | -errno. Used by verification and
-// inspection; blksize tells a hugetlb file (the huge page size) from shmem.
+// fstat(fd) -> [size, mode, blksize, status flags] | -errno. Used by verification
+// and inspection; blksize tells a hugetlb file (the huge page size) from shmem,
+// the status flags (fcntl(F_GETFL): O_PATH, the access mode) whether the
+// descriptor can be read and mapped at all.
 // Through statx(fd, "", AT_EMPTY_PATH) rather than fstat(): glibc ≥ 2.33 binds
 // fstat to a new symbol (fstat64@GLIBC_2.33), which would raise the prebuilt
 // binary's glibc floor from 2.28 (Node's own) to 2.33. glibc's statx wrapper
@@ -30,10 +32,13 @@ Napi::Value Fstat(const Napi::CallbackInfo& info) {
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   struct statx st;
   if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Errno(info.Env());
-  napi_value items[3] = {Double(info.Env(), static_cast<double>(st.stx_size)),
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return Errno(info.Env());
+  napi_value items[4] = {Double(info.Env(), static_cast<double>(st.stx_size)),
                          Double(info.Env(), static_cast<double>(st.stx_mode)),
-                         Double(info.Env(), static_cast<double>(st.stx_blksize))};
-  return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 3));
+                         Double(info.Env(), static_cast<double>(st.stx_blksize)),
+                         Double(info.Env(), static_cast<double>(flags))};
+  return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 4));
 }
 
 // ftruncate(fd, length) -> 0 | -errno (64-bit length).

@@ -109,6 +109,10 @@
 
 // unix(7): most descriptors one SCM_RIGHTS message may carry
 // (include/net/scm.h, not exported to userspace), and the sun_path size.
+#ifndef O_PATH  // Linux 2.6.39: a descriptor that names a file and grants no access to it
+#define O_PATH 010000000
+#endif
+
 #ifndef SCM_MAX_FD
 #define SCM_MAX_FD 253
 #endif

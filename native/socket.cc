@@ -179,15 +179,18 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), r);
 }
 
-// recvmsg(fd, buf: Uint8Array, fds: Int32Array, out: Int32Array(2)) -> bytes | -errno.
+// recvmsg(fd, buf: Uint8Array, fds: Int32Array, out: Int32Array(2..6)) -> bytes | -errno.
 // Receives one message into buf and at most fds.length descriptors (the
 // control buffer is sized for exactly that many) with MSG_CMSG_CLOEXEC.
-// out[0] = descriptors stored in fds, out[1] = msg_flags. On MSG_CTRUNC every
+// out[0] = descriptors stored in fds, out[1] = msg_flags, with MSG_CTRUNC also
+// when more than fds.length arrived (see below). On MSG_CTRUNC every
 // descriptor that did arrive is closed here and out[0] is 0: a message whose
 // descriptors were cut off is unusable, and leaking the rest would let a peer
 // exhaust our descriptor table. out[2] (when out has room) = descriptors the
 // kernel installed before it stopped: fewer than fds.length with MSG_CTRUNC
 // means it ran out of descriptor slots (RLIMIT_NOFILE), not of control buffer.
+// out[3..5] (when out has room) = the sender's pid, uid, gid from SCM_CREDENTIALS
+// (SO_PASSCRED on), or out[3] = -1 when the message carried none.
 // With MSG_TRUNC the return value is the real length (MSG_TRUNC is passed in
 // flags), larger than buf.
 Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
@@ -207,24 +210,48 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   out[0] = 0;
   out[1] = 0;
   if (outLen > 2) out[2] = 0;
+  if (outLen > 5) out[3] = -1;  // no SCM_CREDENTIALS (yet)
   iovec iov{data, len};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * SCM_MAX_FD)];
-  if (maxFds > 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * maxFds);
-  }
+  // Room for the sender's credentials too: with SO_PASSCRED on, the kernel puts
+  // SCM_CREDENTIALS first and, without room for it, would cut the descriptors
+  // off (MSG_CTRUNC). The extra room can take more descriptors than maxFds:
+  // they are counted and refused below.
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * SCM_MAX_FD)];
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(ucred)) + (maxFds > 0 ? CMSG_SPACE(sizeof(int) * maxFds) : 0);
   ssize_t r;
   do {
     r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | MSG_TRUNC);
   } while (r < 0 && errno == EINTR);
   if (r < 0) return Errno(info.Env());
 
-  bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
-  size_t n = 0, arrived = 0;
+  // Count what arrived before keeping any: CMSG_SPACE() rounds the control
+  // buffer up to a multiple of 8 bytes, so for an odd maxFds the kernel fits one
+  // descriptor more without MSG_CTRUNC. More than maxFds is a refusal, as
+  // truncation is: every one is closed and the caller sees MSG_CTRUNC.
+  size_t arrived = 0;
   if (msg.msg_controllen > 0) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(0)) {
+        arrived += (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred)) &&
+                 outLen > 5) {
+        ucred cred;
+        memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+        out[3] = static_cast<int32_t>(cred.pid);
+        out[4] = static_cast<int32_t>(cred.uid);  // read back as unsigned
+        out[5] = static_cast<int32_t>(cred.gid);
+      }
+    }
+  }
+  int flags = msg.msg_flags;
+  if (arrived > maxFds) flags |= MSG_CTRUNC;
+  bool refuse = (flags & MSG_CTRUNC) != 0;
+  size_t n = 0;
+  if (arrived > 0) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
       size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -232,9 +259,8 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
       for (size_t k = 0; k < count; k++) {
         int got;
         memcpy(&got, p + k * sizeof(int), sizeof(int));
-        arrived++;
-        if (ctrunc || n >= maxFds) {
-          close(got);  // cannot happen unless the kernel overfilled; never leak
+        if (refuse) {
+          close(got);  // never leak what a refused message brought
         } else {
           fds[n++] = got;
           TrackUnadopted(info.Env(), got);  // the channel's until handed to the program or adopted
@@ -243,7 +269,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
     }
   }
   out[0] = static_cast<int32_t>(n);
-  out[1] = msg.msg_flags;
+  out[1] = flags;
   if (outLen > 2) out[2] = static_cast<int32_t>(arrived);
   return Result(info.Env(), r);
 }
@@ -280,6 +306,16 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Errno(info.Env());
   napi_value items[3] = {Double(info.Env(), cred.pid), Double(info.Env(), cred.uid), Double(info.Env(), cred.gid)};
   return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 3));
+}
+
+// passCred(fd) -> 0 | -errno: SO_PASSCRED on, so that every message received
+// carries its sender's credentials (SCM_CREDENTIALS): for a datagram socket,
+// the only way to know who sent each datagram.
+Napi::Value PassCred(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int one = 1;
+  return Errno(info.Env(), setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)));
 }
 
 // sockType(fd) -> [domain, type] | -errno (SO_DOMAIN, SO_TYPE)
@@ -329,6 +365,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));
   exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
+  exports.Set("passCred", Napi::Function::New(env, PassCred, "passCred"));
   exports.Set("recvPeek", Napi::Function::New(env, RecvPeek, "recvPeek"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("sockType", Napi::Function::New(env, SockType, "sockType"));

@@ -13,9 +13,11 @@ const LAYERS = {
   kernel: 1,     // the addon and its typed wrappers, errors, validation, feature probes
   channel: 2,    // the transport: sockets, messages, send queue, server, datagrams, spawn
   memory: 2,     // this process's own protected memory: WriteOnceArena, SecretBuffer
+  typed: 2,      // typed data as bytes: the tensor header, written and read (no kernel objects)
   sealed: 3,     // SealedBuffer: create, seal, verify, and carrying it over a Channel
   pubsub: 4,     // Publisher/Subscriber over a sealed pool
   snapshot: 4,   // SnapshotPublisher/SnapshotReader
+  arrow: 4,      // 'memseal/arrow': Arrow tables in a SealedBuffer (its own package entry)
   inspect: 5,    // memseal inspect: what a process holds, pools, the CLI
   '.': 6,        // src/index.ts: re-exports only
 };

@@ -24,6 +24,8 @@ export type { ChannelOptions, PeerCredentials, SocketType } from './channel/chan
 export { ChannelServer, listen, connect } from './channel/channel-server';
 export type { ChannelServerEvents, ConnectOptions, ConnectionType, ListenOptions } from './channel/channel-server';
 export { sendDatagram, bindDatagram } from './channel/datagram';
+export type { DatagramOptions } from './channel/datagram';
+export type { DroppedMessage } from './channel/message';
 export { spawnWithChannel, CHANNEL_FD_ENV } from './channel/spawn';
 export type { SpawnWithChannelOptions } from './channel/spawn';
 export { inspect, type InspectProcess, type InspectMemfd, type InspectMapping, type InspectRegion, type InspectError, type MemfdKind } from './inspect/inspect';
@@ -40,3 +42,5 @@ export { SnapshotReader, type Snapshot } from './snapshot/reader';
 export type {
   Delivery, SnapshotDetachReason, SnapshotPublisherEvents, SnapshotPublisherOptions, SnapshotReaderInfo, SnapshotReaderOptions,
 } from './snapshot/options';
+export { readTensor, writeTensor, tensorByteLength, TENSOR_ALIGNMENT, TENSOR_MAX_DIMS } from './typed/tensor';
+export type { TypedArray, TypedArrayConstructor, TypedArrayOptions, TypedView } from './typed/tensor';

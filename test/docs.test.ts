@@ -100,6 +100,8 @@ describe('documentation snippets run as written', function () {
         dir = mkdtempSync(path.join(os.tmpdir(), 'memseal-doc-'));
         mkdirSync(path.join(dir, 'node_modules'));
         symlinkSync(ROOT, path.join(dir, 'node_modules', 'memseal'));
+        // apache-arrow, memseal/arrow's optional peer dependency, as a project that uses it installs it
+        symlinkSync(path.join(ROOT, 'node_modules', 'apache-arrow'), path.join(dir, 'node_modules', 'apache-arrow'));
         for (const s of all) if (s.file) writeFileSync(path.join(dir, s.file), s.code);
         // Start this document's snippets now, a few at a time; each test below awaits its own.
         for (const s of all) if (!s.file && !s.skip && featurePresent(s.needs)) results.set(s, limit(() => runSnippet(dir, s)));

@@ -35,6 +35,9 @@ describe('examples (run as the README says)', function () {
       /3 workers read the same 16 MiB dataset \(sha256 [0-9a-f]{16}\); 1 other process refused/]],
     ['examples/snapshots.ts', [/fast reader saw versions [\d,]+; latest 10/, /slow reader saw versions [\d,]+; latest 10/,
       /published 10 versions to 2 readers/]],
+    ['examples/arrow-cluster.ts', [/(node worker: sum\(price\*qty\) = 98999967, mean\(matrix\[:, 1\]\) = 0\.015625, views over the mapping\n){4}/,
+      /python reader: sum\(price\*qty\) = 98999967, mean\(matrix\[:, 1\]\) = 0\.015625, views over the mapping|the Python reader is skipped/,
+      /readers shared a 15\.3 MiB table and a 4\.9 MiB matrix; expected sum\(price\*qty\) = 98999967/]],
   ];
   for (const [file, patterns] of cases) {
     it(file, () => {

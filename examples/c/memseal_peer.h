@@ -50,10 +50,15 @@
 #define MFD_EXEC 0x0010U
 #endif
 
+#ifndef MADV_POPULATE_READ /* Linux 5.14 */
+#define MADV_POPULATE_READ 22
+#endif
+
 #define MSP_MAX_PAYLOAD 65536 /* Channel.MAX_PAYLOAD */
 #define MSP_MAX_FDS 253       /* SCM_MAX_FD */
 #define MSP_DEFAULT_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 #define MSP_DEFAULT_SEALS (MSP_DEFAULT_REQUIRED | F_SEAL_SEAL)
+#define MSP_DEFAULT_MAX_SIZE ((uint64_t)1 << 30) /* DEFAULT_MAX_SIZE: 1 GiB, as every memseal receiver */
 
 /* Refusals, named as memseal's ERR_MEMSEAL_* codes (negative, below any -errno). */
 enum {
@@ -62,6 +67,7 @@ enum {
   MSP_ENOTSEALED = -1003, /* a required seal missing or a forbidden one present */
   MSP_ESIZE = -1004,      /* size out of bounds, or payload over MSP_MAX_PAYLOAD */
   MSP_ECLOSED = -1005,    /* the peer hung up (end-of-stream) */
+  MSP_EACCESS = -1006,    /* an O_PATH or write-only descriptor: nothing can be read or mapped */
 };
 
 static inline const char *msp_code(int r) {
@@ -71,6 +77,7 @@ static inline const char *msp_code(int r) {
     case MSP_ENOTSEALED: return "ERR_MEMSEAL_NOT_SEALED";
     case MSP_ESIZE: return "ERR_MEMSEAL_SIZE";
     case MSP_ECLOSED: return "ERR_MEMSEAL_CLOSED";
+    case MSP_EACCESS: return "ERR_MEMSEAL_ACCESS";
     default: return r < 0 ? strerror(-r) : "ok";
   }
 }
@@ -185,6 +192,7 @@ static inline ssize_t msp_recv(int s, void *buf, int *fds, size_t max_fds, size_
     for (size_t k = 0; k < count; k++) {
       int got;
       memcpy(&got, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+      /* CMSG_SPACE rounds up to 8 bytes: an odd max_fds has room for one more. Count, and refuse. */
       if (n < max_fds) fds[n++] = got;
       else { close(got); stray = 1; }
     }
@@ -207,12 +215,15 @@ struct msp_policy {
   int require;       /* default MSP_DEFAULT_REQUIRED */
   int forbid;
   uint64_t min_size;
-  uint64_t max_size; /* always set one you are willing to map */
+  uint64_t max_size; /* default MSP_DEFAULT_MAX_SIZE; set the one you are willing to map */
 };
-#define MSP_POLICY_DEFAULT {MSP_DEFAULT_REQUIRED, 0, 0, UINT64_MAX}
+#define MSP_POLICY_DEFAULT {MSP_DEFAULT_REQUIRED, 0, 0, MSP_DEFAULT_MAX_SIZE}
 
 /* memseal's verifySeals(): 0 and *size, or a refusal. Leaves fd open. */
 static inline int msp_verify(int fd, const struct msp_policy *p, uint64_t *size, int *seals_out) {
+  int flags = fcntl(fd, F_GETFL); /* F_GET_SEALS answers a bare EBADF for O_PATH */
+  if (flags < 0) return -errno;
+  if ((flags & O_PATH) != 0 || (flags & O_ACCMODE) == O_WRONLY) return MSP_EACCESS;
   int seals = fcntl(fd, F_GET_SEALS);
   if (seals < 0) return errno == EINVAL ? MSP_ENOTMEMFD : -errno;
   struct stat st; /* after the seals: once SHRINK|GROW are seen, the size is final */
@@ -269,6 +280,17 @@ static inline int msp_receive_buffer(int s, const struct msp_policy *p, struct m
     map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fds[0], 0);
     if (map == MAP_FAILED) {
       r = -errno;
+      close(fds[0]);
+      return r;
+    }
+    /* A hugetlb file may be sparse: the first read of a missing page is charged to this
+     * process, and when that fails the kernel sends SIGBUS. Fault every page in now:
+     * -EFAULT (-ENOMEM) instead; -EINVAL before Linux 5.14, where a hugetlb file is refused. */
+    struct stat st;
+    if (fstat(fds[0], &st) < 0 ||
+        (st.st_blksize > sysconf(_SC_PAGESIZE) && madvise(map, (size_t)size, MADV_POPULATE_READ) < 0)) {
+      r = -errno;
+      munmap(map, (size_t)size);
       close(fds[0]);
       return r;
     }

@@ -23,8 +23,10 @@ export interface ListenOptions extends ChannelOptions {
    * Who may connect, decided from the peer's SO_PEERCRED before `'connection'`:
    * return true to accept. A refused peer's socket is closed at once (it sees
    * a hang-up) and the server emits `'refused'` (PeerCredentials). Default:
-   * only the server's own effective uid, and root (uid 0). An abstract name
-   * has no file permissions at all, so this is its only gate.
+   * only the server's own effective uid, and root (uid 0), never a peer whose
+   * uid or gid reads as the overflow id (an id with no mapping in this user
+   * namespace, /proc/sys/kernel/overflowuid: 65534). An abstract name has no
+   * file permissions at all, so this is its only gate.
    */
   allow?: (peer: PeerCredentials) => boolean;
   /**
@@ -297,16 +299,11 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   const { backlog: _backlog, allow: allowOption, mode, type: typeOption, ...rest } = options;
   const type = connectionType(typeOption, 'options.type');
   const channel = channelOptions(rest);
-  if (allowOption !== undefined && typeof allowOption !== 'function') throw invalidArgType('options.allow', 'a function', allowOption);
+  const allow = accessOptions(path, allowOption, mode);  // mode validated: a number or undefined
   const abstract = path.startsWith('\0');
-  if (mode !== undefined) {
-    validateInteger(mode, 'options.mode', 0, 0o777);
-    if (abstract) throw invalidArgValue('options.mode', 'is for filesystem sockets; an abstract name has no permissions (use allow)', mode);
-  }
-  const allow = (allowOption as ListenOptions['allow']) ?? sameUserOrRoot(process.geteuid?.() ?? 0);
   const fd = openSocket(type);
   try {
-    bindMode(fd, addr, path, mode);
+    bindMode(fd, addr, path, mode as number | undefined);
     const r = native.listen(fd, backlog);
     if (r < 0) throw systemError(r, 'listen');
   } catch (err) {
@@ -323,9 +320,41 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
   }
 }
 
-/** The default ListenOptions.allow: the server's own user, and root. */
+/**
+ * @internal Validates the `allow` and `mode` options of listen() and bindDatagram()
+ * and returns the `allow` in force (the default one when absent).
+ */
+export function accessOptions(path: string, allowOption: unknown, mode: unknown): (peer: PeerCredentials) => boolean {
+  if (allowOption !== undefined && typeof allowOption !== 'function') throw invalidArgType('options.allow', 'a function', allowOption);
+  if (mode !== undefined) {
+    validateInteger(mode, 'options.mode', 0, 0o777);
+    if (path.startsWith('\0')) throw invalidArgValue('options.mode', 'is for filesystem sockets; an abstract name has no permissions (use allow)', mode);
+  }
+  return (allowOption as ListenOptions['allow']) ?? sameUserOrRoot(process.geteuid?.() ?? 0);
+}
+
+/**
+ * The default ListenOptions.allow: the server's own user, and root — but never
+ * a peer that reads as the overflow uid or gid. Across user namespaces
+ * SO_PEERCRED reports an id with no mapping in the server's namespace as the
+ * overflow id (/proc/sys/kernel/overflowuid, 65534) and a pid outside its pid
+ * namespace as 0: a server running as `nobody` (or unmapped itself) would
+ * otherwise admit every stranger whose id does not map, host root included.
+ */
 function sameUserOrRoot(uid: number): (peer: PeerCredentials) => boolean {
-  return (peer) => peer.uid === uid || peer.uid === 0;
+  const overflowUid = overflowId('uid');
+  const overflowGid = overflowId('gid');
+  return (peer) => peer.uid !== overflowUid && peer.gid !== overflowGid && (peer.uid === uid || peer.uid === 0);
+}
+
+/** /proc/sys/kernel/overflow{uid,gid}: what an unmapped id reads as (65534 unless changed). */
+function overflowId(kind: 'uid' | 'gid'): number {
+  try {
+    const n = Number(fs.readFileSync(`/proc/sys/kernel/overflow${kind}`, 'latin1').trim());
+    return Number.isInteger(n) ? n : 65534;
+  } catch {
+    return 65534;
+  }
 }
 
 /**
@@ -333,8 +362,9 @@ function sameUserOrRoot(uid: number): (peer: PeerCredentials) => boolean {
  * bind makes the file appear with at most those bits (the kernel applies the
  * umask on top of them), then chmod(2) sets exactly them. At no moment is the
  * file more open than asked; umask(2), process-wide, is never touched.
+ * @internal also bindDatagram()'s
  */
-function bindMode(fd: number, addr: Buffer, path: string, mode: number | undefined): void {
+export function bindMode(fd: number, addr: Buffer, path: string, mode: number | undefined): void {
   if (mode !== undefined) fs.fchmodSync(fd, mode);
   const r = native.bind(fd, addr);
   if (r < 0) {

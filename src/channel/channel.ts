@@ -17,7 +17,9 @@ import {
 import { E, illegalConstructor, MemsealError, systemError } from '../kernel/errors';
 import { type EmitterEvents, TypedEventEmitter } from '../util/events';
 import { claimParentChannel } from './parent';
-import { EOF, handOver, Message, receiveOwned, recvMessage, RESET, somethingLeft, type Waiter } from './message';
+import {
+  dropIncoming, type DroppedMessage, EOF, handOver, Message, receiveOwned, recvMessage, RESET, screenIncoming, somethingLeft, type Waiter,
+} from './message';
 import { Queue } from '../util/queue';
 import { sendError, SendQueue } from './send-queue';
 import { validateFd, validateInteger } from '../kernel/validate';
@@ -35,6 +37,8 @@ export interface ChannelEvents extends EmitterEvents {
   error: [error: Error];
   /** The send queue has emptied: its messages sent, or rejected by `close()` or a hang-up. */
   drain: [];
+  /** A bindDatagram() socket dropped a datagram (a refused sender, or an invalid datagram): not an error. */
+  dropped: [info: DroppedMessage];
 }
 
 /**
@@ -81,6 +85,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   #recvq = new Queue<Message | Error>();  // read from the kernel, not delivered yet
   #waiters = new Queue<Waiter>();
   #closed = false;       // by close() or because the peer hung up
+  #dropped = 0;
   #peerGone = false;     // hung up: the socket stays open only while it holds unread messages
   #type: SocketType;
 
@@ -360,10 +365,24 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     if ((events & P.UV_DISCONNECT) !== 0 && !this.#closed) this.#hangup();
   }
 
-  /** One recvmsg: a message, an error about a bad message, null (nothing yet), EOF or RESET. */
+  /** One recvmsg: a message, an error about a bad message, null (nothing yet, or dropped), EOF or RESET. */
   #recv(): Message | Error | null | typeof EOF | typeof RESET {
-    return recvMessage(this.#fd, this.#fdBuf, this.#maxFds, this.#type);
+    const m = recvMessage(this.#fd, this.#fdBuf, this.#maxFds, this.#type);
+    const screen = this[screenIncoming];
+    return screen === undefined ? m : screen(m);
   }
+
+  /** @internal Set by bindDatagram(): see message.ts. */
+  [screenIncoming]?: (m: ReturnType<typeof recvMessage>) => ReturnType<typeof recvMessage>;
+
+  /** @internal */
+  [dropIncoming](info: DroppedMessage): void {
+    this.#dropped++;
+    this.emit('dropped', info);
+  }
+
+  /** Datagrams a bindDatagram() socket dropped (refused senders, invalid datagrams); 0 for other channels. */
+  get dropped(): number { return this.#dropped; }
 
   #deliver(m: Message | Error): void {
     const w = this.#waiters.shift();

@@ -4,10 +4,26 @@
 // socket received through a Channel.
 import { native } from '../kernel/binding';
 import { type Channel, newChannel } from './channel';
-import { type ChannelOptions, closeQuietly, MAX_FDS, MAX_PAYLOAD } from './channel-util';
-import { openSocket, printable, sunPath } from './channel-server';
-import { E, invalidArgType, outOfRange, systemError } from '../kernel/errors';
+import { type ChannelOptions, closeQuietly, MAX_FDS, MAX_PAYLOAD, type PeerCredentials } from './channel-util';
+import { accessOptions, bindMode, openSocket, printable, sunPath } from './channel-server';
+import { check, E, invalidArgType, outOfRange, systemError } from '../kernel/errors';
 import { toBytes, validateFd, validateInteger, validateObject } from '../kernel/validate';
+import { dropIncoming, EOF, lastSender, Message, RESET, screenIncoming } from './message';
+
+/** Options of {@link bindDatagram}: a channel's, and who may send. */
+export interface DatagramOptions extends ChannelOptions {
+  /**
+   * Whose datagrams to take, decided from each sender's credentials
+   * (SCM_CREDENTIALS: SO_PASSCRED is on): return true to accept. A datagram
+   * from anyone else is dropped (its descriptors closed), counted in
+   * `channel.dropped` and reported by the `'dropped'` event — never `'error'`.
+   * Default: as listen()'s — the own effective uid and root, never the
+   * overflow uid or gid (an id with no mapping in this user namespace).
+   */
+  allow?: (sender: PeerCredentials) => boolean;
+  /** Permission bits of a filesystem socket, as listen()'s `mode` (sendto(2) needs write permission). */
+  mode?: number;
+}
 
 /**
  * Sends one datagram carrying `data` and `fds` to the SOCK_DGRAM socket bound
@@ -45,24 +61,56 @@ export async function sendDatagram(path: string, data: Uint8Array | ArrayBufferV
 /**
  * A SOCK_DGRAM socket bound at `path` (filesystem path or '\0name'), as a
  * Channel of type 'dgram': each `receive()` is one datagram, with the
- * descriptors it carried (the same checks and `maxFds` bound as any channel).
- * An empty datagram is an empty message, not end-of-stream; there is no peer
- * (`peer` is not meaningful) and no hang-up. `send()` needs a connected socket,
- * so send with {@link sendDatagram}. `close()` does not remove a socket file:
- * unlink it yourself, or use an abstract name.
- * @rejects EADDRINUSE (path exists), EACCES, ENOENT (directory missing)
+ * descriptors it carried (the same checks and `maxFds` bound as any channel)
+ * and its sender (`message.sender`, SCM_CREDENTIALS). Anyone who can reach
+ * the name can send to it (an abstract name: every local user), so what a
+ * stranger sends is never the application's error: a datagram from a sender
+ * `allow` refuses, one over MAX_PAYLOAD, or one with more than `maxFds`
+ * descriptors is dropped (descriptors closed), counted in `channel.dropped`
+ * and reported by the non-fatal `'dropped'` event; `receive()` waits on for
+ * the next good one. An empty datagram is an empty message, not
+ * end-of-stream; there is no peer (`peer` is not meaningful) and no hang-up.
+ * `send()` needs a connected socket, so send with {@link sendDatagram}.
+ * `close()` does not remove a socket file: unlink it yourself, or use an
+ * abstract name.
+ * @rejects EADDRINUSE (path exists), EACCES, ENOENT (directory missing);
+ *   TypeError/RangeError for bad options (`mode` with an abstract name: ERR_INVALID_ARG_VALUE)
  */
-export async function bindDatagram(path: string, options?: ChannelOptions): Promise<Channel> {
+export async function bindDatagram(path: string, options: DatagramOptions = {}): Promise<Channel> {
   const addr = sunPath(path);
-  if (options !== undefined) validateObject(options, 'options');
-  if (options?.maxFds !== undefined) validateInteger(options.maxFds, 'options.maxFds', 0, MAX_FDS);
+  validateObject(options, 'options');
+  const { allow: allowOption, mode, ...channelOptions } = options;
+  if (channelOptions.maxFds !== undefined) validateInteger(channelOptions.maxFds, 'options.maxFds', 0, MAX_FDS);
+  const allow = accessOptions(path, allowOption, mode);
   const fd = openSocket('dgram');
-  const r = native.bind(fd, addr);
-  if (r < 0) {
+  try {
+    check(native.passCred(fd), 'setsockopt', 'SO_PASSCRED');
+    bindMode(fd, addr, path, mode as number | undefined);
+  } catch (err) {
     closeQuietly(fd);
-    throw systemError(r, 'bind', printable(path), r === -E.EADDRINUSE ? 'the path or abstract name is taken' : undefined);
+    throw err;
   }
-  return newChannel(fd, options);
+  const channel = newChannel(fd, channelOptions);
+  channel[screenIncoming] = (m) => {
+    if (m === null || m === EOF || m === RESET) return m;
+    const sender = m instanceof Message ? m.sender : lastSender();
+    if (m instanceof Message) {
+      let allowed = false;
+      let error: Error | undefined;
+      try {
+        allowed = sender !== null && allow(sender) === true;
+      } catch (err) {
+        error = err instanceof Error ? err : new Error(String(err));  // a throwing filter admits nobody
+      }
+      if (allowed) return m;
+      m.closeFds();
+      channel[dropIncoming](error === undefined ? { reason: 'refused', sender } : { reason: 'refused', sender, error });
+    } else {
+      channel[dropIncoming]({ reason: 'invalid', sender, error: m });
+    }
+    return null;
+  };
+  return channel;
 }
 
 function datagramHint(r: number): string | undefined {

@@ -5,20 +5,31 @@
 // delivered. The receiving half of a Channel (channel.ts), which calls it.
 import { native } from '../kernel/binding';
 import { E, MemsealError, systemError } from '../kernel/errors';
-import { closeQuietly, MAX_PAYLOAD, type SocketType } from './channel-util';
+import { closeQuietly, MAX_PAYLOAD, type PeerCredentials, type SocketType } from './channel-util';
 
 const K = native.channelConstants;
 
 // One receive buffer per module instance (per JS thread): recvmsg copies into
 // it and the payload is copied out at its exact length.
 const scratch = Buffer.allocUnsafe(MAX_PAYLOAD);
-const recvInfo = new Int32Array(3); // [fds stored, msg_flags, fds the kernel installed]
+// [fds stored, msg_flags, fds the kernel installed, sender pid (-1: none), uid, gid]
+const recvInfo = new Int32Array(6);
 /** @internal recvMessage(): end-of-stream. */
 export const EOF = Symbol('eof');
 // ECONNRESET: the peer went while our messages sat unread in its queue. The kernel reports it
 // once (sock_error clears it) before the messages the peer sent, so reading goes on after it.
 /** @internal recvMessage(): ECONNRESET. */
 export const RESET = Symbol('reset');
+
+/** What a bindDatagram() socket dropped, as its `'dropped'` event says. */
+export interface DroppedMessage {
+  /** 'refused': `allow` turned the sender away; 'invalid': too large, or more descriptors than maxFds. */
+  reason: 'refused' | 'invalid';
+  /** The sender's credentials (SCM_CREDENTIALS), when the datagram carried them. */
+  sender: PeerCredentials | null;
+  /** For 'invalid': what was wrong (ERR_MEMSEAL_SIZE, ERR_MEMSEAL_CTRUNC, EMFILE); for 'refused': what `allow` threw, if it threw. */
+  error?: Error;
+}
 
 /**
  * One received message. The receiver owns `fds` (open, close-on-exec):
@@ -28,22 +39,29 @@ export const RESET = Symbol('reset');
  * emitted) its descriptors are the channel's: a worker terminated before that
  * leaks none of them; from then on they are the program's, like any fd it opened.
  */
-let newMessage: (data: Buffer, fds: number[]) => Message;
+let newMessage: (data: Buffer, fds: number[], sender: PeerCredentials | null) => Message;
 
 export class Message {
   /** The payload, a private copy. */
   readonly data: Buffer;
   /** Descriptors that came with the message and have not been taken or closed. */
   fds: number[];
+  /**
+   * Who sent it (SCM_CREDENTIALS, as the kernel shows them in this process's
+   * namespaces): set for a datagram received by a bindDatagram() socket, which
+   * turns SO_PASSCRED on; null otherwise (a connection's `peer` says who is there).
+   */
+  readonly sender: PeerCredentials | null;
 
   // Messages come from a Channel, never from the program: recvMessage() below is the one caller.
-  private constructor(data: Buffer, fds: number[]) {
+  private constructor(data: Buffer, fds: number[], sender: PeerCredentials | null) {
     this.data = data;
     this.fds = fds;
+    this.sender = sender;
   }
 
   static {
-    newMessage = (data, fds) => new Message(data, fds);
+    newMessage = (data, fds, sender) => new Message(data, fds, sender);
   }
 
   /** Returns the descriptors and forgets them: from now on the caller alone closes them. */
@@ -123,8 +141,21 @@ export function recvMessage(fd: number, fdBuf: Int32Array, maxFds: number, type:
   if (r === 0 && nfds === 0 && type !== 'dgram') return EOF;  // an empty datagram is a message
   const data = Buffer.allocUnsafe(r);
   scratch.copy(data, 0, 0, r);
-  return newMessage(data, fds);
+  return newMessage(data, fds, lastSender());
 }
+
+/** @internal The sender's credentials of the message (or refusal) recvMessage() just returned, if it carried them. */
+export function lastSender(): PeerCredentials | null {
+  return recvInfo[3]! < 0 ? null : { pid: recvInfo[3]!, uid: recvInfo[4]! >>> 0, gid: recvInfo[5]! >>> 0 };
+}
+
+/**
+ * @internal A Channel with this hook runs every recvMessage() result through it first
+ * (bindDatagram: drops what strangers send); null means the message was dropped.
+ */
+export const screenIncoming: unique symbol = Symbol('memseal.screenIncoming');
+/** @internal Counts a dropped incoming message and emits 'dropped'. */
+export const dropIncoming: unique symbol = Symbol('memseal.dropIncoming');
 
 /** @internal After a hang-up: whether a message is still unread (MSG_PEEK: nothing is taken, no descriptor installed). */
 export function somethingLeft(fd: number): boolean {

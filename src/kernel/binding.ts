@@ -29,6 +29,7 @@ export interface InternalConstants {
   readonly S_IFMT: number; readonly S_IFREG: number; readonly S_IFDIR: number; readonly S_IFCHR: number;
   readonly S_IFBLK: number; readonly S_IFIFO: number; readonly S_IFSOCK: number; readonly S_IFLNK: number;
   readonly ETOOMANYREFS: number;
+  readonly O_PATH: number; readonly O_ACCMODE: number; readonly O_WRONLY: number;
 }
 
 export interface NativeBinding {
@@ -45,7 +46,8 @@ export interface NativeBinding {
   getSeals(fd: number): number;
   // fd.cc
   /** [size, mode] or -errno */
-  fstat(fd: number): [size: number, mode: number, blksize: number] | number;
+  /** statx(2) and fcntl(F_GETFL) of one descriptor. */
+  fstat(fd: number): [size: number, mode: number, blksize: number, flags: number] | number;
   ftruncate(fd: number, length: number): number;
   close(fd: number): number;
   dup(fd: number): number;
@@ -103,6 +105,8 @@ export interface NativeBinding {
   recvmsg(fd: number, buf: Uint8Array, fds: Int32Array, out: Int32Array): number;
   /** MSG_PEEK, nothing taken: 0 end-of-stream, 1 a message waits, or -errno */
   recvPeek(fd: number): number;
+  /** setsockopt(SO_PASSCRED, 1): 0 | -errno. */
+  passCred(fd: number): number;
   /** [pid, uid, gid] or -errno */
   peerCred(fd: number): [number, number, number] | number;
   /** [domain, type] or -errno */

@@ -67,7 +67,8 @@ export type MemsealErrorCode =
   | 'ERR_MEMSEAL_FD_IN_USE'
   | 'ERR_MEMSEAL_TORN'
   | 'ERR_MEMSEAL_PROTOCOL'
-  | 'ERR_MEMSEAL_NO_SNAPSHOT';
+  | 'ERR_MEMSEAL_NO_SNAPSHOT'
+  | 'ERR_MEMSEAL_ACCESS';
 
 /** A condition memseal detects itself (policy, state), not a failed syscall. */
 export class MemsealError extends Error {

@@ -11,7 +11,7 @@ import { connect } from '../channel/channel-server';
 import { constants as C, Seal, sealNames } from '../kernel/constants';
 import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
 import { type Mapping, mmap } from '../kernel/mapping';
-import { verifySeals } from '../sealed/verify';
+import { populatePeerMapping, verifySeals } from '../sealed/verify';
 import { validateAbortSignal, validateLength, validateObject } from '../kernel/validate';
 import * as P from './protocol';
 
@@ -243,7 +243,7 @@ export class Subscriber {
       const v = verifySeals(fd, { require: Seal.SHRINK | Seal.GROW });
       if (!v.ok) {
         throw new MemsealError(v.code ?? 'ERR_MEMSEAL_NOT_SEALED', `Subscriber.attach(): ${v.reason}`,
-          { hint: v.code === 'ERR_MEMSEAL_NOT_SEALED' ? 'a pool must be sealed SHRINK | GROW | FUTURE_WRITE' : undefined });
+          { hint: v.code === 'ERR_MEMSEAL_NOT_SEALED' ? 'a pool must be sealed SHRINK | GROW | FUTURE_WRITE' : v.hint });
       }
       if ((v.seals & (Seal.WRITE | Seal.FUTURE_WRITE)) === 0) {
         throw new MemsealError('ERR_MEMSEAL_NOT_SEALED', 'Subscriber.attach(): the pool is writable by anyone who holds it ' +
@@ -265,6 +265,7 @@ export class Subscriber {
         if ((err as { code?: string }).code !== 'EPERM' || (v.seals & Seal.WRITE) === 0) throw err;
         mapping = mmap(g.poolSize, C.PROT_READ, C.MAP_PRIVATE, fd);
       }
+      populatePeerMapping(mapping, v, fd, 'Subscriber.attach()');  // a sparse hugetlb pool: EFAULT here, never SIGBUS later
       try {
         P.checkHeader(mapping.bytes(0, P.HEADER_FIXED), g);
       } catch (err) {

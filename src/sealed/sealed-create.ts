@@ -98,8 +98,8 @@ export function creationOptions(options: SealedBufferOptions | undefined): Creat
   return { name, seals, exact, ...huge };
 }
 
-/** What the kernel's refusal of a hugetlb request most likely means. */
-function hugetlbHint(size: number): (e: number) => string | undefined {
+/** @internal What the kernel's refusal of a hugetlb request most likely means. */
+export function hugetlbHint(size: number): (e: number) => string | undefined {
   return (e) => {
     // memfd_create answers ENODEV for a size the kernel has no hugetlbfs for, EINVAL for one it cannot encode.
     if (e === -E.EINVAL || e === -E.ENODEV) return `this kernel offers no ${size}-byte huge pages (see /sys/kernel/mm/hugepages)`;

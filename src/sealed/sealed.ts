@@ -3,6 +3,7 @@
 // Channel#receiveBuffer(), which carry a SealedBuffer over a Channel. How one
 // is made lives in sealed-create.ts, the check a receiver runs before it maps
 // anything (verifySeals) in verify.ts.
+import { constants as bufferConstants } from 'node:buffer';
 import { readSync, writeSync } from 'node:fs';
 import { type FdHandle, native } from '../kernel/binding';
 import { constants as C } from '../kernel/constants';
@@ -13,8 +14,9 @@ import { addSeals } from '../kernel/memfd';
 import {
   asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, roundUp, type SealedBufferOptions,
 } from './sealed-create';
+import { planTypedArray, type TypedArray, type TypedArrayOptions, typedViewOf, type TypedView } from '../typed/tensor';
 import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from '../kernel/validate';
-import { DEFAULT_MAX_SIZE, verifyFd, type VerifyOptions, type VerifyResult } from './verify';
+import { populatePeerMapping, verifyFd, type VerifyOptions, type VerifyResult } from './verify';
 
 /**
  * How a SealedBuffer's bytes reach JS: `private` (a copy-on-write mapping),
@@ -25,6 +27,10 @@ import { DEFAULT_MAX_SIZE, verifyFd, type VerifyOptions, type VerifyResult } fro
 export type SealedBufferView = 'private' | 'copy' | 'readonly';
 
 const construct = Symbol('SealedBuffer.construct');
+const mapReadonly = Symbol('SealedBuffer.mapReadonly');
+
+/** The most one Buffer can show: above it `bytes` refuses and `range()` maps windows. */
+const MAX_VIEW = bufferConstants.MAX_LENGTH;
 
 /**
  * An immutable byte range another process can trust: a memfd sealed against
@@ -150,6 +156,20 @@ export class SealedBuffer {
   }
 
   /**
+   * Seals a typed array with its shape behind a checked header (docs/protocol.md,
+   * "Tensors"): one copy of its bytes into the new memfd. Readers get a view
+   * with {@link typed}, or numpy's `open_tensor()` in Python.
+   * @example
+   * ```ts
+   * using sb = SealedBuffer.fromTypedArray(new Float32Array(6), { shape: [2, 3] });
+   * ```
+   */
+  static fromTypedArray(array: TypedArray, options?: TypedArrayOptions): SealedBuffer {
+    const plan = planTypedArray(array, options);
+    return SealedBuffer.create(plan.size, plan.fill, plan.options);
+  }
+
+  /**
    * Adopts a descriptor (typically received from a peer): verifies it with
    * {@link verifySeals} and only then makes it a SealedBuffer. Takes ownership
    * of `fd` in every case: a rejected descriptor is closed.
@@ -179,8 +199,8 @@ export class SealedBuffer {
   get bytes(): Buffer {
     if (this.#bytes !== null) return this.#bytes;
     this.#assertOpen('bytes');
-    if (this.size > DEFAULT_MAX_SIZE) {
-      throw tooLargeForBuffer('this SealedBuffer', this.size, DEFAULT_MAX_SIZE, 'sealedBuffer.range(offset, length)');
+    if (this.size > MAX_VIEW) {
+      throw tooLargeForBuffer('this SealedBuffer', this.size, MAX_VIEW, 'sealedBuffer.range(offset, length)');
     }
     if (this.size === 0) {
       this.#view = 'private';
@@ -208,12 +228,19 @@ export class SealedBuffer {
     this.#assertOpen('range');
     validateInteger(offset, 'offset', 0, this.size);
     validateInteger(length, 'length', 0, this.size - offset);
-    if (length > DEFAULT_MAX_SIZE) {
-      throw tooLargeForBuffer('this window', length, DEFAULT_MAX_SIZE, 'sealedBuffer.range(offset, length)');
+    if (length > MAX_VIEW) {
+      throw tooLargeForBuffer('this window', length, MAX_VIEW, 'sealedBuffer.range(offset, length)');
     }
-    if (this.size <= DEFAULT_MAX_SIZE) return this.bytes.subarray(offset, offset + length);
+    if (this.size <= MAX_VIEW) return this.bytes.subarray(offset, offset + length);
     return this.#map() ? this.#mapping!.bytes(offset, length) : this.#read(offset, length);
   }
+
+  /**
+   * The tensor in this buffer as a typed view over its mapping (no copy) and
+   * its shape, after the header's type, shape, offsets and alignment are checked.
+   * @throws MemsealError ERR_MEMSEAL_PROTOCOL (no tensor, or a header that lies), ERR_MEMSEAL_CLOSED
+   */
+  typed(): TypedView { return typedViewOf(this.size, (offset, length) => this.range(offset, length)); }
 
   /** Maps the whole file privately, once; false where the kernel refuses (then `view` is 'copy'). */
   #map(): boolean {
@@ -248,17 +275,26 @@ export class SealedBuffer {
    * `bytes`: both can be used, and `close()` detaches both.
    */
   get readonlyBytes(): Buffer {
+    return this[mapReadonly]('SealedBuffer.readonlyBytes');
+  }
+
+  /** @internal readonlyBytes, with the call the user made named in a hugetlb refusal. */
+  [mapReadonly](caller: string): Buffer {
     if (this.#readonlyBytes !== null) return this.#readonlyBytes;
     if (this.#closed) throw closedError('SealedBuffer.readonlyBytes', 'the buffer');
     if (this.size === 0) return (this.#readonlyBytes = Buffer.alloc(0));
+    let mapping: Mapping;
     try {
-      this.#readonlyMapping = mmap(this.size, C.PROT_READ, C.MAP_SHARED, this.fd);
+      mapping = mmap(this.size, C.PROT_READ, C.MAP_SHARED, this.fd);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (this.#hugetlb || (code !== 'EPERM' && code !== 'EACCES')) throw err;
-      this.#readonlyMapping = mmap(this.size, C.PROT_READ, C.MAP_PRIVATE, this.fd);
+      mapping = mmap(this.size, C.PROT_READ, C.MAP_PRIVATE, this.fd);
     }
-    return (this.#readonlyBytes = this.#readonlyMapping.bytes());
+    // A hugetlb file may be sparse: its pages are faulted in (or refused) before any view exists.
+    populatePeerMapping(mapping, { hugetlb: this.#hugetlb }, this.fd, caller);
+    this.#readonlyMapping = mapping;
+    return (this.#readonlyBytes = mapping.bytes());
   }
 
   /** A hugetlb buffer (MFD_HUGETLB): sent with `hugePages`, or so detected by `open()`. */
@@ -317,15 +353,22 @@ export function openSealed(fd: number, options: VerifyOptions | undefined, calle
   }
   if (!result.ok) {
     native.close(fd);
-    throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `${caller}: ${result.reason}`, {
-      hint: result.code === 'ERR_MEMSEAL_NOT_SEALED'
-        ? 'the sender must add the seals before sending (SealedBuffer.from/create do)'
-        : undefined,
-    });
+    throw new MemsealError(result.code ?? 'ERR_MEMSEAL_NOT_SEALED', `${caller}: ${result.reason}`, { hint: result.hint });
   }
   // The constructor is private to the public types; the static factories and this are its callers.
-  return new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(
+  const sb = new (SealedBuffer as unknown as new (...args: [symbol, number, number, number, boolean]) => SealedBuffer)(
     construct, fd, result.size, result.seals, result.hugetlb === true);
+  if (sb.hugetlb) {
+    // A peer's hugetlb file is mapped and its pages faulted in now: a missing page is this call's
+    // error (EFAULT, ENOMEM), not a SIGBUS at the first read of `bytes`.
+    try {
+      sb[mapReadonly](caller);
+    } catch (err) {
+      sb.close();
+      throw err;
+    }
+  }
+  return sb;
 }
 
 /**

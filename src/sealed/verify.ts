@@ -3,20 +3,22 @@
 // requires and none it forbids, of a size within bounds — and the defaults of
 // that policy. SealedBuffer.open() and Channel#receiveBuffer() (sealed.ts) and
 // the pub/sub subscriber build on it.
-import { constants as bufferConstants } from 'node:buffer';
 import { native } from '../kernel/binding';
-import { Seal, sealNames } from '../kernel/constants';
-import { E, type MemsealErrorCode, systemError } from '../kernel/errors';
-import { PAGE_SIZE } from '../kernel/mapping';
+import { constants as C, Seal, sealNames } from '../kernel/constants';
+import { E, MemsealError, type MemsealErrorCode, systemError } from '../kernel/errors';
+import { features } from '../kernel/features';
+import { type Mapping, PAGE_SIZE } from '../kernel/mapping';
 import { validateFd, validateFlags, validateLength, validateObject } from '../kernel/validate';
+import { hugetlbHint } from './sealed-create';
 
-const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR } = native.internalConstants;
+const { S_IFMT, S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFDIR, O_PATH, O_ACCMODE, O_WRONLY } = native.internalConstants;
 /**
- * The largest buffer a receiver accepts unless `maxSize` says otherwise: what
- * `bytes` can show in one ArrayBuffer (buffer.constants.MAX_LENGTH, 4 GiB on
- * Node 20). Larger buffers need an explicit `maxSize` and are read with `range()`.
+ * The largest buffer a receiver accepts unless `maxSize` says otherwise: 1 GiB
+ * (2^30 bytes), the same on every Node version and in every receiver
+ * (receiveBuffer(), SealedBuffer.open(), Subscriber, the Python peer, the C
+ * header). A peer cannot make a receiver map more without the receiver saying so.
  */
-export const DEFAULT_MAX_SIZE: number = bufferConstants.MAX_LENGTH;
+export const DEFAULT_MAX_SIZE: number = 2 ** 30;
 
 /** The seals a receiver requires unless told otherwise: the file can neither shrink, grow nor change. */
 export const DEFAULT_REQUIRED_SEALS = Seal.SHRINK | Seal.GROW | Seal.WRITE;
@@ -31,8 +33,9 @@ export interface VerifyOptions {
   minSize?: number;
   /**
    * Largest acceptable size in bytes: bounds what a peer can make you map.
-   * Default buffer.constants.MAX_LENGTH (4 GiB on Node 20), the most `bytes`
-   * can show; larger buffers must be allowed explicitly and read with `range()`.
+   * Default {@link DEFAULT_MAX_SIZE} (1 GiB) on every Node version; a larger
+   * one must be allowed explicitly. Buffers over buffer.constants.MAX_LENGTH
+   * are read with `range()`.
    */
   maxSize?: number;
   /** The only acceptable size. */
@@ -51,7 +54,9 @@ export interface VerifyResult {
   /** Why it was rejected; absent when ok. */
   reason?: string;
   /** The MemsealError code a rejection maps to; absent when ok. */
-  code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE'>;
+  code?: Extract<MemsealErrorCode, 'ERR_MEMSEAL_NOT_SEALED' | 'ERR_MEMSEAL_NOT_MEMFD' | 'ERR_MEMSEAL_SIZE' | 'ERR_MEMSEAL_ACCESS'>;
+  /** What the sender (or the caller) can do about a rejection; absent when ok or nothing useful is known. */
+  hint?: string;
   /** A hugetlb memfd (MFD_HUGETLB): its block size is a huge page. Absent when false. */
   hugetlb?: boolean;
 }
@@ -92,20 +97,37 @@ function describeSeals(mask: number): string {
   return mask === 0 ? 'none' : sealNames(mask).join(', ');
 }
 
+const ACCESS_HINT = 'the sender must pass the descriptor memfd_create(2) returned (O_RDWR) or one opened for reading';
+
+/** An O_PATH or write-only descriptor: nothing can be read or mapped through it, whatever the file. */
+function accessRefusal(flags: number, seals: number, size: number, p: Policy): VerifyResult | null {
+  const reason = (flags & O_PATH) !== 0 ? 'the descriptor was opened with O_PATH: it grants no access to the file'
+    : (flags & O_ACCMODE) === O_WRONLY ? 'the descriptor is write-only (O_WRONLY): the file cannot be read or mapped through it'
+      : null;
+  return reason === null ? null
+    : { ok: false, seals, size, missing: p.require & ~seals, code: 'ERR_MEMSEAL_ACCESS', reason, hint: ACCESS_HINT };
+}
+
 function verify(fd: number, p: Policy): VerifyResult {
   // Seals first, then the size: seals only accumulate, so once SHRINK and GROW
   // are seen the size read afterwards is final.
   const seals = native.getSeals(fd);
   if (seals < 0) {
-    if (seals !== -E.EINVAL) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
+    // F_GET_SEALS answers EBADF for an O_PATH descriptor too: tell that from a closed one.
+    if (seals !== -E.EINVAL && seals !== -E.EBADF) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
     const st = native.fstat(fd);
-    const kind = typeof st === 'number' ? 'an unknown kind of file' : fileKind(st[1]);
+    if (typeof st === 'number') throw systemError(seals, 'fcntl', 'F_GET_SEALS');
+    const refused = accessRefusal(st[3], 0, 0, p);
+    if (refused !== null) return refused;
+    if (seals === -E.EBADF) throw systemError(seals, 'fcntl', 'F_GET_SEALS');
     return { ok: false, seals: 0, size: 0, missing: p.require, code: 'ERR_MEMSEAL_NOT_MEMFD',
-      reason: `the descriptor is ${kind}, not a memfd: it cannot be sealed` };
+      reason: `the descriptor is ${fileKind(st[1])}, not a memfd: it cannot be sealed` };
   }
   const st = native.fstat(fd);
   if (typeof st === 'number') throw systemError(st, 'fstat');
-  const [size, mode, blksize] = st;
+  const [size, mode, blksize, flags] = st;
+  const refused = accessRefusal(flags, seals, size, p);
+  if (refused !== null) return refused;
   if ((mode & S_IFMT) !== S_IFREG) {
     return { ok: false, seals, size, missing: 0, code: 'ERR_MEMSEAL_NOT_MEMFD',
       reason: `the descriptor is ${fileKind(mode)}, not a memfd` };
@@ -113,7 +135,8 @@ function verify(fd: number, p: Policy): VerifyResult {
   const missing = p.require & ~seals;
   if (missing !== 0) {
     return { ok: false, seals, size, missing, code: 'ERR_MEMSEAL_NOT_SEALED',
-      reason: `missing seals: ${describeSeals(missing)} (has: ${describeSeals(seals)})` };
+      reason: `missing seals: ${describeSeals(missing)} (has: ${describeSeals(seals)})`,
+      hint: 'the sender must add the seals before sending (SealedBuffer.from/create do)' };
   }
   const forbidden = seals & p.forbid;
   if (forbidden !== 0) {
@@ -152,7 +175,8 @@ function fileKind(mode: number): string {
 
 /**
  * Checks a descriptor a peer handed over before anything is mapped: that it is
- * a memfd (F_GET_SEALS works), that its seals include `require` (a superset is
+ * a memfd (F_GET_SEALS works) opened for reading (neither O_PATH nor
+ * O_WRONLY: fcntl(F_GETFL)), that its seals include `require` (a superset is
  * fine: newer kernels add bits), exclude `forbid`, and that its size is within
  * bounds. A policy failure is returned, never thrown; the descriptor is left
  * open. Without F_SEAL_SHRINK a peer could truncate the file under your
@@ -172,4 +196,42 @@ export function verifySeals(fd: number, options?: VerifyOptions): VerifyResult {
 /** @internal verifySeals() for a caller that has validated `fd` already (openSealed). */
 export function verifyFd(fd: number, options: VerifyOptions | undefined): VerifyResult {
   return verify(fd, policy(options));
+}
+
+/**
+ * @internal The second half of the check, once a peer's hugetlb file is mapped
+ * and before any view of it exists: a hugetlb memfd may be sparse, and the
+ * first read of a missing page allocates a huge page charged to *this*
+ * process (its pool, its hugetlb cgroup); when that fails the kernel answers
+ * with SIGBUS. MADV_POPULATE_READ (Linux 5.14) faults every page in now and
+ * turns that SIGBUS into EFAULT (ENOMEM when memory runs out). Where the
+ * kernel lacks it, a peer's hugetlb file is refused. On failure the mapping
+ * is unmapped. Ordinary (shmem) files are left alone: their missing pages
+ * are the shared zero page.
+ * @throws EFAULT/ENOMEM (madvise) with a hint naming the pool and the cgroup limit;
+ *   MemsealError ERR_MEMSEAL_UNSUPPORTED before Linux 5.14
+ */
+export function populatePeerMapping(mapping: Mapping, verdict: Pick<VerifyResult, 'hugetlb'>, fd: number, caller: string): void {
+  if (verdict.hugetlb !== true) return;
+  let r: number;
+  if (!features.madvisePopulate) {
+    mapping.unmap();
+    throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', `${caller}: the peer sent a hugetlb memfd, and this kernel cannot check ` +
+      'that its pages exist before they are read (MADV_POPULATE_READ needs Linux 5.14): a missing page would raise SIGBUS',
+    { hint: 'send an ordinary (not hugePages) buffer to this receiver' });
+  }
+  try {
+    mapping.advise(C.MADV_POPULATE_READ);
+    return;
+  } catch (err) {
+    mapping.unmap();
+    if (typeof (err as { errno?: unknown }).errno !== 'number') throw err;
+    r = (err as { errno: number }).errno;
+    if (r !== -E.EFAULT && r !== -E.ENOMEM) throw err;
+  }
+  const st = native.fstat(fd);
+  const pageSize = typeof st === 'number' ? 0 : st[2];
+  throw systemError(r, 'madvise', 'MADV_POPULATE_READ', `${caller}: the peer's hugetlb memfd has pages that were never ` +
+    `allocated, and this process could not get them: ${hugetlbHint(pageSize)(-E.ENOMEM) ?? ''}, or this process's hugetlb ` +
+    `cgroup limit (hugetlb.${pageSize >> 20}MB.max) is reached; nothing was mapped`);
 }
