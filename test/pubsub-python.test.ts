@@ -1,4 +1,4 @@
-// The reference Python peer's pool subscriber (examples/python/memseal_peer.py, "Pool subscriber")
+// The reference Python peer's pool subscriber (python/memseal_peer.py, "Pool subscriber")
 // against the Node Publisher, in both delivery modes.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -6,7 +6,7 @@ import path from 'node:path';
 import { features, Publisher, spawnWithChannel } from '../src';
 import { skipUnless } from './helpers';
 
-const PY_DIR = path.join(__dirname, '..', 'examples', 'python');
+const PY_DIR = path.join(__dirname, '..', 'python');
 const ENTRY = 'import sys; sys.path.insert(0, sys.argv[1]); import memseal_peer as m; sys.exit(m.pool_main(sys.argv[1:]))';
 
 function pythonMissing(): string | null {

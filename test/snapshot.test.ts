@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, ftruncateSync } from 'node:fs';
 import {
-  type Channel, MemsealError, SealedBuffer, type SnapshotDetachReason, SnapshotPublisher, SnapshotReader, type SnapshotReaderInfo, socketPair,
+  addSeals, type Channel, DEFAULT_MAX_SIZE, memfdCreate, MemsealError, Seal, SealedBuffer, type SnapshotDetachReason, SnapshotPublisher, SnapshotReader, type SnapshotReaderInfo, socketPair,
 } from '../src';
 import { collectGarbage, countFds } from './helpers';
 
@@ -111,6 +112,21 @@ describe('SnapshotPublisher / SnapshotReader', () => {
     assert.equal(pub.version, 1);
   });
 
+  it('without maxSize a reader refuses a version over DEFAULT_MAX_SIZE (1 GiB), as every receiver does', async () => {
+    const [a, b] = socketPair();
+    track(a);
+    const reader = track(await SnapshotReader.attach(b));
+    const fd = memfdCreate('snapshot-huge');   // sparse: 2 GiB that cost nothing
+    try {
+      ftruncateSync(fd, 2 * DEFAULT_MAX_SIZE);
+      addSeals(fd, Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL);
+      await a.send(JSON.stringify({ version: 1, meta: '' }), [fd]);
+    } finally {
+      closeSync(fd);   // the message holds its own reference
+    }
+    await assert.rejects(reader.next(), { code: 'ERR_MEMSEAL_SIZE' });
+  });
+
   it('misuse is TypeError/RangeError with Node codes, rejected before anything is sent', async () => {
     const pub = track(SnapshotPublisher.create());
     await assert.rejects(pub.publish(42 as unknown as string), { code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' });
@@ -122,7 +138,8 @@ describe('SnapshotPublisher / SnapshotReader', () => {
     const [a, b] = socketPair();
     track(a);
     track(b);
-    await assert.rejects(SnapshotReader.attach(b, {} as { maxSize: number }), { code: 'ERR_INVALID_ARG_TYPE' });
+    await assert.rejects(SnapshotReader.attach(b, { maxSize: -1 }), { code: 'ERR_OUT_OF_RANGE' });
+    await assert.rejects(SnapshotReader.attach(b, 'big' as unknown as object), { code: 'ERR_INVALID_ARG_TYPE' });
     assert.equal(pub.version, 0);
   });
 

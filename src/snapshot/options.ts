@@ -60,8 +60,8 @@ export interface SnapshotPublisherEvents extends EmitterEvents {
 }
 
 export interface SnapshotReaderOptions extends VerifyOptions {
-  /** Largest snapshot accepted, in bytes (as receiveBuffer's maxSize). Required: a peer could send anything. */
-  maxSize: number;
+  /** Largest snapshot accepted, in bytes (as receiveBuffer's maxSize). Default `DEFAULT_MAX_SIZE` (1 GiB), as every receiver's. */
+  maxSize?: number;
 }
 
 /** @internal SnapshotPublisherOptions, validated, with their defaults. */

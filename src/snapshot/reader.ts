@@ -3,13 +3,14 @@
 // is what lets the publisher send the next. Versions are handed out as
 // Snapshots: pinned ones (next(), hold()) stay mapped until released;
 // `latest` is the moving convenience.
+import { constants as bufferConstants } from 'node:buffer';
 import { Channel } from '../sealed/channel';
 import { connect } from '../channel/channel-server';
 import { type ChannelOptions } from '../channel/channel-util';
 import { closedError, invalidArgType, MemsealError } from '../kernel/errors';
 import { SealedBuffer } from '../sealed/sealed';
-import { DEFAULT_MAX_SIZE, verifyPolicy } from '../sealed/verify';
-import { validateLength, validateObject } from '../kernel/validate';
+import { verifyPolicy } from '../sealed/verify';
+import { validateObject } from '../kernel/validate';
 import { type SnapshotReaderOptions } from './options';
 import * as P from './protocol';
 
@@ -120,13 +121,12 @@ export class SnapshotReader {
    * documented way. Kept so that code written against the first snapshot API still runs, with that
    * API's semantics: `next()` resolves with the unpinned latest version, closed when a newer one arrives.
    */
-  constructor(channel: Channel, options: SnapshotReaderOptions) {
+  constructor(channel: Channel, options: SnapshotReaderOptions = {}) {
     this.#legacy = !fromFactory;
     fromFactory = false;
     if (!(channel instanceof Channel)) throw invalidArgType('channel', 'an instance of Channel', channel);
     validateObject(options, 'options');
-    validateLength(options.maxSize, 'options.maxSize');
-    verifyPolicy(options);
+    verifyPolicy(options);   // maxSize defaults to DEFAULT_MAX_SIZE, as every receiver's
     this.#channel = channel;
     this.#options = { ...options };
     channel.maxFds = 1;  // a version carries one descriptor: a message with more is refused, all of them closed
@@ -137,19 +137,19 @@ export class SnapshotReader {
    * Reads the versions the publisher at the other end of `channel` sends. The
    * reader owns the channel from now on. Resolves at once: the first version
    * comes when the publisher has one (`next()`).
-   * @throws TypeError/RangeError for a bad channel or options (`maxSize` is required)
+   * @throws TypeError/RangeError for a bad channel or options
    */
-  static async attach(channel: Channel, options: SnapshotReaderOptions): Promise<SnapshotReader> {
+  static async attach(channel: Channel, options: SnapshotReaderOptions = {}): Promise<SnapshotReader> {
     fromFactory = true;
     return new SnapshotReader(channel, options);
   }
 
   /** connect(path) (ChannelOptions too: `maxQueuedBytes`…), then attach(). */
-  static async connect(path: string, options: SnapshotReaderOptions & ChannelOptions): Promise<SnapshotReader> {
+  static async connect(path: string, options: SnapshotReaderOptions & ChannelOptions = {}): Promise<SnapshotReader> {
     validateObject(options, 'options');
     const { require, forbid, minSize, maxSize, exactSize, ...channelOptions } = options;
-    const verify = { require, forbid, minSize, maxSize, exactSize };
-    validateLength(maxSize, 'options.maxSize');
+    const verify = Object.fromEntries(Object.entries({ require, forbid, minSize, maxSize, exactSize })
+      .filter(([, v]) => v !== undefined)) as SnapshotReaderOptions;
     verifyPolicy(verify);
     const channel = await connect(path, channelOptions);
     fromFactory = true;
@@ -234,7 +234,8 @@ export class SnapshotReader {
             throw new MemsealError('ERR_MEMSEAL_PROTOCOL', `the publisher sent version ${header.version} after ${last}`);
           }
           // Taken means mapped: a read-only shared view, the one a dataset should be read through.
-          if (buffer.size <= DEFAULT_MAX_SIZE) void buffer.readonlyBytes;
+          // (past what one Buffer can show, the application reads it through range())
+          if (buffer.size <= bufferConstants.MAX_LENGTH) void buffer.readonlyBytes;
         } catch (err) {
           buffer.close();
           throw err;
