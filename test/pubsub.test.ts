@@ -100,6 +100,21 @@ describe('Publisher/Subscriber', function () {
       m.unmap();
     });
 
+    it('warns when the pool is over the bound subscribers apply by default (DEFAULT_MAX_SIZE)', async () => {
+      const warned = once(process, 'warning') as Promise<[Error & { code?: string }]>;
+      using pub = Publisher.create({ slots: 3, slotSize: 512 << 20 });   // 1.5 GiB, sparse: no page is touched
+      const [w] = await warned;
+      assert.equal(w.code, 'MEMSEAL_POOL_OVER_DEFAULT_MAX_SIZE');
+      assert.match(w.message, new RegExp(`the pool is ${pub.size} bytes, over the 1073741824-byte bound`));
+    });
+
+    it('names the call that was misused: a second Loan.send() is Loan.send()\'s error', async () => {
+      using pub = Publisher.create({ slots: 2, slotSize: 16 });
+      const loan = await pub.loan();
+      await loan.send(1);
+      await assert.rejects(loan.send(1), { code: 'ERR_MEMSEAL_CLOSED', message: /^Loan\.send\(\): the loan is sent or cancelled/ });
+    });
+
     it('checks its options before any syscall', () => {
       assert.equal(codeOf(() => Publisher.create({ slots: 0, slotSize: 1 })), 'ERR_OUT_OF_RANGE');
       assert.equal(codeOf(() => Publisher.create({ slots: 1, slotSize: 0 })), 'ERR_OUT_OF_RANGE');

@@ -12,6 +12,7 @@ import { TypedEventEmitter } from '../util/events';
 import { features } from '../kernel/features';
 import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../kernel/mapping';
 import { createMemfd } from '../sealed/sealed-create';
+import { DEFAULT_MAX_SIZE } from '../sealed/verify';
 import { type Message } from '../channel/message';
 import { toBytes } from '../kernel/validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
@@ -150,6 +151,12 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         { hint: 'needs Linux ≥ 5.1 (F_SEAL_FUTURE_WRITE)' });
     }
     const g = P.geometry(o.slots, o.slotSize, PAGE);
+    if (g.poolSize > DEFAULT_MAX_SIZE) {
+      // Accepted (a subscriber may raise its bound), but every subscriber that keeps the default refuses it.
+      process.emitWarning(`Publisher.create(): the pool is ${g.poolSize} bytes, over the ${DEFAULT_MAX_SIZE}-byte bound ` +
+        'subscribers apply by default (DEFAULT_MAX_SIZE): each must pass a larger maxSize to Subscriber.attach()/connect(), ' +
+        'or refuses the pool with ERR_MEMSEAL_SIZE', { code: 'MEMSEAL_POOL_OVER_DEFAULT_MAX_SIZE' });
+    }
     // MFD_NOEXEC_SEAL (6.3) where the kernel has it: the pool is never executable. Not F_SEAL_EXEC on an
     // executable memfd: on such a file the kernel turns F_SEAL_EXEC into WRITE too (W^X), which would
     // fail with EBUSY against our own writable mapping.

@@ -11,14 +11,14 @@ import { connect } from '../channel/channel-server';
 import { constants as C, Seal, sealNames } from '../kernel/constants';
 import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
 import { type Mapping, mmap } from '../kernel/mapping';
-import { populatePeerMapping, verifySeals } from '../sealed/verify';
+import { DEFAULT_MAX_SIZE, populatePeerMapping, verifySeals } from '../sealed/verify';
 import { validateAbortSignal, validateLength, validateObject } from '../kernel/validate';
 import * as P from './protocol';
 
 const construct = Symbol('Subscriber.construct');
 
-/** Default bound on the pool size a subscriber maps: 1 GiB. */
-export const DEFAULT_MAX_POOL_SIZE = 2 ** 30;
+/** Default bound on the pool size a subscriber maps: DEFAULT_MAX_SIZE (1 GiB), as every receiver's. */
+export const DEFAULT_MAX_POOL_SIZE = DEFAULT_MAX_SIZE;
 
 export interface SubscriberOptions {
   /** Largest pool (whole file, header included) to map, in bytes. Default 1 GiB. */
