@@ -1,5 +1,5 @@
 // Writes an ES module facade over the CommonJS build for each package entry
-// (dist/index.mjs, dist/arrow/index.mjs), so that `import { memfdCreate } from
+// (dist/index.mjs, dist/arrow/index.mjs, dist/inspect/index.mjs), so that `import { memfdCreate } from
 // 'memseal'` and `require('memseal')` share one instance (no dual-package
 // hazard). Run after tsc. An entry must not load optional dependencies when it
 // loads: its export names are read by requiring it here.
@@ -17,7 +17,7 @@ const preamble = {
     "try { modules.registerArrow(await import('apache-arrow')); } catch { /* not installed: the calls say so */ }",
   ],
 };
-for (const entry of ['index', 'arrow/index']) {
+for (const entry of ['index', 'arrow/index', 'inspect/index']) {
   const base = path.basename(entry);
   const file = path.join(dist, `${entry}.js`);
   const names = Object.keys(require(file)).filter((n) => n !== 'default' && n !== '__esModule');

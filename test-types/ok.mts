@@ -77,3 +77,7 @@ export function stream(pub: Publisher): void {
   void Publisher.create({ slots: 2, slotSize: 64 });
 }
 void names;
+
+// 'memseal/inspect': the inspection entry, typed.
+import { inspect as inspectEntry, type InspectProcess } from 'memseal/inspect';
+export const processes: InspectProcess[] = inspectEntry(process.pid);

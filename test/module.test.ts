@@ -34,6 +34,18 @@ describe('the package entry points', () => {
     assert.equal(out, '0 true true true true\n');
   });
 
+  it("'memseal/inspect' is the inspection entry, for require and import, the same functions as the root's", () => {
+    const out = node(['--input-type=module', '-e', `
+      import { inspect, inspectPools } from 'memseal/inspect';
+      import { createRequire } from 'node:module';
+      const require = createRequire(import.meta.url);
+      const cjs = require('memseal/inspect');
+      const root = require('memseal');
+      const me = inspect(process.pid)[0];
+      console.log(typeof inspectPools, inspect === cjs.inspect, inspect === root.inspect, me.pid === process.pid);`]);
+    assert.equal(out, 'function true true true\n');
+  });
+
   it('ships type declarations for both', () => {
     const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { types: string; exports: Record<string, Record<string, { types: string }>> };
     assert.equal(pkg.types, 'dist/index.d.ts');
