@@ -9,10 +9,10 @@ import { type FdHandle, native } from '../kernel/binding';
 import { constants as C } from '../kernel/constants';
 import { check, closedError, illegalConstructor, MemsealError, tooLargeForBuffer } from '../kernel/errors';
 import { features } from '../kernel/features';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../kernel/mapping';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, roundUp } from '../kernel/mapping';
 import { addSeals } from '../kernel/memfd';
 import {
-  asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, roundUp, type SealedBufferOptions,
+  asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, type SealedBufferOptions,
 } from './sealed-create';
 import { planTypedArray, type TypedArray, type TypedArrayOptions, typedViewOf, type TypedView } from '../typed/tensor';
 import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from '../kernel/validate';
