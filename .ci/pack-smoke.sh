@@ -98,6 +98,34 @@ grep -E 'install-scripts   |^> node-gyp-build' install.log | sed 's/^/   npm: /'
 grep -q '^> node-gyp-build' install.log || { echo "pack-smoke A: npm did not run the install script"; cat install.log; exit 1; }
 "${no_compiler[@]}" bash -c "$(declare -f check); ROOT=$ROOT check A prebuilds/linux-$arch/memseal.napi.glibc.node"
 [ ! -e node_modules/memseal/build ] || { echo "pack-smoke A: the install script built from source"; exit 1; }
+# The Python reference peer ships too: found with `memseal python-path`, it receives a buffer from this project.
+dir=$(npx --no-install memseal python-path)
+[ "$dir" = "$work/a/node_modules/memseal/python" ] || { echo "pack-smoke A: memseal python-path printed '$dir'"; exit 1; }
+if python3 -c 'import socket; socket.recv_fds' 2>/dev/null; then
+  cat >py.js <<'JS'
+// The installed Python peer (python/memseal_peer.py from node_modules) verifies and maps a SealedBuffer.
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
+const { SealedBuffer, spawnWithChannel } = require('memseal');
+const dir = execFileSync('npx', ['--no-install', 'memseal', 'python-path'], { encoding: 'utf8' }).trim();
+const { child, channel } = spawnWithChannel('python3', [path.join(dir, 'memseal_peer.py'), 'receive'], { stdio: ['ignore', 'pipe', 'inherit'] });
+let out = '';
+child.stdout.on('data', (d) => { out += d; });
+(async () => {
+  const sb = SealedBuffer.from('x'.repeat(100));
+  await channel.sendBuffer(sb);
+  while (!out.includes('\n')) await new Promise((r) => child.stdout.once('data', r));
+  assert.deepEqual(JSON.parse(out), { ok: true, size: 100 });
+  channel.close();
+  sb.close();
+  console.log(`python peer from ${path.relative(process.cwd(), dir)}: ${out.trim()}`);
+})().catch((err) => { console.error(err); process.exit(1); });
+JS
+  node py.js | sed 's/^/   /'
+else
+  echo "   (python3 >= 3.9 missing: the installed Python peer was only located, not run)"
+fi
 echo "   A: $((SECONDS - start)) s"
 
 echo "== B: install script denied, no compiler"

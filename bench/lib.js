@@ -44,6 +44,62 @@ function stats(samples) {
   return { min: xs[0], median: xs[Math.floor(xs.length / 2)], max: xs[xs.length - 1], runs: xs.length };
 }
 
+/** A full garbage collection of this process (so every method starts from the same heap), where V8 allows it. */
+const gc = (() => {
+  try {
+    require('node:v8').setFlagsFromString('--expose-gc');
+    return require('node:vm').runInNewContext('gc');
+  } catch {
+    return () => {};
+  }
+})();
+
+/** An async function that runs `fn` and returns how long it took (ms). */
+function timed(fn) {
+  return async () => {
+    const a = process.hrtime.bigint();
+    await fn();
+    return Number(process.hrtime.bigint() - a) / 1e6;
+  };
+}
+
+/**
+ * Measures several methods interleaved: each round runs every method once, so drift in the machine's load
+ * and state left behind hit all of them alike. The order rotates by one each round (no method always
+ * follows the same one) and the heap is collected before every round. `methods`: { key: async () => ms }
+ * (a method measures itself: see timed()). `warmup` whole rounds are run first and dropped.
+ * Returns { key: { min, median, max, runs } }.
+ */
+async function interleaved(methods, rounds, warmup = 2) {
+  const keys = Object.keys(methods);
+  const samples = Object.fromEntries(keys.map((k) => [k, []]));
+  for (let r = -warmup; r < rounds; r++) {
+    gc();
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[(i + Math.max(r, 0)) % keys.length];
+      const ms = await methods[key]();
+      if (r >= 0) samples[key].push(ms);
+    }
+  }
+  return Object.fromEntries(keys.map((k) => [k, stats(samples[k])]));
+}
+
+/** Sizes from the command line: 4K, 64K, 1M, 64M; a bare number is MiB (16,64). */
+function parseSizes(text) {
+  return text.split(',').map((t) => {
+    const m = /^(\d+(?:\.\d+)?)([KkMmGg]?)$/.exec(t.trim());
+    if (!m) throw new RangeError(`--sizes: '${t}' is not a size (4K, 64K, 1M or a number of MiB)`);
+    return Number(m[1]) * 1024 ** ({ k: 1, m: 2, g: 3 }[m[2].toLowerCase()] ?? 2);
+  });
+}
+
+/** The size as --sizes writes it (4K, 64M). */
+const sizeArg = (n) => (n >= 2 ** 20 ? `${n / 2 ** 20}M` : `${n / 1024}K`);
+
+/** Resolves when `child` has exited (at once if it already has). */
+const exited = (child) => (child.exitCode !== null || child.signalCode !== null
+  ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve)));
+
 /** Times `fn` (async) `n` times after `warmup` untimed runs; milliseconds. */
 async function measure(fn, n, warmup = 2) {
   for (let i = 0; i < warmup; i++) await fn();
@@ -184,4 +240,4 @@ function handoffSvg(series, title,
 }
 
 module.exports = {
-  pinned, buildC, runC, stats, measure, pss, mappingPss, machine, pattern, checksum, onFrames, fmtSize, fmtMs, handoffSvg };
+  pinned, buildC, runC, stats, measure, gc, timed, interleaved, parseSizes, sizeArg, exited, pss, mappingPss, machine, pattern, checksum, onFrames, fmtSize, fmtMs, handoffSvg };

@@ -122,7 +122,7 @@ async function workerMain() {
 
 const PY_READER = `
 import json, os, sys
-sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'examples', 'python'))})
+sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'python'))})
 import memseal_peer as m
 ch = m.Channel.from_parent()
 bufs, held = [], []

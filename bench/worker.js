@@ -3,9 +3,10 @@
 //   ipc      receive Buffers (advanced serialization) or base64 JSON via process.on('message')
 //   net      connect to the Unix stream socket argv[3]; frames: u64 length + bytes
 //   echo     Channel ping-pong: send every received fd straight back
-//   drain    Channel pipelining: close every received fd; answer once at the end marker
+//   drain    Channel pipelining: close every received fd; answer the count at each end marker
 //   netecho  connect to the Unix stream socket argv[3] and echo every byte (Node's own round-trip floor)
-// With argv includes --hold, a receiver keeps what it received until told to release it (fan-out RSS).
+// With argv includes --hold, a receiver keeps what it received until told to release it (fan-out RSS),
+// and answers 'released' when it has.
 'use strict';
 const net = require('node:net');
 const { checksum, onFrames } = require('./lib');
@@ -29,7 +30,7 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
           throw err;
         }
         const { buffer, meta } = got;
-        if (meta.toString() === 'release') { buffer.close(); if (held) held.close(); held = null; continue; }
+        if (meta.toString() === 'release') { buffer.close(); if (held) held.close(); held = null; await channel.send('released'); continue; }
         const sum = checksum(buffer.bytes);
         if (hold) held = buffer; else buffer.close();
         await channel.send(String(sum));
@@ -46,13 +47,13 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
     channel.on('message', (msg) => {
       for (const fd of msg.fds) fs.closeSync(fd);
       if (msg.fds.length) n++;
-      else channel.send(String(n));
+      else { channel.send(String(n)); n = 0; }  // one answer per round: the parent measures several
     });
   }
   channel.on('close', () => process.exit(0));
 } else if (mode === 'ipc') {
   process.on('message', (m) => {
-    if (m === 'release') { held = null; return; }
+    if (m === 'release') { held = null; process.send('released'); return; }
     const bytes = typeof m === 'object' && m !== null && typeof m.b64 === 'string' ? Buffer.from(m.b64, 'base64') : m;
     const sum = checksum(bytes);
     if (hold) held = bytes;

@@ -49,7 +49,9 @@ async function primary(): Promise<void> {
   const hasNumpy = spawnSync('python3', ['-c', 'import numpy']).status === 0;
   if (hasNumpy) {
     const script = path.join(__dirname, 'python', 'typed_reader.py');
-    const { child, channel } = spawnWithChannel('python3', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // memseal_peer.py ships in the package's python/ folder (`npx memseal python-path` prints it).
+    const env = { ...process.env, PYTHONPATH: path.join(__dirname, '..', 'python') };
+    const { child, channel } = spawnWithChannel('python3', [script], { stdio: ['ignore', 'pipe', 'inherit'], env });
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
     await channel.sendBuffer(table, 'table');

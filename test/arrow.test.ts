@@ -220,7 +220,7 @@ describe('open_table_columns() (Python)', function () {
     using sb = sealTable(mixedTable());
     const script = `
 import random, sys
-sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'examples', 'python'))})
+sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'python'))})
 import memseal_peer as m
 good = sys.stdin.buffer.read()
 rng = random.Random(27)

@@ -215,3 +215,22 @@ describe('SealedBuffer with hugePages', () => {
     assert.equal(r.signal, 'SIGSEGV', `child ended with ${r.signal ?? r.status}: ${r.stderr}`);
   });
 });
+
+describe('SealedBuffer.from() with hugePages: true', () => {
+  it('reads no sysfs or procfs file to learn the default huge page size once the module is loaded', function () {
+    needPool(this, 1);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fs = require('node:fs') as { readFileSync: (...args: unknown[]) => unknown };
+    const original = fs.readFileSync;
+    const paths: string[] = [];
+    fs.readFileSync = (...args: unknown[]) => { paths.push(String(args[0])); return original(...args); };
+    let sb: SealedBuffer | undefined;
+    try {
+      sb = SealedBuffer.from(Buffer.from('huge'), { hugePages: true });
+    } finally {
+      fs.readFileSync = original;
+      sb?.close();
+    }
+    assert.deepEqual(paths.filter((p) => p.startsWith('/sys/') || p.startsWith('/proc/')), []);
+  });
+});

@@ -1,4 +1,4 @@
-// Reference peers in other languages (examples/python, examples/c) against the
+// Reference peers in other languages (python/, examples/c) against the
 // Node side, both directions, over spawnWithChannel and listen/connect,
 // including the hostile cases: each side refuses what it must and closes it.
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { addSeals, type Channel, connect, listen, memfdCreate, Seal, SealedBuffe
 import { countOwnFds as countFds, settledOwnFds } from './fd-count';
 
 const ROOT = path.join(__dirname, '..');
-const PY_PEER = path.join(ROOT, 'examples/python/memseal_peer.py');
+const PY_PEER = path.join(ROOT, 'python/memseal_peer.py');
 const C_DIR = path.join(ROOT, 'examples/c');
 const JOURNAL = Seal.SHRINK | Seal.GROW | Seal.WRITE | Seal.SEAL;
 

@@ -1,4 +1,4 @@
-// The Python reference peer's SnapshotReader (examples/python/memseal_peer.py) against the Node
+// The Python reference peer's SnapshotReader (python/memseal_peer.py) against the Node
 // SnapshotPublisher: it verifies, maps and acknowledges each version, and the publisher awaits it.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Delivery, SnapshotPublisher, type SnapshotReaderInfo } from '../src';
 
-const PY_DIR = path.join(__dirname, '..', 'examples', 'python');
+const PY_DIR = path.join(__dirname, '..', 'python');
 
 describe('the Python snapshot reader (memseal_peer.py)', function () {
   this.timeout(30_000);

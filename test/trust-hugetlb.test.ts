@@ -13,7 +13,7 @@ import { FIXTURES, killChildren } from './helpers';
 const HUGE = 2 * 1024 * 1024;
 const POOL = `/sys/kernel/mm/hugepages/hugepages-${HUGE / 1024}kB`;
 const FIXTURE = path.join(FIXTURES, 'trust-hugetlb.js');
-const PY_PEER = path.join(__dirname, '..', 'examples', 'python', 'memseal_peer.py');
+const PY_PEER = path.join(__dirname, '..', 'python', 'memseal_peer.py');
 
 /** Where cgroup v2 is mounted, if anywhere. */
 function cgroup2Root(): string | null {

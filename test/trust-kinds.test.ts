@@ -13,7 +13,7 @@ import { native } from '../src/kernel/binding';
 import { DEFAULT_MAX_POOL_SIZE } from '../src/pubsub/subscriber';
 import { countFds, FIXTURES, killChildren } from './helpers';
 
-const PY_DIR = path.join(__dirname, '..', 'examples', 'python');
+const PY_DIR = path.join(__dirname, '..', 'python');
 // A socketpair inside Python: two descriptors to a max_fds=1 receiver; prints the code and how many leaked.
 const PY_COUNT = `
 import os, socket

@@ -1,5 +1,5 @@
 // Reader processes for the typed-data tests: a Node child (test/fixtures/typed-reader.js, the
-// built package) and a Python one (test/fixtures/typed_peer.py over examples/python), each
+// built package) and a Python one (test/fixtures/typed_peer.py over python/memseal_peer.py), each
 // answering every sealed buffer it is sent with one JSON reply.
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';

@@ -143,7 +143,7 @@ describe('open_tensor() (Python)', function () {
     writeTensor(good, Float64Array, [3, 4]).fill(1);
     const script = `
 import random, sys
-sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'examples', 'python'))})
+sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'python'))})
 import memseal_peer as m
 good = sys.stdin.buffer.read()
 rng = random.Random(27)

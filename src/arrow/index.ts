@@ -1,7 +1,7 @@
 // 'memseal/arrow': Apache Arrow tables in sealed memory. A table is sealed in
 // the Arrow IPC stream format (the format's own encoding, so any Arrow library
 // reads it: pyarrow, arrow-rs, and the stdlib+numpy reader in
-// examples/python/memseal_peer.py) and read back as a Table whose columns are
+// python/memseal_peer.py) and read back as a Table whose columns are
 // views over the mapping. `apache-arrow` is an optional peer dependency: it is
 // loaded on the first call, never when memseal itself loads. This entry sits
 // above sealed/ and imports nothing from channels or pools.

@@ -1,11 +1,17 @@
 #!/usr/bin/env node
-// The `memseal` command: `memseal inspect [--json] [--watch <ms>] [pid ...]`.
+// The `memseal` command: `memseal inspect [--json] [--watch <ms>] [pid ...]`, and
+// `memseal python-path` (the folder holding the Python reference peer, memseal_peer.py).
 // Exit codes: 0 something found, 1 nothing found, 2 usage error, or a requested
 // pid that could not be inspected (permission denied, no such process).
+import path from 'node:path';
 import { hasFindings, inspect, type InspectMemfd, type InspectProcess } from './inspect';
 import { inspectPools } from './inspect-pools';
 
 const USAGE = `Usage: memseal inspect [options] [pid ...]
+       memseal python-path
+
+python-path prints the folder of the package's Python reference peer
+(memseal_peer.py, standard library only): PYTHONPATH=$(npx memseal python-path)
 
 Lists the memfds and memfd_secret files processes hold (name, size, seals,
 mode, mappings) and their mseal'd memory regions, read from /proc.
@@ -22,12 +28,19 @@ inspected (permission denied, no such process).
 
 interface Options { json: boolean; watch: number | null; pids: number[] }
 
+/** The package's python/ folder: this file is dist/inspect/cli.js (or src/inspect/cli.ts). */
+export const PYTHON_DIR = path.join(__dirname, '..', '..', 'python');
+
 class UsageError extends Error {}
 
-function parseArgs(argv: string[]): Options | 'help' {
+function parseArgs(argv: string[]): Options | 'help' | 'python-path' {
   const opts: Options = { json: false, watch: null, pids: [] };
   const args = [...argv];
   if (args[0] === '-h' || args[0] === '--help' || args[0] === 'help') return 'help';
+  if (args[0] === 'python-path') {
+    if (args.length > 1) throw new UsageError(`python-path takes no arguments, got '${args[1]}'`);
+    return 'python-path';
+  }
   if (args[0] !== 'inspect') throw new UsageError(args[0] === undefined ? 'missing command' : `unknown command '${args[0]}'`);
   args.shift();
   while (args.length > 0) {
@@ -206,7 +219,7 @@ function runOnce(opts: Options): 0 | 1 | 2 {
 }
 
 function main(argv: string[]): void {
-  let opts: Options | 'help';
+  let opts: Options | 'help' | 'python-path';
   try {
     opts = parseArgs(argv);
   } catch (err) {
@@ -217,6 +230,10 @@ function main(argv: string[]): void {
   }
   if (opts === 'help') {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (opts === 'python-path') {
+    process.stdout.write(`${PYTHON_DIR}\n`);
     return;
   }
   const status = runOnce(opts);

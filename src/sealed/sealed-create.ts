@@ -56,9 +56,10 @@ export interface Creation {
 
 function hugeOption(value: unknown): { hugeFlags: number; hugeSize: number } {
   if (value === undefined || value === false) return { hugeFlags: 0, hugeSize: 0 };
-  const settings = hugePageSettings();
   if (value === true) {
-    const size = settings.hugetlbDefaultSize;
+    // The default huge page size is fixed at boot: `features` read it once (hugePageSettings() reads
+    // some twenty sysfs files, about 0.5 ms, which every hugetlb buffer would otherwise pay).
+    const size = features.hugePages.hugetlbDefaultSize;
     if (size === null) {
       throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', 'options.hugePages: this kernel has no hugetlb pages',
         { hint: 'needs CONFIG_HUGETLBFS (Hugepagesize in /proc/meminfo)' });
