@@ -14,6 +14,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const lib = require('./lib');
+const fairness = require('./pubsub-fair');
 const { Publisher, SealedBuffer, spawnWithChannel } = require('..');
 
 const WORKER = path.join(__dirname, 'pubsub-worker.js');
@@ -44,12 +45,14 @@ function sockPath(tag) {
 
 /** Receivers of one method: `send(i)` emits sample i to all of them; `close()`. */
 async function pool(size, count, { inPlace = false, slots }) {
-  const pub = Publisher.create({ slots, slotSize: size, name: 'bench-pool', slowTimeout: Infinity });
+  // every sample must reach every receiver here: delivery 'all' (the fairness row measures 'latest')
+  const pub = Publisher.create({ slots, slotSize: size, name: 'bench-pool', maxSubscribers: count,
+    maxHeld: Math.floor((slots - 1) / count), delivery: 'all', slowTimeout: Infinity });
   const p = sockPath('pool');
   await pub.listen(p);
   const children = Array.from({ length: count }, () => fork(WORKER, ['sub', p], { stdio: 'inherit' }));
   await Promise.all(children.map((c) => waitFor(c, 'attached')));
-  while (pub.subscribers < count) await new Promise((r) => setTimeout(r, 5));
+  while (pub.subscriberCount < count) await new Promise((r) => setTimeout(r, 5));
   return {
     children,
     pub,
@@ -208,8 +211,10 @@ async function run({ quick = false, log = console.error } = {}) {
   }
   log(`fan-out ${lib.fmtSize(fsize)} x ${fcount}: publish ${lib.fmtMs(fan.publish.median)}  loan ${lib.fmtMs(fan.loan.median)}  ` +
     `child.send ${lib.fmtMs(fan.ipcAdvanced.median)}  SealedBuffer ${lib.fmtMs(fan.sealed.median)}  net ${lib.fmtMs(fan.net.median)} ms/sample; PSS ${(fan.publish.pssDelta / MiB).toFixed(1)} MiB vs pool ${(fan.poolSize / MiB).toFixed(1)} MiB`);
+  const fair = await fairness.run({ quick });
+  log(fairness.report(fair)[0]);
   await new Promise((r) => setTimeout(r, 100));
-  return { methods: METHODS, rows, fanout: fan };
+  return { methods: METHODS, rows, fanout: fan, fair };
 }
 
 /** Markdown lines for docs/bench.md. */
@@ -262,6 +267,7 @@ function report(p, machine) {
     'of a pool method\'s growth is in the processes themselves. The run with no samples shows how much of that is ' +
     'Node starting up on its own; what remains comes with receiving (heaps and compiled code of the receive path, ' +
     'per process), which the other methods pay as well.');
+  if (p.fair) L.push('', ...fairness.report(p.fair));
   L.push('', '![stream time per sample by size](bench-pubsub.svg)', '');
   return L;
 }
@@ -289,6 +295,7 @@ function targets(p) {
   const own = f.idle ? `; the same processes with no samples: ${(f.idle.pssDelta / f.poolSize).toFixed(2)}×` : '';
   // the target row itself is the headline (bench/headlines.js): growth less the processes' own warm-up
   out.push(['fan-out total PSS, from before the first sample (information)', '—', `${mem.toFixed(2)}× pool${pages}${own}`, null]);
+  if (p.fair) out.push(...fairness.targets(p.fair));
   return out;
 }
 

@@ -14,15 +14,16 @@ const WIDTH = 640, HEIGHT = 360;           // 8-bit grey frames: 225 KiB each
 const SOCKET = path.join(os.tmpdir(), `memseal-stream-${process.pid}.sock`);
 
 async function producer(): Promise<void> {
-  using pub = Publisher.create({ slots: 8, slotSize: WIDTH * HEIGHT, name: 'frames' });
+  // every worker must see every frame: delivery 'all' (the default, 'latest', would let a slow one skip)
+  using pub = Publisher.create({ slotSize: WIDTH * HEIGHT, maxSubscribers: WORKERS, maxHeld: 2, delivery: 'all', name: 'frames' });
   await pub.listen(SOCKET);
   const { spawn } = await import('node:child_process');
   const workers = Array.from({ length: WORKERS }, (_, i) =>
     spawn(process.execPath, [...process.execArgv, __filename, 'worker', SOCKET, String(i)], { stdio: 'inherit' }));
   const exited = workers.map((w) => once(w, 'exit'));   // attached now: a worker may exit before we await
-  while (pub.subscribers < WORKERS) await once(pub, 'attach');
+  while (pub.subscriberCount < WORKERS) await once(pub, 'attach');
   for (let frame = 0; frame < FRAMES; frame++) {
-    const loan = await pub.loan();                 // waits while every slot is still being read
+    const loan = await pub.loan();                 // 'all': waits while a worker is at its quota
     loan.bytes.fill(frame & 0xff, 0, WIDTH * HEIGHT); // "render" straight into shared memory: no copy
     await loan.send(WIDTH * HEIGHT, JSON.stringify({ frame, width: WIDTH, height: HEIGHT }));
   }

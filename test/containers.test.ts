@@ -88,7 +88,7 @@ describe('containers on one node (separate user, pid, network and mount namespac
     using pub = Publisher.create({ slotSize: 4096, slots: 64, name: 'container-frames' });
     await pub.listen(sock, { mode: 0o660 });
     const done = inNamespaces('subscribe', sock, String(N));
-    while (pub.subscribers === 0) await once(pub, 'attach');
+    while (pub.subscriberCount === 0) await once(pub, 'attach');
     for (let n = 0; n < N; n++) {
       const loan = await pub.loan();
       loan.bytes.fill(n & 0xff, 0, 4096);

@@ -24,6 +24,10 @@ describe('inspectPools()', () => {
       assert.deepEqual([p!.slots, p!.slotSize, p!.size], [3, 8192, pub.size]);
       assert.equal(p!.publisher?.pid, process.pid);
       assert.deepEqual(p!.subscribers.map((s) => s.pid), [child.pid]);
+      // which subscriber holds which slots, as the publisher marks them in the header
+      const holding = pub.subscribers[0]!;
+      assert.deepEqual(p!.holders, [{ pid: child.pid, slots: [...holding.slots] }]);
+      assert.equal(holding.slots.length, 1);
     } finally {
       child.kill('SIGKILL');
       await once(child, 'exit');

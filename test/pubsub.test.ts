@@ -26,6 +26,14 @@ function poolMappings(name: string): number {
   return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes(`/memfd:${name} `)).length;
 }
 
+/** Waits (polling each few ms) until `cond` holds. */
+async function until(cond: () => boolean, what = 'condition'): Promise<void> {
+  for (let i = 0; !cond(); i++) {
+    if (i > 2000) throw new Error(`timed out waiting for ${what}`);
+    await tick(5);
+  }
+}
+
 function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -92,10 +100,26 @@ describe('Publisher/Subscriber', function () {
       m.unmap();
     });
 
+    it('warns when the pool is over the bound subscribers apply by default (DEFAULT_MAX_SIZE)', async () => {
+      const warned = once(process, 'warning') as Promise<[Error & { code?: string }]>;
+      using pub = Publisher.create({ slots: 3, slotSize: 512 << 20 });   // 1.5 GiB, sparse: no page is touched
+      const [w] = await warned;
+      assert.equal(w.code, 'MEMSEAL_POOL_OVER_DEFAULT_MAX_SIZE');
+      assert.match(w.message, new RegExp(`the pool is ${pub.size} bytes, over the 1073741824-byte bound`));
+    });
+
+    it('names the call that was misused: a second Loan.send() is Loan.send()\'s error', async () => {
+      using pub = Publisher.create({ slots: 2, slotSize: 16 });
+      const loan = await pub.loan();
+      await loan.send(1);
+      await assert.rejects(loan.send(1), { code: 'ERR_MEMSEAL_CLOSED', message: /^Loan\.send\(\): the loan is sent or cancelled/ });
+    });
+
     it('checks its options before any syscall', () => {
       assert.equal(codeOf(() => Publisher.create({ slots: 0, slotSize: 1 })), 'ERR_OUT_OF_RANGE');
       assert.equal(codeOf(() => Publisher.create({ slots: 1, slotSize: 0 })), 'ERR_OUT_OF_RANGE');
-      assert.equal(codeOf(() => Publisher.create({ slots: 2, slotSize: 1, maxHeld: 3 })), 'ERR_OUT_OF_RANGE');
+      assert.equal(codeOf(() => Publisher.create({ slotSize: 1, maxHeld: 0 })), 'ERR_OUT_OF_RANGE');
+      assert.equal(codeOf(() => Publisher.create({ slotSize: 1, delivery: 'some' as 'all' })), 'ERR_INVALID_ARG_VALUE');
       assert.equal(codeOf(() => Publisher.create({ slots: 2, slotSize: 1, onSlow: 'drop' as 'wait' })), 'ERR_INVALID_ARG_VALUE');
       assert.equal(codeOf(() => Publisher.create(null as never)), 'ERR_INVALID_ARG_TYPE');
     });
@@ -103,7 +127,7 @@ describe('Publisher/Subscriber', function () {
 
   describe('streaming', () => {
     it('delivers samples in order with meta; the view is the slot, copy() is private', async () => {
-      const { pub, sub } = await pair({ slots: 4, slotSize: 64 });
+      const { pub, sub } = await pair({ slots: 4, slotSize: 64, maxHeld: 2 });
       await pub.publish('hello', 'm1');
       const loan = await pub.loan();
       assert.equal(loan.bytes.length, 64);
@@ -138,7 +162,7 @@ describe('Publisher/Subscriber', function () {
     });
 
     it('returns a slot once every subscriber released it; loan() waits while every slot is held', async () => {
-      const pub = Publisher.create({ slots: 2, slotSize: 16, maxHeld: 2 });
+      const pub = Publisher.create({ slots: 5, slotSize: 16, maxHeld: 2, maxSubscribers: 2 });
       const [a1, b1] = socketPair();
       const [a2, b2] = socketPair();
       void pub.attach(a1);
@@ -151,10 +175,12 @@ describe('Publisher/Subscriber', function () {
       const y1 = await s1.receive();
       const x2 = await s2.receive();
       const y2 = await s2.receive();
+      // the caller takes every free slot (beyond maxLoans: served while free, then waits)
+      const own = [await pub.loan(), await pub.loan(), await pub.loan()];
       let got = false;
       const pending = pub.loan().then((l) => { got = true; return l; });
       await tick(20);
-      assert.equal(got, false, 'both slots are held by both subscribers');
+      assert.equal(got, false, 'both samples are held by both subscribers');
       x1.release();
       await tick(20);
       assert.equal(got, false, 'subscriber 2 still holds slot of sample 1');
@@ -162,6 +188,7 @@ describe('Publisher/Subscriber', function () {
       const loan = await pending;
       assert.equal(loan.slot, x1.slot);
       loan.cancel();
+      for (const l of own) l.cancel();
       for (const s of [y1, y2]) s.release();
       pub.close();
       s1.close();
@@ -169,7 +196,7 @@ describe('Publisher/Subscriber', function () {
     });
 
     it('batches the announcements of one tick into one message (raw wire check)', async () => {
-      using pub = Publisher.create({ slots: 16, slotSize: 64 });
+      using pub = Publisher.create({ slots: 16, slotSize: 64, maxHeld: 10, maxSubscribers: 1 });
       const [a, raw] = socketPair();
       void pub.attach(a);
       const hello = await raw.receive();
@@ -184,22 +211,25 @@ describe('Publisher/Subscriber', function () {
       // releases come back the same way: one message for many samples
       await raw.send(P.encodeRelease(entries.map((e) => e.slot), entries.map((e) => e.sequence), 0, 10));
       await tick(20);
-      assert.equal(pub.subscriberList[0]!.held, 0);
+      assert.equal(pub.subscribers[0]!.held, 0);
       raw.close();
     });
 
-    it('subscriber.close() frees its slots at the publisher; queued samples are dropped', async () => {
-      const { pub, sub } = await pair({ slots: 3, slotSize: 16 });
+    it('subscriber.close() drops queued samples at once; it keeps the ones handed out (and the connection) until released', async () => {
+      const { pub, sub } = await pair({ slots: 3, slotSize: 16, maxHeld: 2 });
       await pub.publish('a');
       await pub.publish('b');
-      await tick(10);
-      const detached = once(pub, 'detach');
+      const a = await sub.receive();
+      await until(() => sub.held === 2);
+      const released = once(pub, 'detach');
       sub.close();
-      const [info, reason] = await detached;
-      assert.equal(reason, 'closed');
-      assert.equal(info.held, 2);
-      assert.equal(pub.subscribers, 0);
+      await until(() => pub.subscribers[0]?.held === 1);
+      assert.deepEqual(pub.subscribers[0]!.slots, [a.slot], 'the queued sample came back; the held one did not');
       await assert.rejects(sub.receive(), { code: 'ERR_MEMSEAL_CLOSED' });
+      assert.equal(a.copy().toString(), 'a');
+      a.release();
+      await released;
+      assert.equal(pub.subscriberCount, 0, 'hung up once the last sample was released');
       pub.close();
     });
 
@@ -219,8 +249,9 @@ describe('Publisher/Subscriber', function () {
   });
 
   describe('slow subscribers', () => {
-    it("onSlow 'detach': a subscriber at maxHeld is detached; its slots return", async () => {
+    it("onSlow 'detach' (deprecated: delivery 'all', slowTimeout 0): a subscriber at maxHeld is detached, its slots kept until released", async () => {
       const { pub, sub } = await pair({ slots: 4, slotSize: 16, maxHeld: 2, onSlow: 'detach' });
+      assert.equal(pub.delivery, 'all');
       const reasons: string[] = [];
       pub.on('detach', (_info, reason) => reasons.push(reason));
       await pub.publish('1');
@@ -228,32 +259,44 @@ describe('Publisher/Subscriber', function () {
       const held = [await sub.receive(), await sub.receive()];
       await pub.publish('3');  // sub holds 2 (its bound): detached before this loan
       assert.deepEqual(reasons, ['slow']);
-      assert.equal(pub.subscribers, 0);
+      assert.equal(pub.subscribers[0]!.state, 'detached');
+      assert.deepEqual([...pub.subscribers[0]!.slots].sort(), held.map((s) => s.slot).sort());
       const err = await sub.receive().then(() => null, (e: Error) => e);
-      assert.equal((err as { code?: string })?.code, 'ERR_MEMSEAL_CLOSED');
-      assert.match(String((err as Error).message), /^Subscriber.receive\(\): the subscriber is detached by the publisher: held 2 samples/);
+      assert.equal((err as { code?: string })?.code, 'ERR_MEMSEAL_DETACHED');
+      assert.match(String((err as Error).message), /^Subscriber.receive\(\): the publisher detached this subscriber \(too slow\): held 2 samples/);
+      assert.deepEqual(held.map((s) => s.copy().toString()), ['1', '2'], 'not reused while held');
       for (const s of held) s.release();
+      await until(() => pub.subscriberCount === 0);
       pub.close();
     });
 
-    it("onSlow 'wait': loan() waits, then detaches the subscriber in the way after slowTimeout", async () => {
-      const { pub, sub } = await pair({ slots: 4, slotSize: 16, maxHeld: 2, slowTimeout: 100 });
+    it("delivery 'all': loan() waits for the subscriber at its quota ('slow' names it), then detaches it after slowTimeout", async () => {
+      const { pub, sub } = await pair({ slots: 4, slotSize: 16, maxHeld: 2, delivery: 'all', slowTimeout: 100 });
+      const events: string[] = [];
+      pub.on('slow', (info, why) => events.push(`slow ${info.id} ${why}`));
+      pub.on('detach', (info, why) => events.push(`detach ${info.id} ${why}`));
       await pub.publish('1');
       await pub.publish('2');
-      const t0 = Date.now();
       await pub.publish('3');
-      assert.ok(Date.now() - t0 >= 90, 'waited for the subscriber first');
-      assert.equal(pub.subscribers, 0);
+      assert.deepEqual(events, ['slow 1 waited', 'detach 1 slow']);
+      await until(() => sub.failure !== null);
+      await assert.rejects(sub.receive(), { code: 'ERR_MEMSEAL_DETACHED' }, 'the two queued samples are not delivered after the DETACH');
+      assert.equal(sub.held, 0);
       pub.close();
       sub.close();
     });
 
-    it('copy() reports ERR_MEMSEAL_TORN once a detached subscriber\'s slot is reused; bytes is the live view', async () => {
-      const { pub, sub } = await pair({ slots: 2, slotSize: 16, maxHeld: 1, onSlow: 'detach' });
+    it('copy() reports ERR_MEMSEAL_TORN once the slot is reused after a hang-up; bytes is the live view', async () => {
+      const pub = Publisher.create({ slots: 2, slotSize: 16 });
+      const [a, b] = socketPair();
+      void pub.attach(a);
+      const sub = await Subscriber.attach(b);
       await pub.publish('first');
       const s = await sub.receive();
       assert.equal(s.copy().toString(), 'first');
-      const loan = await pub.loan();  // detaches sub; the only free slot or the reclaimed one
+      b.close();  // the channel closed under the subscriber: the publisher sees a hang-up and frees the slot
+      await until(() => pub.subscriberCount === 0);
+      const loan = await pub.loan();
       const again = loan.slot === s.slot ? loan : await pub.loan();
       assert.equal(again.slot, s.slot);
       assert.equal(codeOf(() => s.copy()), 'ERR_MEMSEAL_TORN', 'the word is odd while the publisher writes');
@@ -344,8 +387,8 @@ describe('Publisher/Subscriber', function () {
         s.release();
         sub.close();
       }
-      await tick(50);
-      assert.equal(pub.subscribers, 0);
+      await until(() => pub.subscriberCount === 0);
+      await until(() => countFds() <= fds).catch(() => {});
       assert.equal(countFds(), fds);
       assert.equal(poolMappings('cycles-pool'), maps, 'every subscriber mapping of the pool is gone');
       // the heap grows a little over 1,000 cycles (V8's own VMAs); a leaked mapping per cycle would be 1,000 more
@@ -437,40 +480,42 @@ describe('Publisher/Subscriber', function () {
 
     it('a subscriber SIGKILLed while holding samples: its slots return to the publisher', async () => {
       const sock = path.join(os.tmpdir(), `memseal-pool-kill-${process.pid}.sock`);
-      const pub = Publisher.create({ slots: 4, slotSize: 64, maxHeld: 4 });
+      const pub = Publisher.create({ slots: 5, slotSize: 64, maxHeld: 4 });
       await pub.listen(sock);
       const child = spawn(process.execPath, [SUBSCRIBER, sock, '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
       await once(pub, 'attach');
       for (let i = 0; i < 3; i++) await pub.publish(`s${i}`);
       await lines(child.stdout!).next(/holding 3/);
-      assert.equal(pub.subscriberList[0]!.held, 3);
+      assert.equal(pub.subscribers[0]!.held, 3);
       const detached = once(pub, 'detach');
       child.kill('SIGKILL');
       const [info, reason] = await detached;
       assert.equal(reason, 'closed');
       assert.equal(info.held, 3);
       // every slot can be loaned again (the newest sample's slot too: only the retention holds it)
-      const loans = [await pub.loan(), await pub.loan(), await pub.loan(), await pub.loan()];
-      assert.deepEqual(loans.map((l) => l.slot).sort(), [0, 1, 2, 3]);
+      const loans = [await pub.loan(), await pub.loan(), await pub.loan(), await pub.loan(), await pub.loan()];
+      assert.deepEqual(loans.map((l) => l.slot).sort(), [0, 1, 2, 3, 4]);
       for (const l of loans) l.cancel();
       pub.close();
     });
 
-    it('a publisher SIGKILLed: ERR_MEMSEAL_CLOSED after the samples sent; held views stay valid until released', async () => {
+    it('a publisher SIGKILLed: ERR_MEMSEAL_PUBLISHER_GONE, nothing queued delivered; held views stay valid until released', async () => {
       await tick(50);  // descriptors of earlier tests' children settle
       const fds = countFds();
       const { child, channel } = spawnWithChannel(process.execPath, [PUBLISHER, 'good', '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
       const sub = await Subscriber.attach(channel as Channel);
       await lines(child.stdout!).next(/published/);
       const first = await sub.receive();
+      await until(() => sub.held === 3);  // two more queued
       child.kill('SIGKILL');
       await once(child, 'exit');
-      const rest = [await sub.receive(), await sub.receive()];
-      await assert.rejects(sub.receive(), { code: 'ERR_MEMSEAL_CLOSED' });
-      assert.deepEqual([first, ...rest].map((s) => s.bytes.toString()), ['sample 1', 'sample 2', 'sample 3']);
+      await assert.rejects(sub.receive(), { code: 'ERR_MEMSEAL_PUBLISHER_GONE' });
+      await assert.rejects(sub.receive(), { code: 'ERR_MEMSEAL_PUBLISHER_GONE' }, 'it stays the reason');
+      assert.equal(sub.held, 1, 'the queued samples were dropped');
+      assert.equal(first.bytes.toString(), 'sample 1');
       assert.equal(first.copy().toString(), 'sample 1');
-      assert.equal(poolMappings('memseal-pool'), 1, 'mapped while samples are held');
-      for (const s of [first, ...rest]) s.release();
+      assert.equal(poolMappings('memseal-pool'), 1, 'mapped while a sample is held');
+      first.release();
       assert.equal(poolMappings('memseal-pool'), 0, 'unmapped once the last one is released');
       assert.equal(first.bytes.length, 0);
       assert.equal(countFds(), fds);

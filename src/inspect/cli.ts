@@ -161,10 +161,11 @@ export function renderHuman(processes: InspectProcess[], scanAll: boolean): stri
   const pools = inspectPools(processes);
   if (pools.length > 0) {
     out.push('', 'Publisher/Subscriber pools:');
-    out.push(table(['INODE', 'NAME', 'SLOTS', 'SIZE', 'PUBLISHER', 'SUBSCRIBERS (map it read-only)'], pools.map((x) => [
+    out.push(table(['INODE', 'NAME', 'SLOTS', 'SIZE', 'PUBLISHER', 'SUBSCRIBERS (map it read-only)', 'HELD (pid: slots)'], pools.map((x) => [
       String(x.inode), escapeText(x.name ?? ''), `${x.slots} × ${formatSize(x.slotSize)}`, formatSize(x.size),
       x.publisher === null ? '-' : `${x.publisher.pid} ${x.publisher.comm === null ? '?' : escapeText(x.publisher.comm)}`,
-      x.subscribers.length === 0 ? '-' : x.subscribers.map((s) => `${s.pid} ${s.comm === null ? '?' : escapeText(s.comm)}`).join(', ')])));
+      x.subscribers.length === 0 ? '-' : x.subscribers.map((s) => `${s.pid} ${s.comm === null ? '?' : escapeText(s.comm)}`).join(', '),
+      x.holders.length === 0 ? '-' : x.holders.map((h) => `${h.pid}: ${h.slots.length === 0 ? 'none' : h.slots.join(',')}`).join('; ')])));
   }
 
   const sealedRows: string[][] = [];

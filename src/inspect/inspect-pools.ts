@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { Seal } from '../kernel/constants';
 import type { InspectProcess } from './inspect';
-import { H, POOL_MAGIC, u64 } from '../pubsub/protocol';
+import { H, HeaderFlag, HOLDER_SEATS, holderMask, holderTable, POOL_MAGIC, u64 } from '../pubsub/protocol';
 
 /** One pool and the processes that map it. */
 export interface InspectPool {
@@ -23,9 +23,27 @@ export interface InspectPool {
   publisher: { pid: number; comm: string | null } | null;
   /** processes that map it read-only and shared */
   subscribers: Array<{ pid: number; comm: string | null }>;
+  /** which subscriber (pid) holds which slots, as the publisher marks them in the header (advisory) */
+  holders: Array<{ pid: number; slots: number[] }>;
 }
 
-function readHeader(path: string): { slots: number; slotSize: number } | null {
+/** Seats of the header's holder table: each named subscriber's pid and the slots it holds. */
+function readHolders(fd: number, slots: number): Array<{ pid: number; slots: number[] }> {
+  const t = Buffer.alloc(holderMask(slots, slots) - holderTable(slots));
+  if (fs.readSync(fd, t, 0, t.length, holderTable(slots)) !== t.length) return [];
+  const out: Array<{ pid: number; slots: number[] }> = [];
+  for (let seat = 0; seat < HOLDER_SEATS; seat++) {
+    const pid = t.readUInt32LE(4 * seat);
+    if (pid === 0) continue;
+    const held: number[] = [];
+    const word = 4 * HOLDER_SEATS + (seat >= 32 ? 4 : 0);
+    for (let slot = 0; slot < slots; slot++) if ((t.readUInt32LE(word + 8 * slot) >>> (seat & 31)) & 1) held.push(slot);
+    out.push({ pid, slots: held });
+  }
+  return out;
+}
+
+function readHeader(path: string): { slots: number; slotSize: number; holders: Array<{ pid: number; slots: number[] }> } | null {
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK);
@@ -35,7 +53,10 @@ function readHeader(path: string): { slots: number; slotSize: number } | null {
   try {
     const b = Buffer.alloc(40);
     if (fs.readSync(fd, b, 0, 40, 0) !== 40 || b.readUInt32LE(H.MAGIC) !== POOL_MAGIC) return null;
-    return { slots: b.readUInt32LE(H.SLOTS), slotSize: u64(b, H.SLOT_SIZE) };
+    const slots = b.readUInt32LE(H.SLOTS);
+    const withTable = (b.readUInt16LE(H.FLAGS) & HeaderFlag.HOLDERS) !== 0 && slots <= 65536 &&
+      b.readUInt32LE(H.HEADER_SIZE) >= holderMask(slots, slots);
+    return { slots, slotSize: u64(b, H.SLOT_SIZE), holders: withTable ? readHolders(fd, slots) : [] };
   } catch {
     return null;
   } finally {

@@ -68,7 +68,9 @@ export type MemsealErrorCode =
   | 'ERR_MEMSEAL_TORN'
   | 'ERR_MEMSEAL_PROTOCOL'
   | 'ERR_MEMSEAL_NO_SNAPSHOT'
-  | 'ERR_MEMSEAL_ACCESS';
+  | 'ERR_MEMSEAL_ACCESS'
+  | 'ERR_MEMSEAL_DETACHED'
+  | 'ERR_MEMSEAL_PUBLISHER_GONE';
 
 /** A condition memseal detects itself (policy, state), not a failed syscall. */
 export class MemsealError extends Error {

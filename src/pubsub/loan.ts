@@ -68,7 +68,8 @@ export class Loan {
    */
   send(length?: number, meta?: Uint8Array | string): Promise<void> {
     try {
-      const bytes = this.bytes;
+      const bytes = this.#bytes;
+      if (bytes === null) throw closedError('Loan.send()', 'the loan', 'sent or cancelled');
       const len = length ?? bytes.length;
       validateInteger(len, 'length', 0, bytes.length);
       const m = toMeta(meta);

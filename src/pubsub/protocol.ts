@@ -38,8 +38,21 @@ export const RELEASE_ENTRY_SIZE = 16;
 /** Bytes before the first entry of SAMPLES and RELEASE: type u8, reserved u8, count u16. */
 export const BATCH_HEAD = 4;
 
-/** Why a publisher detaches a subscriber (DETACH byte 1). */
-export const DetachReason = Object.freeze({ SLOW: 1, CLOSING: 2, PROTOCOL: 3 } as const);
+/**
+ * Why a publisher detaches a subscriber (DETACH byte 1). CLOSING is the
+ * publisher's clean close(): the only reason that ends a stream quietly.
+ * FULL refuses an attach (sent instead of HELLO); IDLE: silent after HELLO.
+ */
+export const DetachReason = Object.freeze({ SLOW: 1, CLOSING: 2, PROTOCOL: 3, FULL: 4, IDLE: 5 } as const);
+
+/** HELLO flags (byte 2). */
+export const HelloFlag = Object.freeze({ DELIVERY_ALL: 1 } as const);
+
+/** What HELLO says beyond the geometry: the subscriber's quota (0: not declared, i.e. `slots`) and the delivery mode. */
+export interface HelloTerms {
+  quota: number;
+  deliveryAll: boolean;
+}
 
 /** The geometry of a pool: from HELLO, cross-checked against the header. */
 export interface PoolGeometry {
@@ -63,9 +76,22 @@ export function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
-/** The geometry for `slots` × `slotSize`, header rounded up to `page`. */
+/** Seats the holder table of the header names (subscribers past them are not shown by `memseal inspect`). */
+export const HOLDER_SEATS = 64;
+/** Header flags (u16 at H.FLAGS). */
+export const HeaderFlag = Object.freeze({ HOLDERS: 1 } as const);
+/** Offset of the holder table: HOLDER_SEATS u32 pids (0: seat free), then one u64 seat mask per slot. */
+export function holderTable(slots: number): number {
+  return HEADER_FIXED + 8 * slots;
+}
+/** Offset of slot `slot`'s u64 mask of the seats that hold it. */
+export function holderMask(slots: number, slot: number): number {
+  return holderTable(slots) + 4 * HOLDER_SEATS + 8 * slot;
+}
+
+/** The geometry for `slots` × `slotSize`, header (sequence words, holder table) rounded up to `page`. */
 export function geometry(slots: number, slotSize: number, page: number): PoolGeometry {
-  const headerSize = roundUp(HEADER_FIXED + 8 * slots, page);
+  const headerSize = roundUp(holderMask(slots, slots), page);
   const slotStride = roundUp(slotSize, SLOT_ALIGN);
   return { slots, headerSize, slotSize, slotStride, poolSize: headerSize + slots * slotStride };
 }
@@ -73,7 +99,7 @@ export function geometry(slots: number, slotSize: number, page: number): PoolGeo
 export function writeHeader(h: Buffer, g: PoolGeometry): void {
   h.writeUInt32LE(POOL_MAGIC, H.MAGIC);
   h.writeUInt16LE(POOL_VERSION, H.VERSION);
-  h.writeUInt16LE(0, H.FLAGS);
+  h.writeUInt16LE(g.headerSize >= holderMask(g.slots, g.slots) ? HeaderFlag.HOLDERS : 0, H.FLAGS);
   h.writeUInt32LE(g.slots, H.SLOTS);
   h.writeUInt32LE(g.headerSize, H.HEADER_SIZE);
   writeU64(h, g.slotSize, H.SLOT_SIZE);
@@ -97,16 +123,24 @@ export function writeU64(b: Buffer, v: number, off: number): void {
   b.writeUInt32LE(Math.floor(v / 0x100000000), off + 4);
 }
 
-export function encodeHello(g: PoolGeometry): Buffer {
+export function encodeHello(g: PoolGeometry, terms: HelloTerms = { quota: 0, deliveryAll: false }): Buffer {
   const b = Buffer.alloc(HELLO_SIZE);
   b[0] = MsgType.HELLO;
   b[1] = POOL_VERSION;
+  b[2] = terms.deliveryAll ? HelloFlag.DELIVERY_ALL : 0;
   b.writeUInt32LE(g.slots, 4);
   b.writeUInt32LE(g.headerSize, 8);
+  b.writeUInt32LE(terms.quota, 12);
   writeU64(b, g.slotSize, 16);
   writeU64(b, g.slotStride, 24);
   writeU64(b, g.poolSize, 32);
   return b;
+}
+
+/** The quota and delivery mode a (checked) HELLO declares; a quota of 0 or over `slots` means `slots`. */
+export function helloTerms(b: Buffer, g: PoolGeometry): HelloTerms {
+  const q = b.readUInt32LE(12);
+  return { quota: q === 0 || q > g.slots ? g.slots : q, deliveryAll: (b[2]! & HelloFlag.DELIVERY_ALL) !== 0 };
 }
 
 /** Checks a HELLO payload and the geometry it states; throws ERR_MEMSEAL_PROTOCOL. */

@@ -12,12 +12,17 @@ import { TypedEventEmitter } from '../util/events';
 import { features } from '../kernel/features';
 import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../kernel/mapping';
 import { createMemfd } from '../sealed/sealed-create';
+import { DEFAULT_MAX_SIZE } from '../sealed/verify';
 import { type Message } from '../channel/message';
 import { toBytes } from '../kernel/validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
 import * as P from './protocol';
 import {
-  type DetachReason, type PublisherEvents, type PublisherOptions, publisherOptions, type SlowPolicy, type SubscriberInfo,
+  DATA_TYPES, flushSeat, IdleWatch, type LoanWaiter, markHolder, markSeat, newSeat, now, publisherClosed, seatInfo, type Sub,
+} from './seat';
+import {
+  type Delivery, type DetachReason, type PublisherEvents, type PublisherOptions, publisherOptions, type ResolvedOptions,
+  type SlowPolicy, type SubscriberInfo,
 } from './publisher-options';
 
 const PAGE = native.pageSize();
@@ -26,36 +31,21 @@ const construct = Symbol('Publisher.construct');
 /** The seals a pool carries: nobody can resize it, nobody but the publisher's existing mapping can write it. */
 export const POOL_SEALS = Seal.SHRINK | Seal.GROW | Seal.FUTURE_WRITE | Seal.SEAL;
 
-interface Sub {
-  id: number;
-  channel: Channel;
-  held: Map<number, number>;  // slot -> sequence
-  pending: P.SampleEntry[];
-  flushScheduled: boolean;
-  gone: boolean;
-}
-
-interface LoanWaiter {
-  resolve: (loan: Loan) => void;
-  reject: (err: Error) => void;
-}
-
-const DATA_TYPES = 'a string, an ArrayBuffer or an ArrayBufferView';
-
-function publisherClosed(op: string): MemsealError {
-  return closedError(`Publisher.${op}()`, 'the publisher');
-}
-
 /**
  * The writing end of a stream over a sealed slot pool. `loan()` a slot,
  * fill it, `send()` it — or `publish(data)` (one copy). Subscribers get the
  * pool's memfd once (`attach()`/`listen()`) and map it read-only; after
- * that each sample is one small message. A slot is reused when every
- * subscriber that got it released it or went away; the newest sample stays
- * in its slot for subscribers that attach later (unless a loan needs that slot).
+ * that each sample is one small message.
+ *
+ * Isolation by construction: each subscriber has a quota (`maxHeld`), the
+ * pool has `maxSubscribers × maxHeld + maxLoans + 1` slots, so with
+ * `delivery: 'latest'` (the default) `loan()` never waits on a subscriber: one
+ * at its quota is skipped and gets the newest sample when it releases. A slot
+ * is reused only once every subscriber that got it released it or hung up —
+ * a detached subscriber keeps its slots until then.
  *
  * Events (typed in {@link PublisherEvents}): `'attach'` (SubscriberInfo),
- * `'detach'` (SubscriberInfo, reason).
+ * `'detach'` (SubscriberInfo, reason), `'slow'` (SubscriberInfo, 'skipped' | 'waited').
  */
 export class Publisher extends TypedEventEmitter<PublisherEvents> {
   /** The pool's memfd (close-on-exec); -1 once closed. */
@@ -65,9 +55,17 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   /** Bytes of the whole pool file (header + slots). */
   readonly size: number;
   readonly name: string;
+  /** Each subscriber's quota: held + announced and not yet received. */
   readonly maxHeld: number;
-  readonly onSlow: SlowPolicy;
+  /** Subscribers at once (detached ones count until they hang up). */
+  readonly maxSubscribers: number;
+  /** Loans served without waiting. */
+  readonly maxLoans: number;
+  readonly delivery: Delivery;
   readonly slowTimeout: number;
+  readonly idleTimeout: number;
+  /** @deprecated since 0.2: use `delivery` ('wait' or 'detach' when delivery is 'all', else null). */
+  get onSlow(): SlowPolicy | null { return this.delivery === 'all' ? (this.slowTimeout === 0 ? 'detach' : 'wait') : null; }
 
   #fd: number;
   // Owns the pool's descriptor natively: closed by close(), by the garbage collector, or at
@@ -77,8 +75,10 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   #header: Buffer;
   #views: Buffer[] = [];
   #geometry: P.PoolGeometry;
+  #hello: Buffer;
   #refs: Int32Array;
   #loaned: Uint8Array;
+  #loans = 0;
   #seq: Float64Array;
   #free: number[] = [];
   #latest = -1;
@@ -87,7 +87,13 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   #subs = new Set<Sub>();
   #nextId = 1;
   #waiters: LoanWaiter[] = [];
-  #timer: NodeJS.Timeout | null = null;
+  #slowTimer: NodeJS.Timeout | null = null;
+  #idle = new IdleWatch({
+    subs: () => this.#subs, timeout: () => this.idleTimeout, quota: () => this.maxHeld,
+    detach: (sub, reason, text) => this.#detach(sub, reason, text), drop: (sub) => this.#drop(sub, 'idle', true, false),
+  });
+  #waking = false;
+  #wakeAgain = false;
   #servers: ChannelServer[] = [];
   #closed = false;
   // what a Loan may do to the pool
@@ -99,14 +105,14 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     cancel: (slot) => {
       if (this.#closed) return;
       this.#loaned[slot] = 0;
+      this.#loans--;
       this.#unref(slot, 0);
       this.#wake();
     },
   };
 
   /** Not public: use Publisher.create(). */
-  private constructor(token: symbol, fd: number, handle: FdHandle, mapping: Mapping, g: P.PoolGeometry,
-    o: Required<Omit<PublisherOptions, 'slots' | 'slotSize'>>) {
+  private constructor(token: symbol, fd: number, handle: FdHandle, mapping: Mapping, g: P.PoolGeometry, o: ResolvedOptions) {
     if (token !== construct) throw illegalConstructor('Publisher.create()');
     super();
     this.#fd = fd;
@@ -118,8 +124,12 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     this.size = g.poolSize;
     this.name = o.name;
     this.maxHeld = o.maxHeld;
-    this.onSlow = o.onSlow;
+    this.maxSubscribers = o.maxSubscribers;
+    this.maxLoans = o.maxLoans;
+    this.delivery = o.delivery;
     this.slowTimeout = o.slowTimeout;
+    this.idleTimeout = o.idleTimeout;
+    this.#hello = P.encodeHello(g, { quota: o.maxHeld, deliveryAll: o.delivery === 'all' });
     this.#header = mapping.bytes(0, g.headerSize);
     this.#refs = new Int32Array(g.slots);
     this.#loaned = new Uint8Array(g.slots);
@@ -130,28 +140,36 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   /**
    * Creates the pool: memfd_create(2), ftruncate(2), one writable shared
    * mapping, then F_ADD_SEALS SHRINK | GROW | FUTURE_WRITE | SEAL (Linux 5.1).
-   * @throws MemsealError ERR_MEMSEAL_UNSUPPORTED without F_SEAL_FUTURE_WRITE; RangeError/TypeError for bad options
+   * `slots` is derived from the options (see {@link PublisherOptions}), or checked when given.
+   * @throws MemsealError ERR_MEMSEAL_UNSUPPORTED without F_SEAL_FUTURE_WRITE; ERR_MEMSEAL_SIZE when a
+   *   given `slots` cannot cover the quotas (the message says how many are missing); RangeError/TypeError for bad options
    */
   static create(options: PublisherOptions): Publisher {
-    const { slots, slotSize, name, maxHeld, onSlow, slowTimeout } = publisherOptions(options);
+    const o = publisherOptions(options);
     if (!features.futureWrite) {
       throw new MemsealError('ERR_MEMSEAL_UNSUPPORTED', 'Publisher.create(): this kernel lacks F_SEAL_FUTURE_WRITE',
         { hint: 'needs Linux ≥ 5.1 (F_SEAL_FUTURE_WRITE)' });
     }
-    const g = P.geometry(slots, slotSize, PAGE);
+    const g = P.geometry(o.slots, o.slotSize, PAGE);
+    if (g.poolSize > DEFAULT_MAX_SIZE) {
+      // Accepted (a subscriber may raise its bound), but every subscriber that keeps the default refuses it.
+      process.emitWarning(`Publisher.create(): the pool is ${g.poolSize} bytes, over the ${DEFAULT_MAX_SIZE}-byte bound ` +
+        'subscribers apply by default (DEFAULT_MAX_SIZE): each must pass a larger maxSize to Subscriber.attach()/connect(), ' +
+        'or refuses the pool with ERR_MEMSEAL_SIZE', { code: 'MEMSEAL_POOL_OVER_DEFAULT_MAX_SIZE' });
+    }
     // MFD_NOEXEC_SEAL (6.3) where the kernel has it: the pool is never executable. Not F_SEAL_EXEC on an
     // executable memfd: on such a file the kernel turns F_SEAL_EXEC into WRITE too (W^X), which would
     // fail with EBUSY against our own writable mapping.
     // The same creation as SealedBuffer's: owned natively from the moment it exists (a worker
     // terminated at any point after this closes it), errors with their hints.
-    const [fd, handle] = createMemfd({ name, seals: 0, hugeFlags: 0, hugeSize: 0, exact: false });
+    const [fd, handle] = createMemfd({ name: o.name, seals: 0, hugeFlags: 0, hugeSize: 0, exact: false });
     let mapping: Mapping | undefined;
     try {
       check(native.ftruncate(fd, g.poolSize), 'ftruncate');
       mapping = mmap(g.poolSize, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd);
       P.writeHeader(mapping.bytes(0, g.headerSize), g);
       check(native.addSeals(fd, POOL_SEALS), 'fcntl', 'F_ADD_SEALS');
-      return new Publisher(construct, fd, handle, mapping, g, { name, maxHeld, onSlow, slowTimeout });
+      return new Publisher(construct, fd, handle, mapping, g, o);
     } catch (err) {
       mapping?.unmap();
       native.fdClose(handle, false);
@@ -159,11 +177,14 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     }
   }
 
-  /** Attached subscribers. */
-  get subscribers(): number { return this.#subs.size; }
+  /** Each subscriber: pid, quota use, missed count, state, the slots it holds (a snapshot). */
+  get subscribers(): readonly SubscriberInfo[] { return Object.freeze([...this.#subs].map((s) => seatInfo(this.maxHeld, s))); }
 
-  /** A snapshot of the attached subscribers. */
-  get subscriberList(): SubscriberInfo[] { return [...this.#subs].map((s) => this.#info(s)); }
+  /** @deprecated since 0.2: use `subscribers` (now the list). */
+  get subscriberList(): SubscriberInfo[] { return [...this.subscribers]; }
+
+  /** Subscribers attached (detached ones included until they hang up). */
+  get subscriberCount(): number { return this.#subs.size; }
 
   /** Samples published so far (the last sequence number). */
   get sequence(): number { return this.#nextSeq; }
@@ -172,19 +193,32 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
 
   /**
    * Hands the pool to the subscriber at the other end of `channel` (one
-   * HELLO message carrying the memfd), then the newest sample if there is
-   * one. The publisher owns the channel from now on: it closes it when the
-   * subscriber is detached or the publisher closes.
-   * @rejects TypeError if `channel` is not a Channel; ERR_MEMSEAL_CLOSED; EPIPE when the peer is gone
+   * HELLO message carrying the memfd and declaring its quota), then the
+   * newest sample if there is one. The publisher owns the channel from now
+   * on. With `maxSubscribers` attached it is refused: it gets a DETACH
+   * saying why instead of HELLO, and the channel is closed.
+   * @rejects TypeError if `channel` is not a Channel; ERR_MEMSEAL_CLOSED; ERR_MEMSEAL_QUEUE_FULL at
+   *   maxSubscribers; EPIPE when the peer is gone
    */
   async attach(channel: Channel): Promise<void> {
     if (!(channel instanceof Channel)) throw invalidArgType('channel', 'an instance of Channel', channel);
     if (this.#closed) throw publisherClosed('attach');
     if (channel.closed) throw closedError('Publisher.attach()', 'the channel');
+    if (this.#subs.size >= this.maxSubscribers) {
+      const why = `the publisher has maxSubscribers ${this.maxSubscribers} attached`;
+      channel.send(P.encodeDetach(P.DetachReason.FULL, why)).catch(() => {}).finally(() => channel.close());
+      throw new MemsealError('ERR_MEMSEAL_QUEUE_FULL', `Publisher.attach(): refused: ${why}`,
+        { hint: 'raise maxSubscribers (the pool grows by maxHeld slots per seat)' });
+    }
     channel.maxFds = 0;  // a subscriber sends no descriptors: any that come are closed with ERR_MEMSEAL_CTRUNC
-    const sub: Sub = { id: this.#nextId++, channel, held: new Map(), pending: [], flushScheduled: false, gone: false };
-    const hello = channel.send(P.encodeHello(this.#geometry), [this.#fd]);
+    const taken = new Set([...this.#subs].map((x) => x.seat));
+    let seat = 0;
+    while (taken.has(seat)) seat++;
+    const sub = newSeat(this.#nextId++, seat < P.HOLDER_SEATS ? seat : -1, channel);
+    markSeat(this.#header, this.slots, sub, channel.peer.pid);
+    const hello = channel.send(this.#hello, [this.#fd]);
     this.#subs.add(sub);
+    this.#idle.arm();
     channel.on('message', (m: Message) => this.#onMessage(sub, m));
     channel.on('error', () => this.#detach(sub, 'protocol', 'sent a message the channel refused'));
     channel.on('close', () => this.#drop(sub, 'closed'));
@@ -195,7 +229,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       this.#drop(sub, 'error');
       throw err;
     }
-    if (!sub.gone) this.emit('attach', this.#info(sub));
+    if (!sub.gone) this.emit('attach', seatInfo(this.maxHeld, sub));
   }
 
   /**
@@ -211,7 +245,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     }
     this.#servers.push(server);
     server.on('connection', (ch: Channel) => {
-      this.attach(ch).catch(() => ch.close());  // the subscriber went before it got the pool: 'detach' said so
+      this.attach(ch).catch(() => ch.close());  // refused, or gone before it got the pool
     });
     server.on('close', () => {
       const i = this.#servers.indexOf(server);
@@ -221,26 +255,28 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   }
 
   /**
-   * A free slot to write into. Resolves at once while one is free; waits
-   * while every slot is held (or a subscriber holds `maxHeld` samples: see
-   * `onSlow`). The slot's sequence word is made odd first, so a subscriber
-   * still copying an older sample from it sees ERR_MEMSEAL_TORN.
+   * A free slot to write into. With delivery 'latest' it resolves at once
+   * while the caller has fewer than `maxLoans` loans out; with 'all' it also
+   * waits while a subscriber is at its quota (`'slow'` names it; after
+   * `slowTimeout` ms it is detached). The slot's sequence word is made odd
+   * first, so a subscriber still copying an older sample from it sees ERR_MEMSEAL_TORN.
    * @rejects ERR_MEMSEAL_CLOSED when the publisher closes
    */
   loan(): Promise<Loan> {
     if (this.#closed) return Promise.reject(publisherClosed('loan'));
-    const slot = this.#take();
-    if (slot >= 0) return Promise.resolve(newLoan(this.#lender, slot, this.#view(slot)));
-    return new Promise<Loan>((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
-      this.#armTimer();
-    });
+    if (this.#waiters.length === 0) {
+      const slot = this.#take();
+      if (slot >= 0) return Promise.resolve(newLoan(this.#lender, slot, this.#view(slot)));
+    }
+    const p = new Promise<Loan>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    this.#wake();
+    return p;
   }
 
   /**
    * loan() + one copy of `data` into the slot + send(). Strings are sent as UTF-8.
-   * When every slot is held, the copy happens once one is free: do not change `data`
-   * until the returned promise settles.
+   * When `loan()` has to wait, the copy happens once a slot is free: do not change
+   * `data` until the returned promise settles.
    * @rejects RangeError if data is larger than slotSize (nothing loaned); ERR_MEMSEAL_CLOSED
    */
   publish(data: ArrayBufferView | ArrayBuffer | string, meta?: Uint8Array | string): Promise<void> {
@@ -249,13 +285,13 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       if (src.length > this.slotSize) throw outOfRange('data.byteLength', `<= ${this.slotSize} (slotSize)`, src.length);
       const m = toMeta(meta);
       if (this.#closed) throw publisherClosed('publish');
-      const slot = this.#take();
+      const slot = this.#waiters.length === 0 ? this.#take() : -1;
       if (slot >= 0) {
         this.#view(slot).set(src);
         this.#publish(slot, src.length, m);
         return Promise.resolve();
       }
-      // no copy while waiting: the bytes are read when a slot is free (a stream's steady state)
+      // no copy while waiting: the bytes are read when a slot is free
       return this.loan().then((loan) => {
         loan.bytes.set(src);
         return loan.send(src.length, m);
@@ -266,18 +302,25 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   }
 
   /**
-   * Hangs up on every subscriber (each sees ERR_MEMSEAL_CLOSED after the
-   * samples it already has; its mapping stays valid until it releases them),
-   * closes the servers of `listen()`, rejects waiting loans, unmaps the pool
-   * (outstanding Loan views become length 0) and closes the memfd. Idempotent.
+   * Ends the stream cleanly: every subscriber gets what was announced, then
+   * a DETACH "closing" (its iteration ends; samples it holds stay valid: the
+   * pool is never written again). Closes the servers of `listen()`, rejects
+   * waiting loans, unmaps the pool (outstanding Loan views become length 0)
+   * and closes the memfd. Idempotent.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#stopTimers();
     for (const w of this.#waiters.splice(0)) w.reject(publisherClosed('loan'));
-    for (const sub of [...this.#subs]) this.#drop(sub, 'publisher-closed');
+    for (const sub of [...this.#subs]) {
+      if (sub.detached) {
+        this.#drop(sub, 'publisher-closed');  // told why already; nothing of the pool is written again
+        continue;
+      }
+      flushSeat(sub, () => this.#drop(sub, 'error'));
+      this.#detach(sub, 'publisher-closed', 'the publisher closed');
+    }
     for (const s of this.#servers.splice(0)) s.close();
     this.#views = [];
     this.#mapping.unmap();
@@ -297,19 +340,19 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     return v;
   }
 
-  #info(s: Sub): SubscriberInfo {
-    return Object.freeze({ id: s.id, peer: s.channel.peer, held: s.held.size });
+  /** Attached subscribers that a loan would take past their quota (delivery 'all' only). */
+  #blockers(): Sub[] {
+    const out: Sub[] = [];
+    if (this.delivery !== 'all') return out;
+    for (const sub of this.#subs) if (!sub.detached && sub.held.size + this.#loans >= this.maxHeld) out.push(sub);
+    return out;
   }
 
-  /** A slot for a loan, or -1. Applies the per-subscriber bound first. */
+  /** A slot for a loan, or -1. Never detaches, never calls back: the hand-out is not re-entered. */
   #take(): number {
-    for (const sub of this.#subs) {
-      if (sub.held.size < this.maxHeld) continue;
-      if (this.onSlow === 'detach') this.#detach(sub, 'slow', `held ${sub.held.size} samples (maxHeld ${this.maxHeld})`);
-      else return -1;
-    }
+    if (this.delivery === 'all' && this.#blockers().length > 0) return -1;
     let slot = this.#free.pop() ?? -1;
-    if (slot < 0 && this.#latest >= 0 && this.#refs[this.#latest] === 1) {
+    if (slot < 0 && this.#latest >= 0 && this.#refs[this.#latest] === 1 && this.#loaned[this.#latest] === 0) {
       // only the retained newest sample holds it: a loan needs the slot more than late joiners do
       slot = this.#latest;
       this.#refs[slot] = 0;
@@ -318,6 +361,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     }
     if (slot < 0) return -1;
     this.#loaned[slot] = 1;
+    this.#loans++;
     native.poolBegin(this.#header, P.wordOffset(slot), 2 * this.#seq[slot]! + 1);
     return slot;
   }
@@ -326,46 +370,41 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     const seq = ++this.#nextSeq;
     this.#seq[slot] = seq;
     this.#loaned[slot] = 0;
+    this.#loans--;
     native.poolEnd(this.#header, P.wordOffset(slot), 2 * seq);
     const entry: P.SampleEntry = { slot, sequence: seq, length, meta };
     const previous = this.#latest;
     this.#latest = slot;
     this.#latestEntry = entry;
     this.#refs[slot] = 1;  // retained as the newest sample
-    for (const sub of this.#subs) this.#hold(sub, entry);
-    if (previous >= 0) {
-      this.#unref(previous, 1);
-      this.#wake();
+    for (const sub of this.#subs) {
+      if (sub.detached) continue;
+      if (sub.held.size < this.maxHeld) {
+        this.#hold(sub, entry);
+        continue;
+      }
+      // at its quota (only 'latest' gets here unless loans outran 'all''s check): skipped, owed the newest
+      sub.missed++;
+      if (!sub.skipping) {
+        sub.skipping = true;
+        this.emit('slow', seatInfo(this.maxHeld, sub), 'skipped');
+      }
     }
+    if (previous >= 0) this.#unref(previous, 1);
+    this.#wake();
   }
 
   #hold(sub: Sub, entry: P.SampleEntry): void {
     if (sub.held.has(entry.slot)) return;  // cannot happen for a slot we hand out; never announce a slot twice
     sub.held.set(entry.slot, entry.sequence);
+    markHolder(this.#header, this.slots, sub, entry.slot, true);
+    sub.lastSent = entry.sequence;
+    sub.skipping = false;
     this.#refs[entry.slot]!++;
     sub.pending.push(entry);
     if (!sub.flushScheduled) {
       sub.flushScheduled = true;
-      process.nextTick(() => this.#flush(sub));
-    }
-  }
-
-  /** Sends what was announced this tick: as few SAMPLES messages as fit 64 KiB each. */
-  #flush(sub: Sub): void {
-    sub.flushScheduled = false;
-    if (sub.gone) return;
-    const all = sub.pending;
-    sub.pending = [];
-    for (let i = 0; i < all.length;) {
-      let size = P.BATCH_HEAD;
-      let j = i;
-      while (j < all.length && j - i < 0xffff && size + P.SAMPLE_ENTRY_SIZE + all[j]!.meta.length <= 65536) {
-        size += P.SAMPLE_ENTRY_SIZE + all[j]!.meta.length;
-        j++;
-      }
-      const batch = P.encodeSamples(all.slice(i, j));
-      sub.channel.send(batch).catch(() => this.#drop(sub, 'error'));
-      i = j;
+      process.nextTick(() => flushSeat(sub, () => this.#drop(sub, 'error')));
     }
   }
 
@@ -383,6 +422,8 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   #onMessage(sub: Sub, m: Message): void {
     m.closeFds();
     if (sub.gone) return;
+    sub.heard = true;
+    sub.since = now();
     const type = m.data[0] ?? 0;
     if (type === P.MsgType.RELEASE) {
       const pairs = P.decodeRelease(m.data);
@@ -390,74 +431,136 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         this.#detach(sub, 'protocol', 'sent a malformed RELEASE');
         return;
       }
+      let freed = 0;
       for (const [slot, seq] of pairs) {
         // only what this subscriber was given: a stray or repeated release changes nothing
         if (sub.held.get(slot) === seq) {
           sub.held.delete(slot);
+          markHolder(this.#header, this.slots, sub, slot, false);
           this.#unref(slot, 1);
+          freed++;
         }
       }
+      if (freed === 0) return;
+      if (sub.detached && sub.held.size === 0) {
+        this.#drop(sub, 'closed', true, false);  // nothing left to read: the seat is free
+        return;
+      }
+      // skipped at its quota: the newest sample, now that there is room
+      const e = this.#latestEntry;
+      if (sub.skipping && !sub.detached && sub.held.size < this.maxHeld && e !== null && e.sequence > sub.lastSent) {
+        this.#hold(sub, e);
+      }
+      sub.waitedFor = false;  // a new wait on it is worth a new 'slow'
       this.#wake();
     } else if (type < 0x80) {
       this.#detach(sub, 'protocol', `sent an unknown message type ${type}`);
     }
   }
 
-  /** Tells the subscriber why (best effort), then drops it. */
+  /**
+   * Tells the subscriber why (best effort) and stops announcing to it. What
+   * it was sent stays reserved until it releases it or hangs up; what was
+   * announced but not sent returns now.
+   */
   #detach(sub: Sub, reason: DetachReason, text: string): void {
-    if (sub.gone) return;
-    const code = reason === 'slow' ? P.DetachReason.SLOW : P.DetachReason.PROTOCOL;
-    const ch = sub.channel;
-    ch.send(P.encodeDetach(code, text)).catch(() => { /* the subscriber is gone already */ });
-    this.#drop(sub, reason, false);
-    // let the DETACH go out, but never keep the socket for a peer that does not read
-    const t = setTimeout(() => ch.close(), 1000);
-    t.unref();
-    ch[Symbol.asyncDispose]().then(() => clearTimeout(t), () => clearTimeout(t));
-  }
-
-  /** Forgets a subscriber: every sample it holds is released, its channel closed. */
-  #drop(sub: Sub, reason: DetachReason, closeChannel = true): void {
-    if (sub.gone) return;
-    const info = this.#info(sub);
-    sub.gone = true;
-    this.#subs.delete(sub);
-    for (const slot of sub.held.keys()) this.#unref(slot, 1);
-    sub.held.clear();
+    if (sub.gone || sub.detached) return;
+    sub.detached = true;
+    for (const e of sub.pending) {
+      sub.held.delete(e.slot);
+      markHolder(this.#header, this.slots, sub, e.slot, false);
+      this.#unref(e.slot, 1);
+    }
     sub.pending = [];
-    if (closeChannel) sub.channel.close();
-    this.emit('detach', info, reason);
+    const code = reason === 'slow' ? P.DetachReason.SLOW : reason === 'idle' ? P.DetachReason.IDLE
+      : reason === 'publisher-closed' ? P.DetachReason.CLOSING : P.DetachReason.PROTOCOL;
+    const ch = sub.channel;
+    ch.send(P.encodeDetach(code, text)).catch(() => { /* the subscriber is gone already, or does not read */ });
+    this.emit('detach', seatInfo(this.maxHeld, sub), reason);
+    if (this.#closed || sub.held.size === 0) {
+      // nothing of the pool can be reused (closed) or nothing is held: let the DETACH go out, then hang up
+      this.#drop(sub, reason, false, false);
+      const t = setTimeout(() => ch.close(), 1000);
+      t.unref();
+      ch[Symbol.asyncDispose]().then(() => clearTimeout(t), () => clearTimeout(t));
+    }
     this.#wake();
   }
 
-  /** Serves waiting loans while slots are free. */
-  #wake(): void {
-    while (this.#waiters.length > 0 && !this.#closed) {
-      const slot = this.#take();
-      if (slot < 0) return;
-      this.#waiters.shift()!.resolve(newLoan(this.#lender, slot, this.#view(slot)));
+  /** Forgets a subscriber (it hung up, or holds nothing): every sample it holds is released. */
+  #drop(sub: Sub, reason: DetachReason, closeChannel = true, announce = true): void {
+    if (sub.gone) return;
+    const info = seatInfo(this.maxHeld, sub);
+    sub.gone = true;
+    this.#subs.delete(sub);
+    for (const slot of sub.held.keys()) {
+      if (!this.#closed) markHolder(this.#header, this.slots, sub, slot, false);
+      this.#unref(slot, 1);
     }
-    if (this.#waiters.length === 0 && this.#timer !== null) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
+    if (!this.#closed) markSeat(this.#header, this.slots, sub, 0);
+    sub.held.clear();
+    sub.pending = [];
+    if (closeChannel) sub.channel.close();
+    if (announce && !sub.detached) this.emit('detach', info, reason);
+    if (this.#subs.size === 0) this.#idle.stop();
+    this.#wake();
+  }
+
+  /**
+   * Serves waiting loans while slots are free. Not re-entrant: a call from
+   * inside (a detach or drop triggered while handing out) only asks for one
+   * more round, so no waiter is served twice or lost.
+   */
+  #wake(): void {
+    if (this.#waking) {
+      this.#wakeAgain = true;
+      return;
+    }
+    this.#waking = true;
+    try {
+      do {
+        this.#wakeAgain = false;
+        while (this.#waiters.length > 0 && !this.#closed) {
+          const slot = this.#take();
+          if (slot < 0) break;
+          this.#waiters.shift()!.resolve(newLoan(this.#lender, slot, this.#view(slot)));
+        }
+        if (this.#waiters.length > 0 && !this.#closed) this.#blocked();
+      } while (this.#wakeAgain);
+    } finally {
+      this.#waking = false;
+    }
+    if (this.#waiters.length === 0 && this.#slowTimer !== null) {
+      clearTimeout(this.#slowTimer);
+      this.#slowTimer = null;
     }
   }
 
-  #armTimer(): void {
-    if (this.#timer !== null || this.slowTimeout === Infinity || this.#subs.size === 0) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      if (this.#waiters.length === 0 || this.#closed) return;
-      // the ones at their bound; else the one holding the most
-      let victims = [...this.#subs].filter((s) => s.held.size >= this.maxHeld);
-      if (victims.length === 0) {
-        let worst: Sub | null = null;
-        for (const s of this.#subs) if (s.held.size > 0 && (worst === null || s.held.size > worst.held.size)) worst = s;
-        victims = worst === null ? [] : [worst];
-      }
-      for (const s of victims) this.#detach(s, 'slow', `kept the publisher waiting ${this.slowTimeout} ms (holds ${s.held.size} samples)`);
+  /** Loans wait: name the subscribers in the way ('all'); detach them now (slowTimeout 0) or arm the timer. */
+  #blocked(): void {
+    const blockers = this.#blockers();
+    if (this.slowTimeout === 0) {
+      for (const s of blockers) this.#detach(s, 'slow', `held ${s.held.size} samples (maxHeld ${this.maxHeld})`);
+      return;
+    }
+    for (const s of blockers) {
+      if (s.waitedFor) continue;
+      s.waitedFor = true;
+      this.emit('slow', seatInfo(this.maxHeld, s), 'waited');
+    }
+    if (this.#slowTimer !== null || blockers.length === 0 || this.slowTimeout === Infinity) return;
+    this.#slowTimer = setTimeout(() => {
+      this.#slowTimer = null;
+      if (this.#closed) return;
+      // exactly the subscribers at their quota: never an honest one that merely holds newer samples
+      for (const s of this.#blockers()) this.#detach(s, 'slow', `kept the publisher waiting ${this.slowTimeout} ms (holds ${s.held.size} samples)`);
       this.#wake();
-      if (this.#waiters.length > 0) this.#armTimer();
     }, this.slowTimeout);
+  }
+
+  #stopTimers(): void {
+    if (this.#slowTimer !== null) clearTimeout(this.#slowTimer);
+    this.#slowTimer = null;
+    this.#idle.stop();
   }
 }

@@ -11,15 +11,14 @@ import { connect } from '../channel/channel-server';
 import { constants as C, Seal, sealNames } from '../kernel/constants';
 import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
 import { type Mapping, mmap } from '../kernel/mapping';
-import { populatePeerMapping, verifySeals } from '../sealed/verify';
+import { DEFAULT_MAX_SIZE, populatePeerMapping, verifySeals } from '../sealed/verify';
 import { validateAbortSignal, validateLength, validateObject } from '../kernel/validate';
 import * as P from './protocol';
 
 const construct = Symbol('Subscriber.construct');
-const DETACHED = 'detached by the publisher';
 
-/** Default bound on the pool size a subscriber maps: 1 GiB. */
-export const DEFAULT_MAX_POOL_SIZE = 2 ** 30;
+/** Default bound on the pool size a subscriber maps: DEFAULT_MAX_SIZE (1 GiB), as every receiver's. */
+export const DEFAULT_MAX_POOL_SIZE = DEFAULT_MAX_SIZE;
 
 export interface SubscriberOptions {
   /** Largest pool (whole file, header included) to map, in bytes. Default 1 GiB. */
@@ -43,7 +42,7 @@ let newSample: (sub: Subscriber, e: P.SampleEntry, bytes: Buffer) => Sample;
  * `release()`. While held, a cooperating publisher does not reuse the slot.
  */
 export class Sample {
-  /** The publisher's sequence number: 1, 2, 3… in publishing order (gaps: samples sent before you attached). */
+  /** The publisher's sequence number: 1, 2, 3… in publishing order (gaps: samples sent before you attached, or skipped: see `missed`). */
   readonly sequence: number;
   /** Bytes in the sample. */
   readonly length: number;
@@ -153,11 +152,14 @@ export class Subscriber {
   #relSlots: number[] = [];
   #relSeqs: number[] = [];
   #relScheduled = false;
-  #closed = false;
+  #closed = false;           // nothing more is delivered (locally closed, detached, or the publisher ended)
+  #cleanEnd = false;         // the publisher's clean close() (DETACH "closing"): queued samples are still delivered
   #failure: MemsealError | null = null;
+  #quota: number;
+  #missed = 0;
 
   /** Not public: use Subscriber.attach() or connect(). */
-  private constructor(token: symbol, channel: Channel, mapping: Mapping, g: P.PoolGeometry, seals: number) {
+  private constructor(token: symbol, channel: Channel, mapping: Mapping, g: P.PoolGeometry, seals: number, quota: number) {
     if (token !== construct) throw illegalConstructor('Subscriber.attach() or Subscriber.connect()');
     this.#channel = channel;
     this.#mapping = mapping;
@@ -168,10 +170,13 @@ export class Subscriber {
     this.slots = g.slots;
     this.slotSize = g.slotSize;
     this.size = g.poolSize;
+    this.#quota = quota;
     channel.maxFds = 0;  // nothing after HELLO carries a descriptor: any that come are closed at once
     channel.on('message', (m: Message) => this.#onMessage(m));
     channel.on('error', (err: Error) => this.#fail(P.protocolError(`the publisher sent a bad message: ${err.message}`)));
-    channel.on('close', () => this.#shut(false));
+    channel.on('close', () => this.#hungUp());
+    // an empty RELEASE acknowledges HELLO: the publisher lets go of peers that never read it
+    channel.send(P.encodeRelease([], [], 0, 0)).catch(() => {});
   }
 
   /**
@@ -232,6 +237,7 @@ export class Subscriber {
   static #open(channel: Channel, message: Message, maxSize: number): Subscriber {
     const fds = message.takeFds();
     try {
+      if (message.data[0] === P.MsgType.DETACH) throw detachedError('Subscriber.attach()', message.data);  // refused (full)
       if (fds.length !== 1) {
         throw fds.length === 0
           ? new MemsealError('ERR_MEMSEAL_NOT_MEMFD', 'Subscriber.attach(): the first message carried no descriptor',
@@ -272,26 +278,31 @@ export class Subscriber {
         mapping.unmap();
         throw err;
       }
-      return new Subscriber(construct, channel, mapping, g, v.seals);
+      return new Subscriber(construct, channel, mapping, g, v.seals, P.helloTerms(message.data, g).quota);
     } finally {
       for (const fd of fds) native.close(fd);  // the mapping keeps the file; the descriptor is not needed
     }
   }
 
-  /** Closed locally, or the publisher hung up (samples already received can still be taken). */
-  get closed(): boolean { return this.#closed; }
+  /** Nothing more will be delivered: closed locally, detached, or the publisher ended the stream. */
+  get closed(): boolean { return this.#closed && this.#qhead >= this.#queue.length; }
   /** Samples this side holds: received (queued or delivered) and not released. */
   get held(): number { return this.#heldCount; }
+  /** The quota the publisher declared in HELLO (`maxHeld`): more announced and unreleased samples are refused. */
+  get quota(): number { return this.#quota; }
+  /** Samples the publisher skipped for this subscriber since its first one (gaps in `sequence`). */
+  get missed(): number { return this.#missed; }
   /** The publisher's process (SO_PEERCRED). */
   get peer(): Channel['peer'] { return this.#channel.peer; }
-  /** Why the stream ended, if the publisher detached this subscriber or broke the protocol. */
+  /** Why the stream ended, unless it ended cleanly: ERR_MEMSEAL_DETACHED, ERR_MEMSEAL_PUBLISHER_GONE or ERR_MEMSEAL_PROTOCOL. */
   get failure(): MemsealError | null { return this.#failure; }
 
   /**
    * The next sample.
-   * @rejects ERR_MEMSEAL_CLOSED once the stream ended and every received sample was taken (the
-   *   error's cause says why, if the publisher detached us); ERR_MEMSEAL_PROTOCOL once, when the publisher
-   *   sent something invalid (the stream then ends)
+   * @rejects ERR_MEMSEAL_DETACHED (the publisher detached this subscriber: too slow, or a protocol
+   *   matter; the message says why), ERR_MEMSEAL_PUBLISHER_GONE (it hung up without close(): crashed or
+   *   killed), every time once the stream failed; ERR_MEMSEAL_PROTOCOL once when the publisher sent
+   *   something invalid; ERR_MEMSEAL_CLOSED after a clean end (the publisher's close(), or this side's)
    */
   receive(): Promise<Sample> {
     if (this.#qhead < this.#queue.length) return Promise.resolve(this.#shift());
@@ -299,7 +310,12 @@ export class Subscriber {
     return new Promise<Sample>((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  /** `for await (const sample of subscriber)`: samples until the stream ends. Release each one. */
+  /**
+   * `for await (const sample of subscriber)`: samples until the stream ends.
+   * Release each one. Ends quietly only after a clean end (the publisher's
+   * `close()`, or this side's); throws ERR_MEMSEAL_DETACHED /
+   * ERR_MEMSEAL_PUBLISHER_GONE / ERR_MEMSEAL_PROTOCOL otherwise.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<Sample, void, undefined> {
     for (;;) {
       let s: Sample;
@@ -314,13 +330,14 @@ export class Subscriber {
   }
 
   /**
-   * Hangs up (the publisher frees what this side held). Samples not yet
-   * received are dropped; samples already received stay readable until
-   * released, and the pool is unmapped when the last one is. Idempotent.
+   * Stops the stream: samples not yet received are dropped (released). The
+   * samples already handed out stay readable — and their slots held at the
+   * publisher, with the connection — until each is released; then this side
+   * hangs up and unmaps the pool. Idempotent.
    */
   close(): void {
-    this.#channel.close();
-    this.#shut(true);
+    this.#dropQueued();
+    this.#end(null);
   }
 
   [Symbol.dispose](): void { this.close(); }
@@ -345,11 +362,10 @@ export class Subscriber {
 
   #endError(): MemsealError {
     const why = this.#failure;
-    if (why === null) return closedError('Subscriber.receive()', 'the subscriber', 'closed', { hint: 'the publisher or this side hung up' });
-    if (why.code === 'ERR_MEMSEAL_CLOSED' && this.#detachReason !== null) {
-      return closedError('Subscriber.receive()', 'the subscriber', DETACHED, { reason: this.#detachReason, cause: why });
-    }
-    return closedError('Subscriber.receive()', 'the subscriber', 'closed', { reason: why.message, cause: why });
+    if (why !== null && why.code !== 'ERR_MEMSEAL_PROTOCOL') return why;
+    return closedError('Subscriber.receive()', 'the subscriber', 'closed', why === null
+      ? { hint: this.#cleanEnd ? 'the publisher closed the stream' : 'this side closed it' }
+      : { reason: why.message, cause: why });
   }
 
   #onMessage(m: Message): void {
@@ -364,6 +380,11 @@ export class Subscriber {
         this.#fail(err as MemsealError);
         return;
       }
+      if (this.#heldCount + entries.length > this.#quota) {
+        this.#fail(P.protocolError(`the publisher announced ${entries.length} sample(s) to a subscriber holding ` +
+          `${this.#heldCount} of its quota of ${this.#quota}`));
+        return;
+      }
       for (const e of entries) {
         if (this.#held[e.slot] !== 0) {
           this.#fail(P.protocolError(`the publisher announced slot ${e.slot} again while this subscriber holds it`));
@@ -373,9 +394,15 @@ export class Subscriber {
           this.#fail(P.protocolError(`sample sequence ${e.sequence} is not after ${this.#lastSeq}`));
           return;
         }
+        if (this.#lastSeq !== 0) this.#missed += e.sequence - this.#lastSeq - 1;
         this.#lastSeq = e.sequence;
         this.#held[e.slot] = 1;
         this.#heldCount++;
+        if (this.#closed) {
+          // closing or detached: nothing more is delivered; give it back at once
+          this.#release(e.slot, e.sequence);
+          continue;
+        }
         const off = this.#geometry.headerSize + e.slot * this.#geometry.slotStride;
         const s = newSample(this, e, this.#mapping.bytes(off, e.length));
         const w = this.#waiters.shift();
@@ -383,35 +410,41 @@ export class Subscriber {
         else this.#queue.push(s);
       }
     } else if (type === P.MsgType.DETACH) {
-      this.#detachReason = m.data.subarray(4).toString('utf8');
-      this.#failure = closedError('Subscriber.receive()', 'the subscriber', DETACHED, { reason: this.#detachReason });
+      if (m.data[1] === P.DetachReason.CLOSING) {
+        this.#cleanEnd = true;  // the pool is never written again: what is queued stays deliverable
+        this.#end(null);
+      } else {
+        this.#dropQueued();
+        this.#end(detachedError('Subscriber.receive()', m.data));
+      }
     } else if (type < 0x80) {
       this.#fail(P.protocolError(`the publisher sent an unknown message type ${type}`));
     }
   }
 
-  /** A protocol violation: samples received before it are still delivered, then receive() rejects with it once. */
+  /** A protocol violation by the publisher: nothing queued is delivered; receive() rejects once with it, then ERR_MEMSEAL_CLOSED. */
   #fail(err: MemsealError): void {
-    if (this.#closed) return;
-    this.#failure = err;
+    if (this.#failure !== null || this.#cleanEnd) return;
     this.#failOnce = err;
-    this.#channel.close();
-    this.#shut(false);
+    this.#dropQueued();
+    this.#end(err);
+    this.#channel.close();  // a publisher that breaks the protocol is not owed our hold
+    this.#unmapIfDone();
   }
 
   #release(slot: number, seq: number): void {
     if (this.#held[slot] === 0) return;
     this.#held[slot] = 0;
     this.#heldCount--;
-    if (!this.#closed) {
-      this.#relSlots.push(slot);
-      this.#relSeqs.push(seq);
-      if (!this.#relScheduled) {
-        this.#relScheduled = true;
-        process.nextTick(() => this.#flushReleases());
-      }
-    } else if (this.#heldCount === 0) {
-      this.#unmap();
+    if (this.#channel.closed) {
+      this.#unmapIfDone();
+      return;
+    }
+    this.#relSlots.push(slot);
+    this.#relSeqs.push(seq);
+    if (!this.#relScheduled) {
+      this.#relScheduled = true;
+      process.nextTick(() => this.#flushReleases());
     }
   }
 
@@ -421,23 +454,43 @@ export class Subscriber {
     const seqs = this.#relSeqs;
     this.#relSlots = [];
     this.#relSeqs = [];
-    if (this.#closed) return;
+    if (this.#channel.closed) return;
     for (let i = 0; i < slots.length; i += P.MAX_RELEASES) {
       const n = Math.min(P.MAX_RELEASES, slots.length - i);
       this.#channel.send(P.encodeRelease(slots, seqs, i, n)).catch(() => { /* the publisher is gone: nothing to release */ });
     }
+    this.#unmapIfDone();
   }
 
-  /** The stream ends. Locally: samples not yet received are dropped (released). From the publisher's side: they stay receivable. */
-  #shut(local: boolean): void {
-    if (this.#closed) {
-      if (local) this.#dropQueued();
-      return;
-    }
+  /**
+   * No more deliveries: `failure` null for a clean end. Waiting receive()s
+   * settle; the connection stays until every sample handed out is released
+   * (an honest subscriber's hold is what keeps the publisher off its slots).
+   */
+  #end(failure: MemsealError | null): void {
+    if (this.#closed) return;
     this.#closed = true;
-    if (local) this.#dropQueued();
-    for (const w of this.#waiters.splice(0)) w.reject(this.#takeEndError());
-    if (this.#heldCount === 0) this.#unmap();
+    if (failure !== null) this.#failure = failure;
+    if (this.#qhead >= this.#queue.length) for (const w of this.#waiters.splice(0)) w.reject(this.#takeEndError());
+    this.#unmapIfDone();
+  }
+
+  /** The publisher hung up: a clean end if it said "closing" first, else it is gone (crashed, killed). */
+  #hungUp(): void {
+    if (!this.#closed && !this.#cleanEnd) {
+      // a publisher that lives on may reuse what it announced: nothing queued is delivered
+      this.#dropQueued();
+      this.#end(new MemsealError('ERR_MEMSEAL_PUBLISHER_GONE', 'Subscriber.receive(): the publisher hung up without close()',
+        { hint: 'it crashed, was killed, or closed its channel; samples still held may be reused: copy() checks' }));
+    }
+    this.#unmapIfDone();
+  }
+
+  /** Hangs up and unmaps once nothing is delivered any more and nothing is held. */
+  #unmapIfDone(): void {
+    if (!this.#closed || this.#heldCount > 0 || this.#relScheduled) return;
+    this.#channel.close();
+    if (!this.#mapping.closed) this.#mapping.unmap();
   }
 
   #dropQueued(): void {
@@ -458,9 +511,11 @@ export class Subscriber {
   }
 
   #failOnce: MemsealError | null = null;
-  #detachReason: string | null = null;  // the publisher's DETACH text
+}
 
-  #unmap(): void {
-    if (!this.#mapping.closed) this.#mapping.unmap();
-  }
+/** ERR_MEMSEAL_DETACHED from a DETACH message: its reason byte and text. */
+function detachedError(op: string, data: Buffer): MemsealError {
+  const reason = ({ 1: 'too slow', 3: 'protocol', 4: 'refused: full', 5: 'idle' } as Record<number, string>)[data[1] ?? 0] ?? 'detached';
+  return new MemsealError('ERR_MEMSEAL_DETACHED', `${op}: the publisher detached this subscriber (${reason}): ` +
+    data.subarray(4, 1004).toString('utf8'), { hint: 'samples already handed out stay valid until released; nothing queued was delivered' });
 }

@@ -140,7 +140,7 @@ op('verifySeals on a sealed memfd', CYCLES, () => {
 const cleanups = [];
 if (m.features.futureWrite) {
   // Publisher/Subscriber: a stream through one pool, and whole attach/detach cycles
-  const pool = m.Publisher.create({ slots: 8, slotSize: PAGE, name: 'soak-pool' });
+  const pool = m.Publisher.create({ slotSize: PAGE, name: 'soak-pool' });  // slots derived: 8 subscribers × quota 2 + 1 + 1
   const [pa, sa] = m.socketPair();
   pool.attach(pa);
   let streamSub = null;
