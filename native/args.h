@@ -56,6 +56,20 @@ inline bool ArgFd(const Napi::CallbackInfo& info, size_t i, int* out) {
   return true;
 }
 
+// The bytes of a Uint8Array (or Buffer) argument, or false with a TypeError.
+inline bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* len) {
+  *data = nullptr;
+  *len = 0;
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    return ArgError(info, "expected a Uint8Array");
+  }
+  Napi::Uint8Array u8 = info[i].As<Napi::Uint8Array>();
+  *data = u8.Data();
+  *len = u8.ByteLength();
+  return true;
+}
+
 // Result of a syscall: the value, or -errno.
 inline Napi::Value Result(Napi::Env env, int64_t r) {
   return Napi::Value(env, Double(env, static_cast<double>(r)));

@@ -1,6 +1,6 @@
 // fd.cc — calls on any file descriptor: statx(2) (as fstat), ftruncate(2),
 // close(2), fcntl(2) F_DUPFD_CLOEXEC, and the names and messages of errno
-// values (libuv's uv_err_name, strerror_r(3)). Thin, 1:1 calls returning the
+// values (libuv's uv_err_name, strerror_r(3) in its portable form). Thin, 1:1 calls returning the
 // result or -errno.
 #include <ctype.h>
 #include <errno.h>
@@ -30,13 +30,18 @@ namespace {
 Napi::Value Fstat(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+#ifdef STATX_SIZE
   struct statx st;
   if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_MODE, &st) < 0) return Errno(info.Env());
+  double size = static_cast<double>(st.stx_size), mode = st.stx_mode, blksize = st.stx_blksize;
+#else  // a C library without statx(3) (musl before 1.2.5) has no symbol versions to avoid either
+  struct stat st;
+  if (fstat(fd, &st) < 0) return Errno(info.Env());
+  double size = static_cast<double>(st.st_size), mode = st.st_mode, blksize = static_cast<double>(st.st_blksize);
+#endif
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0) return Errno(info.Env());
-  napi_value items[4] = {Double(info.Env(), static_cast<double>(st.stx_size)),
-                         Double(info.Env(), static_cast<double>(st.stx_mode)),
-                         Double(info.Env(), static_cast<double>(st.stx_blksize)),
+  napi_value items[4] = {Double(info.Env(), size), Double(info.Env(), mode), Double(info.Env(), blksize),
                          Double(info.Env(), static_cast<double>(flags))};
   return Napi::Value(info.Env(), ArrayOf(info.Env(), items, 4));
 }
@@ -50,13 +55,12 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), r);
 }
 
-// close(fd) -> 0 | -errno
+// close(fd) -> 0 | -errno (EINTR counts as closed: see CloseFd)
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   Untrack(info.Env(), fd);
-  int r = close(fd);
-  return Errno(info.Env(), r);
+  return Result(info.Env(), CloseFd(fd));
 }
 
 // dup(fd) -> a new close-on-exec descriptor (fcntl F_DUPFD_CLOEXEC) | -errno.
@@ -108,16 +112,25 @@ Napi::Value ErrorName(const Napi::CallbackInfo& info) {
   int32_t e;
   if (!ArgInt32(info, 0, &e)) return info.Env().Undefined();
   const char* extra = ExtraErrnoName(-e);
-  return Napi::String::New(info.Env(), extra != nullptr ? extra : uv_err_name(e));
+  return Napi::Value(info.Env(), String(info.Env(), extra != nullptr ? extra : uv_err_name(e)));
 }
+
+// strerror_r(3) comes in two forms: XSI (POSIX; musl, and glibc without
+// _GNU_SOURCE) returns 0 and fills buf; GNU (glibc with _GNU_SOURCE, which g++
+// always defines) returns the text, which may not be buf. Overloading on the
+// return type takes either, so the same source builds against both C libraries.
+[[maybe_unused]] const char* StrerrorText(int r, const char* buf) { return r == 0 ? buf : nullptr; }
+[[maybe_unused]] const char* StrerrorText(const char* text, const char*) { return text; }
 
 Napi::Value ErrorMessage(const Napi::CallbackInfo& info) {
   int32_t e;
   if (!ArgInt32(info, 0, &e)) return info.Env().Undefined();
   char buf[128];
-  std::string msg = strerror_r(-e, buf, sizeof buf);  // GNU strerror_r returns the text
-  if (!msg.empty()) msg[0] = static_cast<char>(tolower(static_cast<unsigned char>(msg[0])));
-  return Napi::String::New(info.Env(), msg);
+  buf[0] = '\0';
+  const char* text = StrerrorText(strerror_r(-e, buf, sizeof buf), buf);
+  std::string msg = text != nullptr && *text != '\0' ? text : "Unknown error " + std::to_string(-e);
+  msg[0] = static_cast<char>(tolower(static_cast<unsigned char>(msg[0])));
+  return Napi::Value(info.Env(), String(info.Env(), msg.c_str()));
 }
 
 }  // namespace

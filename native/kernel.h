@@ -27,6 +27,10 @@
 #define MFD_EXEC 0x0010U
 #endif
 
+// memfd_create(2): most bytes in a name, excluding the NUL. The kernel's
+// MFD_NAME_MAX_LEN (mm/memfd.c: NAME_MAX - strlen("memfd:")); longer is EINVAL.
+#define MEMSEAL_MFD_NAME_MAX 249
+
 // fcntl(2) file seals
 #ifndef F_LINUX_SPECIFIC_BASE
 #define F_LINUX_SPECIFIC_BASE 1024

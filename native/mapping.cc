@@ -476,7 +476,7 @@ Napi::Value RegionState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
+  return Result(info.Env(), sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace

@@ -57,7 +57,7 @@ int Shut(Watch* w, bool teardown) {
   if (w->closed) return 0;
   w->closed = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnUvClosed);  // stops polling now; frees later
-  int r = close(w->fd) < 0 ? -errno : 0;
+  int r = CloseFd(w->fd);
   w->fd = -1;
   if (!teardown) {
     if (w->callback != nullptr) napi_delete_reference(w->env, w->callback);
@@ -65,7 +65,7 @@ int Shut(Watch* w, bool teardown) {
   }
   w->callback = nullptr;
   w->async = nullptr;
-  return r == -EINTR ? 0 : r;  // after EINTR the descriptor is gone anyway on Linux
+  return r;
 }
 
 // Environment teardown: close the handle (if not yet); OnUvClosed removes the

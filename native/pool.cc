@@ -21,19 +21,6 @@
 namespace memseal {
 namespace {
 
-// The data pointer and length of a TypedArray/Buffer argument, or false with a TypeError pending.
-bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* len) {
-  *data = nullptr;
-  *len = 0;
-  if (info.Length() <= i || !info[i].IsTypedArray()) return ArgError(info, "expected a Uint8Array argument");
-  Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != napi_uint8_array) return ArgError(info, "expected a Uint8Array argument");
-  Napi::Uint8Array u8 = ta.As<Napi::Uint8Array>();
-  *data = u8.Data();
-  *len = u8.ByteLength();
-  return true;
-}
-
 // The word at byte offset `off` of the header view, or nullptr (TypeError pending).
 uint64_t* ArgWord(const Napi::CallbackInfo& info, size_t viewArg, size_t offArg) {
   uint8_t* base;
@@ -85,7 +72,7 @@ Napi::Value PoolEnd(const Napi::CallbackInfo& info) {
 Napi::Value PoolLoad(const Napi::CallbackInfo& info) {
   uint64_t* word = ArgWord(info, 0, 1);
   if (word == nullptr) return info.Env().Undefined();
-  return Napi::Number::New(info.Env(), static_cast<double>(__atomic_load_n(word, __ATOMIC_ACQUIRE)));
+  return Napi::Value(info.Env(), Double(info.Env(), static_cast<double>(__atomic_load_n(word, __ATOMIC_ACQUIRE))));
 }
 
 // poolCopy(header, offset, expectedWord, src, dst) -> 0 (copied, the word

@@ -15,10 +15,7 @@
 
 #include <errno.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-#include <string.h>
 
 #include <map>
 #include <mutex>
@@ -93,10 +90,15 @@ void CloseUnadopted(void* arg) {
     fds.swap(it->second);
     Pending().fds.erase(it);
   }
-  for (int fd : fds) close(fd);
+  for (int fd : fds) CloseFd(fd);
 }
 
 }  // namespace
+
+int CloseFd(int fd) {
+  if (close(fd) == 0 || errno == EINTR) return 0;
+  return -errno;
+}
 
 void TrackUnadopted(napi_env env, int fd) {
   bool first;
@@ -134,14 +136,10 @@ struct OwnedFd {
   bool hooked;   // the env cleanup hook is registered
 };
 
-void CloseQuietly(int fd) {
-  close(fd);  // EINTR: on Linux the descriptor is gone anyway
-}
-
 void CleanupHook(void* arg) {
   OwnedFd* o = static_cast<OwnedFd*>(arg);
   o->hooked = false;  // Node removes a hook as it runs it
-  if (o->fd >= 0) CloseQuietly(o->fd);
+  if (o->fd >= 0) CloseFd(o->fd);
   o->fd = -1;
 }
 
@@ -153,7 +151,7 @@ void Unhook(OwnedFd* o) {
 void OnCollected(napi_env, void* data, void*) {
   OwnedFd* o = static_cast<OwnedFd*>(data);
   Unhook(o);
-  if (o->fd >= 0) CloseQuietly(o->fd);
+  if (o->fd >= 0) CloseFd(o->fd);
   delete o;
 }
 
@@ -161,71 +159,39 @@ struct CloseJob {
   int fd;
 };
 
-void CloseExecute(void* data) { CloseQuietly(static_cast<CloseJob*>(data)->fd); }
+void CloseExecute(void* data) { CloseFd(static_cast<CloseJob*>(data)->fd); }
 void CloseComplete(napi_env, void* data) { delete static_cast<CloseJob*>(data); }
 
-// fdOpen(fd) -> handle. Adopts fd: fdClose, the garbage collector or the
-// environment's teardown closes it, whichever comes first.
+// A handle that owns fd: fdClose, the garbage collector or the environment's
+// teardown closes it, whichever comes first. nullptr if the environment is
+// going (fd is then closed, now or by the finalizer: it was handed over).
+napi_value Adopt(napi_env env, int fd) {
+  OwnedFd* o = new OwnedFd{env, fd, false};
+  if (napi_add_env_cleanup_hook(env, CleanupHook, o) == napi_ok) o->hooked = true;
+  bool armed;
+  napi_value h = TaggedExternal(env, o, OnCollected, &kFdTag, &armed);
+  if (h == nullptr && !armed) OnCollected(env, o, nullptr);
+  return h;
+}
+
+// fdOpen(fd) -> handle. Adopts fd (see Adopt).
 Napi::Value FdOpen(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   int fd;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
   Untrack(env, fd);  // received or duplicated by a channel: owned from here on
-  OwnedFd* o = new OwnedFd{env, fd, false};
-  if (napi_add_env_cleanup_hook(env, CleanupHook, o) == napi_ok) o->hooked = true;
-  bool armed;
-  napi_value h = TaggedExternal(env, o, OnCollected, &kFdTag, &armed);
-  if (h == nullptr) {
-    if (!armed) OnCollected(env, o, nullptr);  // closes fd: the caller handed it over
-    return info.Env().Undefined();
-  }
-  return Napi::Value(env, h);
+  napi_value h = Adopt(env, fd);
+  return Napi::Value(env, h != nullptr ? h : Undefined(env));
 }
 
-// [fd, handle] for a descriptor just created; on failure (a terminating
-// environment) the descriptor is closed and undefined returned.
-Napi::Value Owned(napi_env env, int fd) {
-  OwnedFd* o = new OwnedFd{env, fd, false};
-  if (napi_add_env_cleanup_hook(env, CleanupHook, o) == napi_ok) o->hooked = true;
-  bool armed;
-  napi_value items[2] = {Double(env, fd), TaggedExternal(env, o, OnCollected, &kFdTag, &armed)};
-  if (items[1] == nullptr) {
-    if (!armed) OnCollected(env, o, nullptr);
-    return Napi::Value(env, Undefined(env));
-  }
-  return Napi::Value(env, ArrayOf(env, items, 2));
+}  // namespace
+
+napi_value Owned(napi_env env, int fd) {
+  napi_value items[2] = {Double(env, fd), Adopt(env, fd)};
+  return items[1] != nullptr ? ArrayOf(env, items, 2) : Undefined(env);
 }
 
-// memfdCreateOwned(name, flags) -> [fd, handle] | -errno: memfd_create(2) whose
-// descriptor is owned from the start (no moment in which a terminated worker
-// would leak it).
-Napi::Value MemfdCreateOwned(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) return (ArgError(info, "name must be a string"), info.Env().Undefined());
-  uint32_t flags;
-  if (!ArgUint32(info, 1, &flags)) return info.Env().Undefined();
-  char name[256];
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, info[0], name, sizeof name, &len) != napi_ok) return info.Env().Undefined();
-  if (strlen(name) != len) return (ArgError(info, "name must not contain NUL"), info.Env().Undefined());
-  if (len >= 250) return Result(info.Env(), -EINVAL);  // memfd_create(2): at most 249 bytes
-  int fd = memfd_create(name, flags);
-  if (fd < 0) return Result(info.Env(), -errno);
-  return Owned(env, fd);
-}
-
-// memfdSecretOwned(flags) -> [fd, handle] | -errno: memfd_secret(2), owned from the start.
-Napi::Value MemfdSecretOwned(const Napi::CallbackInfo& info) {
-  uint32_t flags;
-  if (!ArgUint32(info, 0, &flags)) return info.Env().Undefined();
-#ifdef SYS_memfd_secret
-  long fd = syscall(SYS_memfd_secret, flags);
-  if (fd < 0) return Result(info.Env(), -errno);
-  return Owned(info.Env(), static_cast<int>(fd));
-#else
-  return Result(info.Env(), -ENOSYS);
-#endif
-}
+namespace {
 
 // fdClose(handle, deferred) -> 0 | -errno. Idempotent. With `deferred` the
 // close(2) runs on the thread pool (the descriptor number stays taken until
@@ -245,7 +211,7 @@ Napi::Value FdClose(const Napi::CallbackInfo& info) {
     if (Defer(env, CloseExecute, CloseComplete, j)) return Result(info.Env(), 0);
     delete j;
   }
-  return Errno(info.Env(), close(fd) < 0 && errno != EINTR ? -1 : 0);
+  return Result(info.Env(), CloseFd(fd));
 }
 
 }  // namespace
@@ -253,8 +219,6 @@ Napi::Value FdClose(const Napi::CallbackInfo& info) {
 void InitRelease(Napi::Env env, Napi::Object exports) {
   exports.Set("fdOpen", Napi::Function::New(env, FdOpen, "fdOpen"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
-  exports.Set("memfdCreateOwned", Napi::Function::New(env, MemfdCreateOwned, "memfdCreateOwned"));
-  exports.Set("memfdSecretOwned", Napi::Function::New(env, MemfdSecretOwned, "memfdSecretOwned"));
 }
 
 }  // namespace memseal

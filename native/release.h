@@ -21,4 +21,15 @@ bool Defer(napi_env env, void (*execute)(void*), void (*complete)(napi_env, void
 void TrackUnadopted(napi_env env, int fd);
 void Untrack(napi_env env, int fd);
 
+// close(2), the one way this code closes a descriptor: 0 or -errno. EINTR
+// counts as done: on Linux the descriptor is released before close(2) can be
+// interrupted, so retrying could close a number another thread just reused
+// (libuv's uv__close does the same).
+int CloseFd(int fd);
+
+// [fd, handle] for a descriptor just created, owned from the start (see
+// fdOpen in release.cc); undefined if the environment is going (fd is then
+// closed or left to the finalizer).
+napi_value Owned(napi_env env, int fd);
+
 }  // namespace memseal

@@ -1,5 +1,15 @@
 // safe.h — N-API calls that survive an environment that is shutting down.
 //
+// The one N-API style of native/: node-addon-api reads arguments
+// (Napi::CallbackInfo, Is*(), As<>(), Value(): nothing there allocates or
+// throws) and registers functions at Init; every value handed to JavaScript,
+// every tag and every throw goes through the raw N-API helpers below, which
+// check each status. NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS (binding.gyp)
+// is a net under the Init-time registrations only: it makes node-addon-api's
+// failed-status path give up quietly in a terminating environment instead of
+// aborting, but its Error construction still allocates, so hot paths never
+// rely on it.
+//
 // A worker thread can be terminated at any instruction, including inside one
 // of our functions or during module Init. From then on every N-API call that
 // could run JavaScript answers napi_pending_exception (with no exception
@@ -26,6 +36,12 @@ inline void ThrowTypeError(napi_env env, const char* what) {
 inline napi_value Undefined(napi_env env) {
   napi_value v = nullptr;
   napi_get_undefined(env, &v);
+  return v;
+}
+
+inline napi_value String(napi_env env, const char* utf8) {
+  napi_value v = nullptr;
+  if (napi_create_string_utf8(env, utf8, NAPI_AUTO_LENGTH, &v) != napi_ok) return Undefined(env);
   return v;
 }
 

@@ -24,23 +24,6 @@ namespace {
 
 constexpr int kSockFlags = SOCK_NONBLOCK | SOCK_CLOEXEC;
 
-// Bytes at info[i] (any TypedArray/Buffer/DataView/ArrayBuffer), or false with a TypeError.
-bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* len) {
-  *data = nullptr;
-  *len = 0;
-  if (info.Length() <= i) return ArgError(info, "expected a Uint8Array");
-  Napi::Value v = info[i];
-  if (v.IsTypedArray()) {
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    if (ta.TypedArrayType() != napi_uint8_array) return ArgError(info, "expected a Uint8Array");
-    Napi::Uint8Array u = v.As<Napi::Uint8Array>();
-    *data = u.Data();
-    *len = u.ByteLength();
-    return true;
-  }
-  return ArgError(info, "expected a Uint8Array");
-}
-
 bool ArgInt32Array(const Napi::CallbackInfo& info, size_t i, int32_t** data, size_t* len) {
   *data = nullptr;
   *len = 0;
@@ -260,7 +243,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
         int got;
         memcpy(&got, p + k * sizeof(int), sizeof(int));
         if (refuse) {
-          close(got);  // never leak what a refused message brought
+          CloseFd(got);  // never leak what a refused message brought
         } else {
           fds[n++] = got;
           TrackUnadopted(info.Env(), got);  // the channel's until handed to the program or adopted

@@ -11,7 +11,7 @@ import {
   Channel, type ChannelOptions, ChannelServer, connect, listen, MAX_FDS, MAX_PAYLOAD, memfdCreate, Message, socketPair, spawnWithChannel,
 } from '../src';
 import { native } from '../src/kernel/binding';
-import { collectGarbage, countFds, FIXTURES, killChildren, runFixture } from './helpers';
+import { collectGarbage, countFds, FIXTURES, killChildren, runFixture, tick } from './helpers';
 
 const PEER = path.join(FIXTURES, 'channel-peer.js');
 
@@ -38,7 +38,6 @@ function code(expected: string) {
   };
 }
 
-const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('Channel', () => {
   let baseline: number;

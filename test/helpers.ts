@@ -52,6 +52,11 @@ export function keepUntilTestEnds<T extends { close(): void }>(): ((x: T) => T) 
   return Object.assign((x: T): T => { kept.push(x); return x; }, { rebase: () => { baseline = countFds(); } });
 }
 
+/** One turn of the event loop (setImmediate): lets pending I/O callbacks run. */
+export function tick(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export const FIXTURES = path.join(__dirname, 'fixtures');
 const ROOT = path.join(__dirname, '..');
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { closeSync, fchmodSync, fstatSync, ftruncateSync, openSync, readFileSync, readlinkSync, readSync, writeSync } from 'node:fs';
-import { addSeals, constants as C, features, getSeals, memfdCreate, memfdSecret, mmap, Seal, type SystemError } from '../src';
+import {
+  addSeals, constants as C, features, getSeals, MEMFD_NAME_MAX, memfdCreate, memfdSecret, mmap, SealedBuffer, Seal, type SystemError,
+} from '../src';
 import { countFds, skipUnless } from './helpers';
 
 const O_CLOEXEC_OCTAL = 0o2000000;
@@ -74,6 +76,21 @@ describe('memfdCreate()', () => {
   it('EINVAL for a name over 249 bytes, with a hint', () => {
     track(memfdCreate('n'.repeat(249)));
     assert.throws(() => memfdCreate('n'.repeat(250)), isSystemError('EINVAL', 'memfd_create', /longer than 249/));
+  });
+
+  it('the owned door (SealedBuffer) and memfdCreate() take the same names: MEMFD_NAME_MAX bytes, multi-byte too', () => {
+    assert.equal(MEMFD_NAME_MAX, 249);
+    const fits = '€'.repeat(83);     // 249 bytes of 3-byte characters
+    const over = `${fits}n`;         // 250 bytes
+    track(memfdCreate(fits));
+    assert.throws(() => memfdCreate(over), isSystemError('EINVAL', 'memfd_create', /longer than 249/));
+    const b = SealedBuffer.from('x', { name: fits });
+    try {
+      assert.equal(readlinkSync(`/proc/self/fd/${b.fd}`), `/memfd:${fits} (deleted)`);
+    } finally {
+      b.close();
+    }
+    assert.throws(() => SealedBuffer.from('x', { name: over }), isSystemError('EINVAL', 'memfd_create', /longer than 249/));
   });
 
   it('rejects malformed arguments before any syscall', () => {

@@ -12,10 +12,9 @@ import {
   Channel, type ChannelOptions, type ChannelServer, connect, listen, SealedBuffer, socketPair, spawnWithChannel,
 } from '../src';
 import { native } from '../src/kernel/binding';
-import { countFds, FIXTURES, killChildren, readableCheckout, runFixture, Tracker } from './helpers';
+import { countFds, FIXTURES, killChildren, readableCheckout, runFixture, tick, Tracker } from './helpers';
 
 const FIXTURE = path.join(FIXTURES, 'trust-channel.js');
-const tick = () => new Promise((resolve) => setImmediate(resolve));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function code(expected: string) {

@@ -6,13 +6,13 @@ import fs from 'node:fs';
 import { native, type PollHandle } from '../kernel/binding';
 import { type Channel, newChannel } from './channel';
 import {
-  type ChannelOptions, channelOptions, closeQuietly, openPoll, type PeerCredentials, peerCredentials, type SocketType, sockTypeNumber,
+  type ChannelOptions, channelOptions, closeQuietly, openPoll, type PeerCredentials, peerCredentials, type SocketType,
 } from './channel-util';
-import { E, illegalConstructor, invalidArgType, invalidArgValue, outOfRange, systemError, type SystemError } from '../kernel/errors';
+import { E, illegalConstructor, invalidArgValue, systemError, type SystemError } from '../kernel/errors';
 import { type EmitterEvents, TypedEventEmitter } from '../util/events';
-import { validateInteger, validateObject, validateString } from '../kernel/validate';
+import { validateInteger, validateObject } from '../kernel/validate';
+import { accessOptions, addressHint, bindMode, openSocket, printable, retryWhileFull, sunPath } from './unix-socket';
 
-const K = native.channelConstants;
 const P = native.pollConstants;
 const construct = Symbol('ChannelServer.construct');
 
@@ -321,67 +321,6 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
 }
 
 /**
- * @internal Validates the `allow` and `mode` options of listen() and bindDatagram()
- * and returns the `allow` in force (the default one when absent).
- */
-export function accessOptions(path: string, allowOption: unknown, mode: unknown): (peer: PeerCredentials) => boolean {
-  if (allowOption !== undefined && typeof allowOption !== 'function') throw invalidArgType('options.allow', 'a function', allowOption);
-  if (mode !== undefined) {
-    validateInteger(mode, 'options.mode', 0, 0o777);
-    if (path.startsWith('\0')) throw invalidArgValue('options.mode', 'is for filesystem sockets; an abstract name has no permissions (use allow)', mode);
-  }
-  return (allowOption as ListenOptions['allow']) ?? sameUserOrRoot(process.geteuid?.() ?? 0);
-}
-
-/**
- * The default ListenOptions.allow: the server's own user, and root — but never
- * a peer that reads as the overflow uid or gid. Across user namespaces
- * SO_PEERCRED reports an id with no mapping in the server's namespace as the
- * overflow id (/proc/sys/kernel/overflowuid, 65534) and a pid outside its pid
- * namespace as 0: a server running as `nobody` (or unmapped itself) would
- * otherwise admit every stranger whose id does not map, host root included.
- */
-function sameUserOrRoot(uid: number): (peer: PeerCredentials) => boolean {
-  const overflowUid = overflowId('uid');
-  const overflowGid = overflowId('gid');
-  return (peer) => peer.uid !== overflowUid && peer.gid !== overflowGid && (peer.uid === uid || peer.uid === 0);
-}
-
-/** /proc/sys/kernel/overflow{uid,gid}: what an unmapped id reads as (65534 unless changed). */
-function overflowId(kind: 'uid' | 'gid'): number {
-  try {
-    const n = Number(fs.readFileSync(`/proc/sys/kernel/overflow${kind}`, 'latin1').trim());
-    return Number.isInteger(n) ? n : 65534;
-  } catch {
-    return 65534;
-  }
-}
-
-/**
- * bind(2), with `mode` for a filesystem socket: fchmod(2) on the socket before
- * bind makes the file appear with at most those bits (the kernel applies the
- * umask on top of them), then chmod(2) sets exactly them. At no moment is the
- * file more open than asked; umask(2), process-wide, is never touched.
- * @internal also bindDatagram()'s
- */
-export function bindMode(fd: number, addr: Buffer, path: string, mode: number | undefined): void {
-  if (mode !== undefined) fs.fchmodSync(fd, mode);
-  const r = native.bind(fd, addr);
-  if (r < 0) {
-    throw systemError(r, 'bind', printable(path), r === -E.EADDRINUSE
-      ? (path.startsWith('\0') ? 'another socket has this abstract name' : 'the path exists: another server, or a stale socket file to remove')
-      : undefined);
-  }
-  if (mode === undefined) return;
-  try {
-    fs.chmodSync(path, mode);
-  } catch (err) {
-    fs.rmSync(path, { force: true });
-    throw err;
-  }
-}
-
-/**
  * Connects to a {@link listen}ing path or abstract name: socket(2), connect(2).
  * While the listener's backlog is full (EAGAIN) it retries for up to 5 s.
  * @rejects ENOENT (no such path), ECONNREFUSED (nobody listening), EPROTOTYPE (not a SEQPACKET listener)
@@ -395,15 +334,10 @@ export async function connect(path: string, options?: ConnectOptions): Promise<C
   const addr = sunPath(path);
   if (options !== undefined) channelOptions(options);
   const fd = openSocket(connectionType(options?.type, 'options.type'));
-  const deadline = Date.now() + 5000;
-  for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
-    const r = native.connect(fd, addr);
-    if (r === 0) break;
-    if (r !== -E.EAGAIN || Date.now() > deadline) {
-      closeQuietly(fd);
-      throw systemError(r, 'connect', printable(path), connectHint(r));
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
+  const r = await retryWhileFull(() => native.connect(fd, addr));
+  if (r !== 0) {
+    closeQuietly(fd);
+    throw systemError(r, 'connect', printable(path), addressHint(r, 'listener'));
   }
   try {
     return newChannel(fd, options);
@@ -412,38 +346,3 @@ export async function connect(path: string, options?: ConnectOptions): Promise<C
     throw err;
   }
 }
-
-/** @internal socket(2): AF_UNIX, non-blocking, close-on-exec. */
-export function openSocket(type: SocketType): number {
-  const fd = native.socket(sockTypeNumber(type));
-  if (fd < 0) throw systemError(fd, 'socket', `AF_UNIX, SOCK_${type.toUpperCase()}`);
-  return fd;
-}
-
-/** @internal sun_path bytes: a filesystem path plus its NUL, or an abstract name as given. */
-export function sunPath(path: string): Buffer {
-  validateString(path, 'path');
-  const abstract = path.startsWith('\0');
-  if (path.length === 0 || path === '\0') throw outOfRange('path', 'a non-empty path or abstract name', path);
-  if (!abstract && path.includes('\0')) throw outOfRange('path', 'a path without NUL characters', printable(path));
-  const bytes = Buffer.from(abstract ? path : `${path}\0`, 'utf8');
-  if (bytes.length > K.UNIX_PATH_MAX) {
-    throw outOfRange('path', `at most ${K.UNIX_PATH_MAX - (abstract ? 0 : 1)} bytes (sun_path)`, Buffer.byteLength(path),
-      'use a shorter path (e.g. a relative one) or an abstract name');
-  }
-  return bytes;
-}
-
-/** @internal How a path appears in messages: an abstract name as '@name'. */
-export function printable(path: string): string {
-  return path.startsWith('\0') ? `@${path.slice(1)}` : path;
-}
-
-function connectHint(r: number): string | undefined {
-  if (r === -E.ENOENT) return 'no socket at this path';
-  if (r === -E.ECONNREFUSED) return 'nobody listens there (a stale socket file, or an abstract name nobody holds)';
-  if (r === -E.EPROTOTYPE) return 'the listener is of another socket type (options.type: seqpacket or stream)';
-  if (r === -E.EAGAIN) return "the listener's backlog stayed full for 5 s";
-  return undefined;
-}
-

@@ -96,12 +96,14 @@ export function channelOptions(options: ChannelOptions): Required<ChannelOptions
 // ---- sending ----
 
 /**
- * @internal Checks Channel#send()'s arguments for a socket of `type` (TypeError/RangeError,
+ * @internal Checks the arguments of Channel#send() and sendDatagram() for a socket of `type` (TypeError/RangeError,
  * nothing sent) and returns the payload's bytes.
  */
-export function sendBytes(data: Uint8Array | ArrayBufferView | string, fds: readonly number[], type: SocketType): Buffer {
+export function sendBytes(
+  data: Uint8Array | ArrayBufferView | string, fds: readonly number[], type: SocketType, payloadName = 'Channel.MAX_PAYLOAD',
+): Buffer {
   const bytes = toBytes(data);
-  if (bytes.byteLength > MAX_PAYLOAD) throw outOfRange('data.byteLength', `<= ${MAX_PAYLOAD} (Channel.MAX_PAYLOAD)`, bytes.byteLength);
+  if (bytes.byteLength > MAX_PAYLOAD) throw outOfRange('data.byteLength', `<= ${MAX_PAYLOAD} (${payloadName})`, bytes.byteLength);
   if (!Array.isArray(fds)) throw invalidArgType('fds', 'an array of file descriptors', fds);
   if (fds.length > MAX_FDS) throw outOfRange('fds.length', `<= ${MAX_FDS} (SCM_MAX_FD)`, fds.length);
   for (let i = 0; i < fds.length; i++) validateFd(fds[i], `fds[${i}]`);

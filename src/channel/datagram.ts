@@ -4,10 +4,10 @@
 // socket received through a Channel.
 import { native } from '../kernel/binding';
 import { type Channel, newChannel } from './channel';
-import { type ChannelOptions, closeQuietly, MAX_FDS, MAX_PAYLOAD, type PeerCredentials } from './channel-util';
-import { accessOptions, bindMode, openSocket, printable, sunPath } from './channel-server';
-import { check, E, invalidArgType, outOfRange, systemError } from '../kernel/errors';
-import { toBytes, validateFd, validateInteger, validateObject } from '../kernel/validate';
+import { type ChannelOptions, closeQuietly, MAX_FDS, type PeerCredentials, sendBytes } from './channel-util';
+import { accessOptions, addressHint, bindMode, openSocket, printable, retryWhileFull, sunPath } from './unix-socket';
+import { check, systemError } from '../kernel/errors';
+import { validateInteger, validateObject } from '../kernel/validate';
 import { dropIncoming, EOF, lastSender, Message, RESET, screenIncoming } from './message';
 
 /** Options of {@link bindDatagram}: a channel's, and who may send. */
@@ -38,21 +38,12 @@ export interface DatagramOptions extends ChannelOptions {
  */
 export async function sendDatagram(path: string, data: Uint8Array | ArrayBufferView | string, fds: readonly number[] = []): Promise<void> {
   const addr = sunPath(path);
-  const bytes = toBytes(data);
-  if (bytes.byteLength > MAX_PAYLOAD) throw outOfRange('data.byteLength', `<= ${MAX_PAYLOAD} (MAX_PAYLOAD)`, bytes.byteLength);
-  if (!Array.isArray(fds)) throw invalidArgType('fds', 'an array of file descriptors', fds);
-  if (fds.length > MAX_FDS) throw outOfRange('fds.length', `<= ${MAX_FDS} (SCM_MAX_FD)`, fds.length);
-  for (let i = 0; i < fds.length; i++) validateFd(fds[i], `fds[${i}]`);
+  const bytes = sendBytes(data, fds, 'dgram', 'MAX_PAYLOAD');
   const fdArr = Int32Array.from(fds);
   const sock = openSocket('dgram');
   try {
-    const deadline = Date.now() + 5000;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
-      const r = native.sendmsg(sock, bytes, fdArr, addr);
-      if (r >= 0) return;
-      if (r !== -E.EAGAIN || Date.now() > deadline) throw systemError(r, 'sendmsg', printable(path), datagramHint(r));
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
+    const r = await retryWhileFull(() => native.sendmsg(sock, bytes, fdArr, addr));
+    if (r < 0) throw systemError(r, 'sendmsg', printable(path), addressHint(r, 'datagram'));
   } finally {
     closeQuietly(sock);
   }
@@ -111,14 +102,4 @@ export async function bindDatagram(path: string, options: DatagramOptions = {}):
     return null;
   };
   return channel;
-}
-
-function datagramHint(r: number): string | undefined {
-  if (r === -E.ENOENT) return 'no socket at this path';
-  if (r === -E.ECONNREFUSED) return 'nobody is bound there (a stale socket file, or an abstract name nobody holds)';
-  if (r === -E.EPROTOTYPE) return 'the socket there is not a datagram socket';
-  if (r === -E.EBADF) return 'a descriptor in fds is not open';
-  if (r === -E.EAGAIN) return "the receiver's queue stayed full for 5 s";
-  if (r === -E.EMSGSIZE) return 'the datagram is larger than the socket send buffer';
-  return undefined;
 }

@@ -26,6 +26,8 @@ export interface InternalConstants {
   readonly MAP_FIXED: number; readonly MADV_HWPOISON: number; readonly MADV_SOFT_OFFLINE: number;
   /** Every seal bit this version knows. */
   readonly MEMSEAL_KNOWN_SEALS: number;
+  /** memfd_create(2)'s longest name in bytes (MFD_NAME_MAX_LEN), from native/kernel.h. */
+  readonly MEMSEAL_MFD_NAME_MAX: number;
   readonly S_IFMT: number; readonly S_IFREG: number; readonly S_IFDIR: number; readonly S_IFCHR: number;
   readonly S_IFBLK: number; readonly S_IFIFO: number; readonly S_IFSOCK: number; readonly S_IFLNK: number;
   readonly ETOOMANYREFS: number;

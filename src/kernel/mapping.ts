@@ -15,9 +15,14 @@ const construct = Symbol('Mapping.construct');
 /** @internal The page size (sysconf(_SC_PAGESIZE)). */
 export const PAGE_SIZE: number = native.pageSize();
 
+/** @internal `n` rounded up to a multiple of `to` (a page size, a huge page size). */
+export function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
 /** @internal `n` bytes rounded up to whole pages. */
 export function roundToPages(n: number): number {
-  return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+  return roundUp(n, PAGE_SIZE);
 }
 
 /**

@@ -5,10 +5,10 @@ import { check, E, invalidArgValue } from './errors';
 import { features } from './features';
 import { validateFd, validateFlags, validateString } from './validate';
 
-const { MEMSEAL_KNOWN_SEALS } = native.internalConstants;
+const { MEMSEAL_KNOWN_SEALS, MEMSEAL_MFD_NAME_MAX } = native.internalConstants;
 
 /** Most bytes memfd_create(2) accepts in a name, excluding the NUL (NAME_MAX - strlen("memfd:")). */
-export const MEMFD_NAME_MAX = 249;
+export const MEMFD_NAME_MAX: number = MEMSEAL_MFD_NAME_MAX;
 
 /**
  * Creates an anonymous memory-backed file: memfd_create(2), Linux 3.17.

@@ -143,9 +143,6 @@ export function createMemfd(c: Creation): OwnedMemfd {
   return r as OwnedMemfd;
 }
 
-/** @internal `n` rounded up to a multiple of `to`. */
-export const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
-
 /**
  * @internal Sizes the new memfd, maps it shared and writable, lets `fill` write the
  * pages and unmaps (F_SEAL_WRITE needs no writable mapping left; the view

@@ -9,10 +9,10 @@ import { type FdHandle, native } from '../kernel/binding';
 import { constants as C } from '../kernel/constants';
 import { check, closedError, illegalConstructor, MemsealError, tooLargeForBuffer } from '../kernel/errors';
 import { features } from '../kernel/features';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../kernel/mapping';
-import { addSeals } from '../kernel/memfd';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, roundUp } from '../kernel/mapping';
+import { addSeals, getSeals } from '../kernel/memfd';
 import {
-  asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, roundUp, type SealedBufferOptions,
+  asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, type SealedBufferOptions,
 } from './sealed-create';
 import { planTypedArray, type TypedArray, type TypedArrayOptions, typedViewOf, type TypedView } from '../typed/tensor';
 import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from '../kernel/validate';
@@ -115,7 +115,7 @@ export class SealedBuffer {
 
   static #seal(fd: number, handle: FdHandle, size: number, seals: number, hugetlb = false): SealedBuffer {
     addSeals(fd, seals); // the low-level call, for its hints
-    return new SealedBuffer(construct, fd, size, native.getSeals(fd), hugetlb, handle);
+    return new SealedBuffer(construct, fd, size, getSeals(fd), hugetlb, handle);
   }
 
   /**
