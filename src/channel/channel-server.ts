@@ -11,7 +11,7 @@ import {
 import { E, illegalConstructor, invalidArgValue, systemError, type SystemError } from '../kernel/errors';
 import { type EmitterEvents, TypedEventEmitter } from '../util/events';
 import { validateInteger, validateObject } from '../kernel/validate';
-import { accessOptions, addressHint, bindMode, openSocket, printable, retryWhileFull, sunPath } from './unix-socket';
+import { accessOptions, addressHint, bindMode, openSocket, printable, retryWhileFull, socketAddress, sunPath } from './unix-socket';
 
 const P = native.pollConstants;
 const construct = Symbol('ChannelServer.construct');
@@ -281,7 +281,7 @@ export class ChannelServer extends TypedEventEmitter<ChannelServerEvents> {
 
 /**
  * Listens on a filesystem path or an abstract name (a string starting with
- * '\0', Linux only: no file, gone when the socket closes): socket(2), bind(2),
+ * '\0' or '@', Linux only: no file, gone when the socket closes): socket(2), bind(2),
  * listen(2); accepted with accept4(2) (Linux 2.6.28). A filesystem path must not exist yet (EADDRINUSE otherwise);
  * `server.close()` removes it.
  * @param path at most 107 bytes (108 for an abstract name, counting its leading NUL)
@@ -292,6 +292,7 @@ export class ChannelServer extends TypedEventEmitter<ChannelServerEvents> {
  * ```
  */
 export async function listen(path: string, options: ListenOptions = {}): Promise<ChannelServer> {
+  path = socketAddress(path);
   const addr = sunPath(path);
   validateObject(options, 'options');
   const backlog = options.backlog ?? 511;
@@ -331,6 +332,7 @@ export async function listen(path: string, options: ListenOptions = {}): Promise
  * ```
  */
 export async function connect(path: string, options?: ConnectOptions): Promise<Channel> {
+  path = socketAddress(path);
   const addr = sunPath(path);
   if (options !== undefined) channelOptions(options);
   const fd = openSocket(connectionType(options?.type, 'options.type'));

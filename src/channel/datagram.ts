@@ -5,7 +5,7 @@
 import { native } from '../kernel/binding';
 import { type Channel, newChannel } from './channel';
 import { type ChannelOptions, closeQuietly, MAX_FDS, type PeerCredentials, sendBytes } from './channel-util';
-import { accessOptions, addressHint, bindMode, openSocket, printable, retryWhileFull, sunPath } from './unix-socket';
+import { accessOptions, addressHint, bindMode, openSocket, printable, retryWhileFull, socketAddress, sunPath } from './unix-socket';
 import { check, systemError } from '../kernel/errors';
 import { validateInteger, validateObject } from '../kernel/validate';
 import { dropIncoming, EOF, lastSender, Message, RESET, screenIncoming } from './message';
@@ -37,6 +37,7 @@ export interface DatagramOptions extends ChannelOptions {
  *   EBADF (a descriptor is not open), EMSGSIZE (over the socket buffer), EAGAIN (still full after 5 s)
  */
 export async function sendDatagram(path: string, data: Uint8Array | ArrayBufferView | string, fds: readonly number[] = []): Promise<void> {
+  path = socketAddress(path);
   const addr = sunPath(path);
   const bytes = sendBytes(data, fds, 'dgram', 'MAX_PAYLOAD');
   const fdArr = Int32Array.from(fds);
@@ -68,6 +69,7 @@ export async function sendDatagram(path: string, data: Uint8Array | ArrayBufferV
  *   TypeError/RangeError for bad options (`mode` with an abstract name: ERR_INVALID_ARG_VALUE)
  */
 export async function bindDatagram(path: string, options: DatagramOptions = {}): Promise<Channel> {
+  path = socketAddress(path);
   const addr = sunPath(path);
   validateObject(options, 'options');
   const { allow: allowOption, mode, ...channelOptions } = options;

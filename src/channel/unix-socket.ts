@@ -53,6 +53,16 @@ export function openSocket(type: SocketType): number {
   return fd;
 }
 
+/**
+ * @internal An address as the caller may write it, as the kernel takes it: '@name' is the abstract name
+ * '\0name' (the spelling memseal prints, and one that survives environment variables and argv, which
+ * cannot carry a NUL). A file whose name starts with '@' is written './@name'.
+ */
+export function socketAddress(path: string): string {
+  validateString(path, 'path');
+  return path.startsWith('@') ? `\0${path.slice(1)}` : path;
+}
+
 /** @internal sun_path bytes: a filesystem path plus its NUL, or an abstract name as given. */
 export function sunPath(path: string): Buffer {
   validateString(path, 'path');

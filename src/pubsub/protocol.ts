@@ -8,6 +8,7 @@
 // accessed atomically (native/pool.cc); on those architectures that is the
 // same byte order.
 import { MemsealError } from '../kernel/errors';
+import { roundUp } from '../kernel/mapping';
 
 /** 'pool' as four ASCII bytes, read as a little-endian u32. */
 export const POOL_MAGIC = 0x6c6f6f70;
@@ -72,9 +73,7 @@ export function wordOffset(slot: number): number {
   return HEADER_FIXED + 8 * slot;
 }
 
-export function roundUp(n: number, to: number): number {
-  return Math.ceil(n / to) * to;
-}
+export { roundUp };
 
 /** Seats the holder table of the header names (subscribers past them are not shown by `memseal inspect`). */
 export const HOLDER_SEATS = 64;

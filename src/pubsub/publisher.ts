@@ -10,7 +10,8 @@ import { constants as C, Seal } from '../kernel/constants';
 import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
 import { TypedEventEmitter } from '../util/events';
 import { features } from '../kernel/features';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap } from '../kernel/mapping';
+import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, PAGE_SIZE } from '../kernel/mapping';
+import { addSeals } from '../kernel/memfd';
 import { createMemfd } from '../sealed/sealed-create';
 import { DEFAULT_MAX_SIZE } from '../sealed/verify';
 import { type Message } from '../channel/message';
@@ -25,7 +26,7 @@ import {
   type SlowPolicy, type SubscriberInfo,
 } from './publisher-options';
 
-const PAGE = native.pageSize();
+const PAGE = PAGE_SIZE;
 const construct = Symbol('Publisher.construct');
 
 /** The seals a pool carries: nobody can resize it, nobody but the publisher's existing mapping can write it. */
@@ -168,7 +169,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       check(native.ftruncate(fd, g.poolSize), 'ftruncate');
       mapping = mmap(g.poolSize, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd);
       P.writeHeader(mapping.bytes(0, g.headerSize), g);
-      check(native.addSeals(fd, POOL_SEALS), 'fcntl', 'F_ADD_SEALS');
+      addSeals(fd, POOL_SEALS);   // the kernel door: the same hints as every other path
       return new Publisher(construct, fd, handle, mapping, g, o);
     } catch (err) {
       mapping?.unmap();
