@@ -10,7 +10,7 @@ import { openTable, sealTable } from '../src/arrow';
 import { writtenChunks } from '../src/arrow/chunks';
 import { ensureBuilt } from './built';
 import { keepUntilTestEnds } from './helpers';
-import { pythonNumpyMissing, startReader } from './typed-readers';
+import { pythonFuzzPrelude, skipUnlessReader, startReader } from './typed-readers';
 
 const ROWS = 1000;
 
@@ -147,13 +147,7 @@ describe('sealTable() / openTable()', () => {
 for (const kind of ['node', 'python'] as const) {
   describe(`a table read by a ${kind} reader process`, function () {
     this.timeout(30000);
-    before(function () {
-      const why = kind === 'python' ? pythonNumpyMissing() : null;
-      if (why !== null) {
-        console.log(`      skipped: ${why}`);
-        this.skip();
-      }
-    });
+    before(skipUnlessReader(kind));
 
     it('reads every numeric column as a view over its own mapping', async () => {
       const reader = startReader(kind);
@@ -190,13 +184,7 @@ for (const kind of ['node', 'python'] as const) {
 
 describe('open_table_columns() (Python)', function () {
   this.timeout(30000);
-  before(function () {
-    const why = pythonNumpyMissing();
-    if (why !== null) {
-      console.log(`      skipped: ${why}`);
-      this.skip();
-    }
-  });
+  before(skipUnlessReader('python'));
 
   it('reads the chosen primitive columns of a mixed table and names what it does not support', async () => {
     const reader = startReader('python');
@@ -218,14 +206,7 @@ describe('open_table_columns() (Python)', function () {
 
   it('raises only MemsealError for any corruption of the stream (a seeded fuzz in Python)', () => {
     using sb = sealTable(mixedTable());
-    const script = `
-import random, sys
-sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'python'))})
-import memseal_peer as m
-good = sys.stdin.buffer.read()
-rng = random.Random(27)
-refused = 0
-for _ in range(3000):
+    const script = `${pythonFuzzPrelude()}for _ in range(3000):
     b = bytearray(good)
     for _ in range(rng.randint(1, 4)):
         b[rng.randrange(len(b))] = rng.randrange(256)

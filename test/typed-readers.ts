@@ -16,6 +16,17 @@ export function pythonNumpyMissing(): string | null {
   return r.status === 0 ? null : `python3 with numpy not available (${r.error?.message ?? r.stderr.trim().split('\n').pop()})`;
 }
 
+/** A mocha before() hook that skips, saying why, when a `kind` reader cannot run here (Python without numpy). */
+export function skipUnlessReader(kind: 'node' | 'python'): (this: Mocha.Context) => void {
+  return function (this: Mocha.Context) {
+    const why = kind === 'python' ? pythonNumpyMissing() : null;
+    if (why !== null) {
+      console.log(`      skipped: ${why}`);
+      this.skip();
+    }
+  };
+}
+
 export function startReader(kind: 'node' | 'python'): Reader {
   if (kind === 'node') ensureBuilt();
   const [cmd, args] = kind === 'node'
@@ -35,4 +46,15 @@ export function startReader(kind: 'node' | 'python'): Reader {
       if (code !== 0) throw new Error(`${kind} reader exited with ${String(code)}`);
     },
   };
+}
+
+/** The start of a seeded Python fuzz script: the module imported as `m`, the good bytes from stdin, `rng`, `refused`. */
+export function pythonFuzzPrelude(): string {
+  return `import random, sys
+sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'python'))})
+import memseal_peer as m
+good = sys.stdin.buffer.read()
+rng = random.Random(27)
+refused = 0
+`;
 }

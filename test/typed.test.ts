@@ -2,14 +2,13 @@
 // by this process, a Node reader process and a Python (numpy) one; and headers that lie.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import fc from 'fast-check';
 import {
   MemsealError, Publisher, readTensor, SealedBuffer, socketPair, Subscriber, tensorByteLength, TENSOR_ALIGNMENT,
   type TypedArray, writeTensor,
 } from '../src';
 import { keepUntilTestEnds } from './helpers';
-import { pythonNumpyMissing, startReader } from './typed-readers';
+import { pythonFuzzPrelude, skipUnlessReader, startReader } from './typed-readers';
 
 const KINDS: [TypedArray, string][] = [
   [Int8Array.of(-1, 2, -3, 4, -5, 6), 'int8'], [Uint8Array.of(1, 2, 3, 4, 5, 6), 'uint8'],
@@ -130,25 +129,12 @@ describe('tensor headers that lie', () => {
 
 describe('open_tensor() (Python)', function () {
   this.timeout(30000);
-  before(function () {
-    const why = pythonNumpyMissing();
-    if (why !== null) {
-      console.log(`      skipped: ${why}`);
-      this.skip();
-    }
-  });
+  before(skipUnlessReader('python'));
 
   it('raises only MemsealError for any corruption of a header, and never views past the data (a seeded fuzz)', () => {
     const good = Buffer.alloc(tensorByteLength(Float64Array, [3, 4]));
     writeTensor(good, Float64Array, [3, 4]).fill(1);
-    const script = `
-import random, sys
-sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'python'))})
-import memseal_peer as m
-good = sys.stdin.buffer.read()
-rng = random.Random(27)
-refused = 0
-for _ in range(5000):
+    const script = `${pythonFuzzPrelude()}for _ in range(5000):
     b = bytearray(good[:rng.randint(1, len(good))])
     for _ in range(rng.randint(1, 6)):
         at = rng.randrange(min(64, len(b)))
@@ -207,13 +193,7 @@ describe('writeTensor() / readTensor() in a pool slot', () => {
 for (const kind of ['node', 'python'] as const) {
   describe(`a ${kind} reader process`, function () {
     this.timeout(30000);
-    before(function () {
-      const why = kind === 'python' ? pythonNumpyMissing() : null;
-      if (why !== null) {
-        console.log(`      skipped: ${why}`);
-        this.skip();
-      }
-    });
+    before(skipUnlessReader(kind));
 
     it('reads every element type with its shape as a view over its own mapping', async () => {
       const reader = startReader(kind);

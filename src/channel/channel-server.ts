@@ -348,3 +348,32 @@ export async function connect(path: string, options?: ConnectOptions): Promise<C
     throw err;
   }
 }
+
+/** @internal What {@link listenAndAttach} needs of the object that owns the server (Publisher, SnapshotPublisher). */
+export interface AttachingOwner {
+  /** Whether the owner is closed: then no server may be added. */
+  isClosed(): boolean;
+  /** The owner's servers: the new one is added, and removed when it closes (the owner closes them all when it closes). */
+  readonly servers: ChannelServer[];
+  /** Takes a channel that connected; when it rejects (refused, gone), the channel is closed. */
+  attach(channel: Channel): Promise<unknown>;
+  /** The error for a listen() on a closed owner. */
+  closedError(): Error;
+}
+
+/** @internal listen() on behalf of an owner that attaches every channel that connects. */
+export async function listenAndAttach(path: string, options: ListenOptions | undefined, owner: AttachingOwner): Promise<ChannelServer> {
+  if (owner.isClosed()) throw owner.closedError();
+  const server = await listen(path, options);
+  if (owner.isClosed()) {
+    server.close();
+    throw owner.closedError();
+  }
+  owner.servers.push(server);
+  server.on('connection', (ch: Channel) => { owner.attach(ch).catch(() => ch.close()); });
+  server.on('close', () => {
+    const i = owner.servers.indexOf(server);
+    if (i >= 0) owner.servers.splice(i, 1);
+  });
+  return server;
+}

@@ -5,7 +5,7 @@
 // Its options and events are in publisher-options.ts, the Loan of a slot in loan.ts.
 import { type FdHandle, native } from '../kernel/binding';
 import { Channel } from '../channel/channel';
-import { type ChannelServer, listen, type ListenOptions } from '../channel/channel-server';
+import { type ChannelServer, listenAndAttach, type ListenOptions } from '../channel/channel-server';
 import { constants as C, Seal } from '../kernel/constants';
 import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
 import { TypedEventEmitter } from '../util/events';
@@ -237,22 +237,13 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
    * Listens on a path or abstract name ({@link listen}) and attaches every
    * subscriber that connects. The publisher closes the server when it closes.
    */
-  async listen(path: string, options?: ListenOptions): Promise<ChannelServer> {
-    if (this.#closed) throw publisherClosed('listen');
-    const server = await listen(path, options);
-    if (this.#closed) {
-      server.close();
-      throw publisherClosed('listen');
-    }
-    this.#servers.push(server);
-    server.on('connection', (ch: Channel) => {
-      this.attach(ch).catch(() => ch.close());  // refused, or gone before it got the pool
+  listen(path: string, options?: ListenOptions): Promise<ChannelServer> {
+    return listenAndAttach(path, options, {
+      isClosed: () => this.#closed,
+      servers: this.#servers,
+      attach: (ch) => this.attach(ch),   // refused, or gone before it got the pool: the channel is closed
+      closedError: () => publisherClosed('listen'),
     });
-    server.on('close', () => {
-      const i = this.#servers.indexOf(server);
-      if (i >= 0) this.#servers.splice(i, 1);
-    });
-    return server;
   }
 
   /**

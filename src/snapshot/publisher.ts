@@ -4,7 +4,7 @@
 // version only once it said it took the one before (protocol.ts), so a reader
 // that never reads pins at most one version, whatever the kernel would queue.
 import { Channel } from '../sealed/channel';
-import { type ChannelServer, listen, type ListenOptions } from '../channel/channel-server';
+import { type ChannelServer, listenAndAttach, type ListenOptions } from '../channel/channel-server';
 import { closedError, invalidArgType } from '../kernel/errors';
 import { TypedEventEmitter } from '../util/events';
 import { type Message } from '../channel/message';
@@ -129,20 +129,13 @@ export class SnapshotPublisher extends TypedEventEmitter<SnapshotPublisherEvents
    * control, own euid and root) and attaches every reader that connects. The
    * publisher closes the server when it closes.
    */
-  async listen(path: string, options?: ListenOptions): Promise<ChannelServer> {
-    if (this.#closed) throw publisherClosed('listen');
-    const server = await listen(path, options);
-    if (this.#closed) {
-      server.close();
-      throw publisherClosed('listen');
-    }
-    this.#servers.push(server);
-    server.on('connection', (ch: Channel) => { this.attach(ch).catch(() => ch.close()); });
-    server.on('close', () => {
-      const i = this.#servers.indexOf(server);
-      if (i >= 0) this.#servers.splice(i, 1);
+  listen(path: string, options?: ListenOptions): Promise<ChannelServer> {
+    return listenAndAttach(path, options, {
+      isClosed: () => this.#closed,
+      servers: this.#servers,
+      attach: (ch) => this.attach(ch),
+      closedError: () => publisherClosed('listen'),
     });
-    return server;
   }
 
   /**
