@@ -9,9 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { bindDatagram, type Channel, type DroppedMessage, sendDatagram } from '../src';
 import { native } from '../src/kernel/binding';
-import { FIXTURES } from './helpers';
+import { FIXTURES, readableCheckout } from './helpers';
 
-const ROOT = path.join(__dirname, '..');
 const K = native.channelConstants;
 let seq = 0;
 const abstract = (what: string) => `\0memseal-trust-dgram-${process.pid}-${what}-${seq++}`;
@@ -85,7 +84,7 @@ describe('bindDatagram(): what strangers send', function () {
     rx.on('dropped', (info) => dropped.push(info));
     const got = rx.receive();
     const r = spawnSync('setpriv', ['--reuid=1234', '--regid=1234', '--clear-groups', process.execPath, '-e',
-      `require(${JSON.stringify(ROOT)}).sendDatagram(${JSON.stringify(name)}, 'stranger').then(() => process.exit(0))`], { encoding: 'utf8' });
+      `require(${JSON.stringify(readableCheckout())}).sendDatagram(${JSON.stringify(name)}, 'stranger').then(() => process.exit(0))`], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     await sendDatagram(name, 'own');
     assert.equal((await got).data.toString(), 'own', 'the stranger\'s datagram was not delivered');

@@ -11,7 +11,7 @@ import {
 } from '../src';
 import { native } from '../src/kernel/binding';
 import { DEFAULT_MAX_POOL_SIZE } from '../src/pubsub/subscriber';
-import { countFds, FIXTURES, killChildren } from './helpers';
+import { countFds, FIXTURES, killChildren, readableCheckout } from './helpers';
 
 const PY_DIR = path.join(__dirname, '..', 'python');
 // A socketpair inside Python: two descriptors to a max_fds=1 receiver; prints the code and how many leaked.
@@ -223,7 +223,8 @@ describe('receivers: descriptors of the wrong kind or access mode', function () 
 describe('listen(): default allow() across user namespaces', function () {
   this.timeout(30000);
   const NS_FIXTURE = path.join(FIXTURES, 'trust-ns.js');
-  const CONNECT_FIXTURE = path.join(FIXTURES, 'trust-channel.js');
+  // Run as other users: from a copy any user can read when the checkout lies under a private directory.
+  const connectFixture = () => path.join(readableCheckout(), 'test', 'fixtures', 'trust-channel.js');
   const children: ChildProcess[] = [];
   afterEach(async () => {
     for (const c of children) c.stdin?.end();
@@ -271,7 +272,7 @@ describe('listen(): default allow() across user namespaces', function () {
     const next = lines(server);
     assert.deepEqual(await next(), { ready: true, euid: overflow });
     for (const uid of ['1234', '0']) {
-      const client = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, CONNECT_FIXTURE,
+      const client = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, connectFixture(),
         'connect-as', address], { encoding: 'utf8' });
       assert.equal(client.status, 0, client.stderr);
       const seen = await next();
