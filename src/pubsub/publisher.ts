@@ -27,6 +27,15 @@ import {
 } from './publisher-options';
 
 const PAGE = PAGE_SIZE;
+
+/**
+ * Why a subscriber whose send failed is dropped: a subscriber that hung up is 'closed' whichever side
+ * notices first (a send meeting EPIPE/ECONNRESET, or the channel closed under it), anything else 'error'.
+ */
+function dropReason(err: unknown): 'closed' | 'error' {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_MEMSEAL_CLOSED' ? 'closed' : 'error';
+}
 const construct = Symbol('Publisher.construct');
 
 /** The seals a pool carries: nobody can resize it, nobody but the publisher's existing mapping can write it. */
@@ -227,7 +236,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     try {
       await hello;
     } catch (err) {
-      this.#drop(sub, 'error');
+      this.#drop(sub, dropReason(err));
       throw err;
     }
     if (!sub.gone) this.emit('attach', seatInfo(this.maxHeld, sub));
@@ -310,7 +319,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         this.#drop(sub, 'publisher-closed');  // told why already; nothing of the pool is written again
         continue;
       }
-      flushSeat(sub, () => this.#drop(sub, 'error'));
+      flushSeat(sub, (err) => this.#drop(sub, dropReason(err)));
       this.#detach(sub, 'publisher-closed', 'the publisher closed');
     }
     for (const s of this.#servers.splice(0)) s.close();
@@ -396,7 +405,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     sub.pending.push(entry);
     if (!sub.flushScheduled) {
       sub.flushScheduled = true;
-      process.nextTick(() => flushSeat(sub, () => this.#drop(sub, 'error')));
+      process.nextTick(() => flushSeat(sub, (err) => this.#drop(sub, dropReason(err))));
     }
   }
 

@@ -51,7 +51,7 @@ export function seatInfo(quota: number, s: Sub): SubscriberInfo {
 }
 
 /** Sends what was announced this tick: as few SAMPLES messages as fit 64 KiB each. */
-export function flushSeat(sub: Sub, onError: () => void): void {
+export function flushSeat(sub: Sub, onError: (err: unknown) => void): void {
   sub.flushScheduled = false;
   if (sub.gone || sub.detached) return;
   const all = sub.pending;
