@@ -142,10 +142,15 @@ if (m.features.futureWrite) {
   // Publisher/Subscriber: a stream through one pool, and whole attach/detach cycles
   const pool = m.Publisher.create({ slotSize: PAGE, name: 'soak-pool' });  // slots derived: 8 subscribers × quota 2 + 1 + 1
   const [pa, sa] = m.socketPair();
-  pool.attach(pa);
   let streamSub = null;
   op('Publisher publish + Subscriber receive + copy + release', CYCLES, async () => {
-    streamSub ??= await m.Subscriber.attach(sa);
+    if (streamSub === null) {
+      // Attached when the stream starts, both ends at once: a subscriber that leaves HELLO unanswered for
+      // idleTimeout (10 s, while the ops before this one run) is detached as idle, as it should be.
+      const attached = pool.attach(pa);
+      streamSub = await m.Subscriber.attach(sa);
+      await attached;
+    }
     await pool.publish(payload, 'meta');
     const s = await streamSub.receive();
     if (s.copy()[0] !== 7) throw new Error('bytes');
