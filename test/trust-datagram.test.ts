@@ -84,7 +84,9 @@ describe('bindDatagram(): what strangers send', function () {
     rx.on('dropped', (info) => dropped.push(info));
     const got = rx.receive();
     const r = spawnSync('setpriv', ['--reuid=1234', '--regid=1234', '--clear-groups', process.execPath, '-e',
-      `require(${JSON.stringify(readableCheckout())}).sendDatagram(${JSON.stringify(name)}, 'stranger').then(() => process.exit(0))`], { encoding: 'utf8' });
+      `require(${JSON.stringify(readableCheckout())}).sendDatagram(${JSON.stringify(name)}, 'stranger').then(() => process.exit(0))`],
+      // a cwd the other user can read: from Node 24 on, `-e` code looks for the nearest package.json from the cwd up
+      { encoding: 'utf8', cwd: readableCheckout() });
     assert.equal(r.status, 0, r.stderr);
     await sendDatagram(name, 'own');
     assert.equal((await got).data.toString(), 'own', 'the stranger\'s datagram was not delivered');
