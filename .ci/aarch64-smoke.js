@@ -11,7 +11,7 @@ const path = require('node:path');
 
 const root = path.resolve(process.argv[2]);
 const m = require(root);
-const { addonPath } = require(path.join(root, 'dist', 'binding.js'));
+const { addonPath } = require(path.join(root, 'dist', 'kernel', 'binding.js'));
 assert.equal(process.arch, 'arm64');
 assert.equal(path.relative(root, addonPath), path.join('prebuilds', 'linux-arm64', 'memseal.napi.glibc.node'));
 
