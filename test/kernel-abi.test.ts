@@ -18,9 +18,10 @@ const KERNEL_H = path.join(__dirname, '..', 'native', 'kernel.h');
 const REQUIRED = process.env.MEMSEAL_UAPI_REQUIRED === '1';
 /**
  * kernel.h names that are not uapi: SCM_MAX_FD lives in include/net/scm.h (kernel-internal);
- * MEMSEAL_KNOWN_SEALS is memseal's own (the seal bits this build knows).
+ * MEMSEAL_KNOWN_SEALS is memseal's own (the seal bits this build knows), and so is MEMSEAL_MFD_NAME_MAX
+ * (memfd_create(2)'s 249-byte name limit: the kernel's MFD_NAME_MAX_LEN lives in mm/memfd.c, not in uapi).
  */
-const NOT_UAPI = new Set(['SCM_MAX_FD', 'MEMSEAL_KNOWN_SEALS']);
+const NOT_UAPI = new Set(['SCM_MAX_FD', 'MEMSEAL_KNOWN_SEALS', 'MEMSEAL_MFD_NAME_MAX']);
 
 /** Object-like `#define NAME VALUE` lines of a header; comments removed; first definition wins. */
 function defines(text: string): Map<string, string> {
