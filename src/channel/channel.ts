@@ -18,7 +18,8 @@ import { E, illegalConstructor, MemsealError, systemError } from '../kernel/erro
 import { type EmitterEvents, TypedEventEmitter } from '../util/events';
 import { claimParentChannel } from './parent';
 import {
-  dropIncoming, type DroppedMessage, EOF, handOver, Message, receiveOwned, recvMessage, RESET, screenIncoming, somethingLeft, type Waiter,
+  BATCH_MESSAGES, dropIncoming, type DroppedMessage, EOF, handOver, Message, type Received, receiveOwned, recvBatch, recvMessage, RESET,
+  screenIncoming, somethingLeft, type Waiter,
 } from './message';
 import { Queue } from '../util/queue';
 import { sendError, SendQueue } from './send-queue';
@@ -26,6 +27,8 @@ import { validateFd, validateInteger } from '../kernel/validate';
 
 const P = native.pollConstants;
 const construct = Symbol('Channel.construct');
+/** @internal A Channel's count of batches read (tests). */
+export const batchCount: unique symbol = Symbol('memseal.batchCount');
 
 /** The events of a {@link Channel} and their listeners' arguments. */
 export interface ChannelEvents extends EmitterEvents {
@@ -78,7 +81,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   #events = 0;
   #peer: PeerCredentials;
   #maxFds: number;
-  #fdBuf: Int32Array;
   #sendq = new SendQueue();
   #maxQueuedBytes: number;
   #maxQueuedFds: number;
@@ -86,6 +88,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   #waiters = new Queue<Waiter>();
   #closed = false;       // by close() or because the peer hung up
   #dropped = 0;
+  #batches = 0;
   #peerGone = false;     // hung up: the socket stays open only while it holds unread messages
   #type: SocketType;
 
@@ -100,7 +103,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     this.#maxFds = o.maxFds;
     this.#maxQueuedBytes = o.maxQueuedBytes;
     this.#maxQueuedFds = o.maxQueuedFds;
-    this.#fdBuf = new Int32Array(o.maxFds);
     this.#peer = peer ?? peerCredentials(fd);
     const kind = native.sockType(fd);
     this.#type = (typeof kind === 'number' ? null : socketType(kind[1])) ?? 'seqpacket';
@@ -179,7 +181,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   set maxFds(value: number) {
     validateInteger(value, 'maxFds', 0, MAX_FDS);
     this.#maxFds = value;
-    this.#fdBuf = new Int32Array(value);
   }
 
   /**
@@ -366,14 +367,14 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   }
 
   /** One recvmsg: a message, an error about a bad message, null (nothing yet, or dropped), EOF or RESET. */
-  #recv(): Message | Error | null | typeof EOF | typeof RESET {
-    const m = recvMessage(this.#fd, this.#fdBuf, this.#maxFds, this.#type);
+  #recv(): Received | null {
+    const m = recvMessage(this.#fd, this.#maxFds, this.#type);
     const screen = this[screenIncoming];
     return screen === undefined ? m : screen(m);
   }
 
   /** @internal Set by bindDatagram(): see message.ts. */
-  [screenIncoming]?: (m: ReturnType<typeof recvMessage>) => ReturnType<typeof recvMessage>;
+  [screenIncoming]?: (m: Received | null) => Received | null;
 
   /** @internal */
   [dropIncoming](info: DroppedMessage): void {
@@ -397,23 +398,50 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     }
   }
 
+  /**
+   * One wake-up of a readable socket: what waits in it is read in one call into the addon (bounded,
+   * see recvBatch; the poll is level-triggered, so the rest comes on the next turn of the loop),
+   * queued, then delivered in order. Only as many as pending receive() calls ask for are read when
+   * no 'message' listener is attached.
+   */
   #readSome(): void {
     if (!this.#wantRead()) {
       this.#update(true);  // readable, but nobody wants messages: leave them in the kernel
       return;
     }
-    // bounded so one busy channel cannot starve the rest of the loop; the poll is level-triggered
-    for (let i = 0; i < 256 && !this.#closed && this.#wantRead(); i++) {
-      const m = this.#recv();
-      if (m === null) return;
-      if (m === EOF || m === RESET) {
-        this.#hangup();
-        return;
-      }
-      this.#deliver(m);
+    const want = this.listenerCount('message') > 0 ? BATCH_MESSAGES : this.#waiters.length;
+    const batch = recvBatch(this.#fd, want, this.#maxFds, this.#type);
+    this.#batches++;
+    const screen = this[screenIncoming];
+    let end = false;
+    for (const item of batch) {
+      const m = screen === undefined ? item : screen(item);
+      if (m === EOF || m === RESET) end = true;
+      else if (m !== null) this.#recvq.push(m);
     }
-    this.#update();
+    this.#afterBatch(end);
   }
+
+  /**
+   * Delivers the queued messages of a batch while someone wants them, then hangs up (the batch
+   * ended with end-of-stream) or re-arms. Each message's descriptors stay in the queue until it is
+   * delivered: if a listener closes the channel, close() closes the rest; if a listener throws, the
+   * exception goes on to the process and the rest are delivered on the next turn of the loop.
+   */
+  #afterBatch(end: boolean): void {
+    let done = false;
+    try {
+      while (this.#recvq.length > 0 && !this.#closed && this.#wantRead()) this.#deliver(this.#recvq.shift()!);
+      done = true;
+    } finally {
+      if (!done) setImmediate(() => this.#afterBatch(end));
+    }
+    if (end) this.#hangup();
+    else this.#update();
+  }
+
+  /** @internal How many batches were read from the socket (each one call into the addon). */
+  get [batchCount](): number { return this.#batches; }
 
   #flush(): void {
     const drained = !this.#closed && this.#sendq.flush(this.#fd);
