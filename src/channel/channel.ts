@@ -1,24 +1,22 @@
-// Channel: one AF_UNIX socket passing file descriptors between
-// processes (unix(7)): SOCK_SEQPACKET by default (message boundaries kept,
-// connection-oriented), also SOCK_STREAM and SOCK_DGRAM (docs/protocol.md), sendmsg(2)/recvmsg(2) with SCM_RIGHTS, driven by a
-// libuv poll watcher so no call blocks the loop. Below it: Message and reading
-// one (message.ts), the send queue (send-queue.ts), limits, options and socket
-// helpers (channel-util.ts). Listening and connecting live in channel-server.ts,
-// the spawn protocol in spawn.ts, and the SealedBuffer methods
-// (sendBuffer/receiveBuffer) in sealed.ts: the transport imports none of them.
+// Channel: one AF_UNIX socket passing file descriptors between processes (unix(7)): SOCK_SEQPACKET by
+// default, also SOCK_STREAM and SOCK_DGRAM (docs/protocol.md), sendmsg(2)/recvmsg(2) with SCM_RIGHTS, driven
+// by a libuv poll watcher so no call blocks the loop; each wake-up reads a batch of messages in one call into
+// the addon. Below it: Message, the events and reading (message.ts), the send queue (send-queue.ts), limits,
+// options and socket helpers (channel-util.ts); socketPair() in pair.ts. Listening and connecting live in
+// channel-server.ts, the spawn protocol in spawn.ts, the SealedBuffer methods in sealed.ts: the transport imports none.
 // Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
 import { native, type PollHandle } from '../kernel/binding';
 import {
-  type ChannelOptions, channelOptions, closedError, closeQuietly, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
+  type ChannelOptions, channelOptions, closedError, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
   peerCredentials, prepareSocket, sendBytes, type SocketType, socketType,
 } from './channel-util';
 import { E, illegalConstructor, MemsealError, systemError } from '../kernel/errors';
-import { type EmitterEvents, TypedEventEmitter } from '../util/events';
+import { TypedEventEmitter } from '../util/events';
 import { claimParentChannel } from './parent';
 import {
-  BATCH_MESSAGES, dropIncoming, type DroppedMessage, EOF, handOver, Message, type Received, receiveOwned, recvBatch, recvMessage, RESET,
+  BATCH_MESSAGES, type ChannelEvents, dropIncoming, type DroppedMessage, EOF, handOver, Message, type Received, receiveOwned, recvBatch, recvMessage, RESET,
   screenIncoming, somethingLeft, type Waiter,
 } from './message';
 import { Queue } from '../util/queue';
@@ -27,22 +25,6 @@ import { validateFd, validateInteger } from '../kernel/validate';
 
 const P = native.pollConstants;
 const construct = Symbol('Channel.construct');
-/** @internal A Channel's count of batches read (tests). */
-export const batchCount: unique symbol = Symbol('memseal.batchCount');
-
-/** The events of a {@link Channel} and their listeners' arguments. */
-export interface ChannelEvents extends EmitterEvents {
-  /** A received message; it and its descriptors belong to the listener. */
-  message: [message: Message];
-  /** Once: after `close()`, or when the peer hung up (what it sent before can still be received). */
-  close: [];
-  /** A refused incoming message (ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE) while `'message'` listeners are attached. */
-  error: [error: Error];
-  /** The send queue has emptied: its messages sent, or rejected by `close()` or a hang-up. */
-  drain: [];
-  /** A bindDatagram() socket dropped a datagram (a refused sender, or an invalid datagram): not an error. */
-  dropped: [info: DroppedMessage];
-}
 
 /**
  * One end of a SOCK_SEQPACKET connection. Each `send()` is one message: up to
@@ -88,7 +70,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   #waiters = new Queue<Waiter>();
   #closed = false;       // by close() or because the peer hung up
   #dropped = 0;
-  #batches = 0;
   #peerGone = false;     // hung up: the socket stays open only while it holds unread messages
   #type: SocketType;
 
@@ -281,7 +262,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     }
   }
 
-
   /** Lets the channel keep the event loop alive (the default). */
   ref(): this {
     if (this.#handle !== null) native.pollRef(this.#handle, true);
@@ -399,10 +379,8 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   }
 
   /**
-   * One wake-up of a readable socket: what waits in it is read in one call into the addon (bounded,
-   * see recvBatch; the poll is level-triggered, so the rest comes on the next turn of the loop),
-   * queued, then delivered in order. Only as many as pending receive() calls ask for are read when
-   * no 'message' listener is attached.
+   * A readable socket: what waits is read in one call into the addon (bounded; the poll is level-triggered),
+   * queued, then delivered in order. Without a 'message' listener, only as many as receive() calls want.
    */
   #readSome(): void {
     if (!this.#wantRead()) {
@@ -411,7 +389,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     }
     const want = this.listenerCount('message') > 0 ? BATCH_MESSAGES : this.#waiters.length;
     const batch = recvBatch(this.#fd, want, this.#maxFds, this.#type);
-    this.#batches++;
     const screen = this[screenIncoming];
     let end = false;
     for (const item of batch) {
@@ -423,10 +400,8 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   }
 
   /**
-   * Delivers the queued messages of a batch while someone wants them, then hangs up (the batch
-   * ended with end-of-stream) or re-arms. Each message's descriptors stay in the queue until it is
-   * delivered: if a listener closes the channel, close() closes the rest; if a listener throws, the
-   * exception goes on to the process and the rest are delivered on the next turn of the loop.
+   * Delivers a batch's queued messages while someone wants them, then hangs up (end-of-stream) or re-arms.
+   * A listener's close() closes the rest's descriptors; if it throws, the rest follow on the next turn.
    */
   #afterBatch(end: boolean): void {
     let done = false;
@@ -439,9 +414,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     if (end) this.#hangup();
     else this.#update();
   }
-
-  /** @internal How many batches were read from the socket (each one call into the addon). */
-  get [batchCount](): number { return this.#batches; }
 
   #flush(): void {
     const drained = !this.#closed && this.#sendq.flush(this.#fd);
@@ -515,29 +487,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
 
   #discardQueued(): void {
     for (const m of this.#recvq.drain()) if (m instanceof Message) m.closeFds();
-  }
-}
-
-
-/**
- * A connected pair: socketpair(2) (AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
- * SOCK_CLOEXEC; Linux 2.6.27). Handy in one process, or to hand one end to a
- * child yourself.
- * @throws EMFILE/ENFILE
- */
-export function socketPair(options?: ChannelOptions): [Channel, Channel] {
-  if (options !== undefined) channelOptions(options);
-  const r = native.socketpair();
-  if (typeof r === 'number') throw systemError(r, 'socketpair');
-  let a: Channel | undefined;
-  try {
-    a = newChannel(r[0], options);
-    return [a, newChannel(r[1], options)];
-  } catch (err) {
-    if (a === undefined) closeQuietly(r[0]);
-    else a.close();
-    closeQuietly(r[1]);
-    throw err;
   }
 }
 

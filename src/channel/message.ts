@@ -6,6 +6,7 @@
 // delivered. The receiving half of a Channel (channel.ts), which calls it.
 import { native } from '../kernel/binding';
 import { E, MemsealError, systemError } from '../kernel/errors';
+import { type EmitterEvents } from '../util/events';
 import { closeQuietly, MAX_FDS, MAX_PAYLOAD, type PeerCredentials, type SocketType } from './channel-util';
 
 const K = native.channelConstants;
@@ -90,6 +91,20 @@ export class Message {
   [Symbol.dispose](): void {
     this.closeFds();
   }
+}
+
+/** The events of a {@link Channel} and their listeners' arguments. */
+export interface ChannelEvents extends EmitterEvents {
+  /** A received message; it and its descriptors belong to the listener. */
+  message: [message: Message];
+  /** Once: after `close()`, or when the peer hung up (what it sent before can still be received). */
+  close: [];
+  /** A refused incoming message (ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE) while `'message'` listeners are attached. */
+  error: [error: Error];
+  /** The send queue has emptied: its messages sent, or rejected by `close()` or a hang-up. */
+  drain: [];
+  /** A bindDatagram() socket dropped a datagram (a refused sender, or an invalid datagram): not an error. */
+  dropped: [info: DroppedMessage];
 }
 
 /** @internal A pending receive(). */
