@@ -20,12 +20,16 @@ const K = native.channelConstants;
 export const BATCH_MESSAGES = 256;
 const BATCH_BYTES = 256 * 1024;
 const BATCH_FDS = 1024;
+const RECV_CHUNK = 8;
 const ENTRY = 8;  // [bytes, offset, fds stored, msg_flags, fds installed, pid, uid, gid]
 const batchBuf = Buffer.allocUnsafe(BATCH_BYTES + MAX_PAYLOAD);
 const batchFds = new Int32Array(BATCH_FDS + MAX_FDS);
 const batchInfo = new Int32Array(2 + ENTRY * BATCH_MESSAGES);
 // Who sent a refused message (bindDatagram reports it with 'dropped').
 const senders = new WeakMap<Error, PeerCredentials | null>();
+let drained = false;
+/** @internal Whether the last recvBatch() (or recvMessage()) found the socket empty: the kernel said so, at no extra call. */
+export function lastReadDrained(): boolean { return drained; }
 /** @internal recvBatch(): end-of-stream. */
 export const EOF = Symbol('eof');
 // ECONNRESET: the peer went while our messages sat unread in its queue. The kernel reports it
@@ -150,7 +154,10 @@ export function recvMessage(fd: number, maxFds: number, type: SocketType): Recei
  * (tracked natively until delivered); a refused message's were closed by the addon.
  */
 export function recvBatch(fd: number, maxMsgs: number, maxFds: number, type: SocketType): Received[] {
-  const n = native.recvBatch(fd, batchBuf, batchFds, batchInfo, Math.min(maxMsgs, BATCH_MESSAGES), maxFds, MAX_PAYLOAD);
+  // recvmmsg takes up to RECV_CHUNK messages per system call; a datagram socket one (see recvBatch in socket.cc)
+  const chunk = type === 'dgram' ? 1 : RECV_CHUNK;
+  const n = native.recvBatch(fd, batchBuf, batchFds, batchInfo, Math.min(maxMsgs, BATCH_MESSAGES), maxFds, MAX_PAYLOAD, chunk);
+  drained = batchInfo[1] === -E.EAGAIN;
   const items: Received[] = [];
   for (let i = 0, fdAt = 0; i < n; i++) {
     const e = 2 + i * ENTRY;

@@ -110,7 +110,7 @@ export interface NativeBinding {
    * buf and fds; info = [messages, 0 | -errno that ended it, then per message: bytes, offset, fds
    * stored, msg_flags, fds installed, pid (-1: none), uid, gid]; returns the message count
    */
-  recvBatch(fd: number, buf: Uint8Array, fds: Int32Array, info: Int32Array, maxMsgs: number, maxFds: number, room: number): number;
+  recvBatch(fd: number, buf: Uint8Array, fds: Int32Array, info: Int32Array, maxMsgs: number, maxFds: number, room: number, chunk: number): number;
   /**
    * sendmsg of datas[i] with fds[i] in order until EAGAIN or a stream's partial write; results[i] = bytes
    * or -errno; closes the descriptors of each message it returns as done; returns how many are done
