@@ -27,9 +27,6 @@ const batchFds = new Int32Array(BATCH_FDS + MAX_FDS);
 const batchInfo = new Int32Array(2 + ENTRY * BATCH_MESSAGES);
 // Who sent a refused message (bindDatagram reports it with 'dropped').
 const senders = new WeakMap<Error, PeerCredentials | null>();
-let drained = false;
-/** @internal Whether the last recvBatch() (or recvMessage()) found the socket empty: the kernel said so, at no extra call. */
-export function lastReadDrained(): boolean { return drained; }
 /** @internal recvBatch(): end-of-stream. */
 export const EOF = Symbol('eof');
 // ECONNRESET: the peer went while our messages sat unread in its queue. The kernel reports it
@@ -157,7 +154,6 @@ export function recvBatch(fd: number, maxMsgs: number, maxFds: number, type: Soc
   // recvmmsg takes up to RECV_CHUNK messages per system call; a datagram socket one (see recvBatch in socket.cc)
   const chunk = type === 'dgram' ? 1 : RECV_CHUNK;
   const n = native.recvBatch(fd, batchBuf, batchFds, batchInfo, Math.min(maxMsgs, BATCH_MESSAGES), maxFds, MAX_PAYLOAD, chunk);
-  drained = batchInfo[1] === -E.EAGAIN;
   const items: Received[] = [];
   for (let i = 0, fdAt = 0; i < n; i++) {
     const e = 2 + i * ENTRY;
