@@ -16,6 +16,8 @@ import { toBytes } from '../kernel/validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
 import * as P from './protocol';
 import { makePool, SlotBook } from './slots';
+import { TurnBudget } from './turn';
+import { SlowWatch } from './slow';
 import {
   DATA_TYPES, dropReason, flushSeat, IdleWatch, type LoanWaiter, markHolder, markSeat, newSeat, now, publisherClosed, seatInfo, type Sub,
 } from './seat';
@@ -76,10 +78,11 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   #geometry: P.PoolGeometry;
   #hello: Buffer;
   #book: SlotBook;
+  #turn = new TurnBudget(() => this.#wake());
   #subs = new Set<Sub>();
   #nextId = 1;
   #waiters: LoanWaiter[] = [];
-  #slowTimer: NodeJS.Timeout | null = null;
+  #slow: SlowWatch;
   #idle = new IdleWatch({
     subs: () => this.#subs, timeout: () => this.idleTimeout, quota: () => this.maxHeld,
     detach: (sub, reason, text) => this.#detach(sub, reason, text), drop: (sub) => this.#drop(sub, 'idle', true, false),
@@ -122,6 +125,11 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     this.#hello = P.encodeHello(g, { quota: o.maxHeld, deliveryAll: o.delivery === 'all' });
     this.#header = mapping.bytes(0, g.headerSize);
     this.#book = new SlotBook(this.#header, g.slots);
+    this.#slow = new SlowWatch({
+      all: o.delivery === 'all', quota: o.maxHeld, timeout: o.slowTimeout, subs: () => this.#subs, loans: () => this.#book.loans,
+      closed: () => this.#closed, detach: (sub, reason, text) => this.#detach(sub, reason, text), wake: () => this.#wake(),
+      slow: (sub) => this.emit('slow', seatInfo(this.maxHeld, sub), 'waited'),
+    });
   }
 
   /**
@@ -220,15 +228,21 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
    * A free slot to write into. With delivery 'latest' it resolves at once
    * while the caller has fewer than `maxLoans` loans out; with 'all' it also
    * waits while a subscriber is at its quota (`'slow'` names it; after
-   * `slowTimeout` ms it is detached). The slot's sequence word is made odd
+   * `slowTimeout` ms it is detached). One turn of the event loop hands out at
+   * most 16 samples (TURN_SAMPLES) or 1 ms (TURN_MS) of them: past that, loan()
+   * and publish() resolve on the next turn, so a producer looping on them still
+   * lets subscribers' releases in. The slot's sequence word is made odd
    * first, so a subscriber still copying an older sample from it sees ERR_MEMSEAL_TORN.
    * @rejects ERR_MEMSEAL_CLOSED when the publisher closes
    */
   loan(): Promise<Loan> {
     if (this.#closed) return Promise.reject(publisherClosed('loan'));
-    if (this.#waiters.length === 0) {
+    if (this.#waiters.length === 0 && this.#turn.open()) {
       const slot = this.#take();
-      if (slot >= 0) return Promise.resolve(newLoan(this.#lender, slot, this.#view(slot)));
+      if (slot >= 0) {
+        this.#turn.used();
+        return Promise.resolve(newLoan(this.#lender, slot, this.#view(slot)));
+      }
     }
     const p = new Promise<Loan>((resolve, reject) => this.#waiters.push({ resolve, reject }));
     this.#wake();
@@ -247,8 +261,9 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       if (src.length > this.slotSize) throw outOfRange('data.byteLength', `<= ${this.slotSize} (slotSize)`, src.length);
       const m = toMeta(meta);
       if (this.#closed) throw publisherClosed('publish');
-      const slot = this.#waiters.length === 0 ? this.#take() : -1;
+      const slot = this.#waiters.length === 0 && this.#turn.open() ? this.#take() : -1;
       if (slot >= 0) {
+        this.#turn.used();
         this.#view(slot).set(src);
         this.#publish(slot, src.length, m);
         return Promise.resolve();
@@ -302,17 +317,9 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     return v;
   }
 
-  /** Attached subscribers that a loan would take past their quota (delivery 'all' only). */
-  #blockers(): Sub[] {
-    const out: Sub[] = [];
-    if (this.delivery !== 'all') return out;
-    for (const sub of this.#subs) if (!sub.detached && sub.held.size + this.#book.loans >= this.maxHeld) out.push(sub);
-    return out;
-  }
-
   /** A slot for a loan, or -1. Never detaches, never calls back: the hand-out is not re-entered. */
   #take(): number {
-    if (this.delivery === 'all' && this.#blockers().length > 0) return -1;
+    if (this.delivery === 'all' && this.#slow.blockers().length > 0) return -1;
     return this.#book.take();
   }
 
@@ -450,47 +457,23 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     try {
       do {
         this.#wakeAgain = false;
-        while (this.#waiters.length > 0 && !this.#closed) {
-          const slot = this.#take();
+        let slot = 0;
+        while (this.#waiters.length > 0 && !this.#closed && this.#turn.open()) {
+          slot = this.#take();
           if (slot < 0) break;
+          this.#turn.used();
           this.#waiters.shift()!.resolve(newLoan(this.#lender, slot, this.#view(slot)));
         }
-        if (this.#waiters.length > 0 && !this.#closed) this.#blocked();
+        if (slot < 0 && this.#waiters.length > 0 && !this.#closed) this.#slow.blocked();  // waiting on slots, not on the turn
       } while (this.#wakeAgain);
     } finally {
       this.#waking = false;
     }
-    if (this.#waiters.length === 0 && this.#slowTimer !== null) {
-      clearTimeout(this.#slowTimer);
-      this.#slowTimer = null;
-    }
-  }
-
-  /** Loans wait: name the subscribers in the way ('all'); detach them now (slowTimeout 0) or arm the timer. */
-  #blocked(): void {
-    const blockers = this.#blockers();
-    if (this.slowTimeout === 0) {
-      for (const s of blockers) this.#detach(s, 'slow', `held ${s.held.size} samples (maxHeld ${this.maxHeld})`);
-      return;
-    }
-    for (const s of blockers) {
-      if (s.waitedFor) continue;
-      s.waitedFor = true;
-      this.emit('slow', seatInfo(this.maxHeld, s), 'waited');
-    }
-    if (this.#slowTimer !== null || blockers.length === 0 || this.slowTimeout === Infinity) return;
-    this.#slowTimer = setTimeout(() => {
-      this.#slowTimer = null;
-      if (this.#closed) return;
-      // exactly the subscribers at their quota: never an honest one that merely holds newer samples
-      for (const s of this.#blockers()) this.#detach(s, 'slow', `kept the publisher waiting ${this.slowTimeout} ms (holds ${s.held.size} samples)`);
-      this.#wake();
-    }, this.slowTimeout);
+    if (this.#waiters.length === 0) this.#slow.stop();
   }
 
   #stopTimers(): void {
-    if (this.#slowTimer !== null) clearTimeout(this.#slowTimer);
-    this.#slowTimer = null;
+    this.#slow.stop();
     this.#idle.stop();
   }
 }
