@@ -228,10 +228,10 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
    * A free slot to write into. With delivery 'latest' it resolves at once
    * while the caller has fewer than `maxLoans` loans out; with 'all' it also
    * waits while a subscriber is at its quota (`'slow'` names it; after
-   * `slowTimeout` ms it is detached). One turn of the event loop hands out at
-   * most 16 samples (TURN_SAMPLES) or 1 ms (TURN_MS) of them: past that, loan()
-   * and publish() resolve on the next turn, so a producer looping on them still
-   * lets subscribers' releases in. The slot's sequence word is made odd
+   * `slowTimeout` ms it is detached). At most 16 samples (TURN_SAMPLES) are
+   * handed out with no turn of the event loop in between: past that, loan() and
+   * publish() resolve on the next turn, so a producer looping on them still lets
+   * subscribers' releases in. The slot's sequence word is made odd
    * first, so a subscriber still copying an older sample from it sees ERR_MEMSEAL_TORN.
    * @rejects ERR_MEMSEAL_CLOSED when the publisher closes
    */
@@ -358,6 +358,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
 
   #onMessage(sub: Sub, m: Message): void {
     m.closeFds();
+    this.#turn.turned();  // I/O ran: the event loop turned since the last loan
     if (sub.gone) return;
     sub.heard = true;
     sub.since = now();

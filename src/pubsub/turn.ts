@@ -1,40 +1,43 @@
-// How much of one turn of the event loop the Publisher's slot hand-out (publisher.ts) may take before
-// it lets I/O in. loan() and publish() resolve at once while a slot is free, so a producer that
-// loops on them (`for (;;) await pub.publish(frame)`) never gave the event loop a turn: subscribers'
-// RELEASEs were never read, announcements (sent on the next tick) never left, and every subscriber
-// starved while the publisher published hundreds of thousands of samples to nobody.
+// How many samples the Publisher's slot hand-out (publisher.ts) gives out before it lets the event
+// loop turn. loan() and publish() resolve at once while a slot is free, so a producer that loops on
+// them (`for (;;) await pub.publish(frame)`) never gave the event loop a turn: subscribers' RELEASEs
+// were never read, announcements (sent on the next tick) never left, and every subscriber starved
+// while the publisher published hundreds of thousands of samples to nobody.
 
-/** Samples handed out in one turn of the event loop before the next loan waits for the next turn. */
+/** Samples handed out with no sign of a turn of the event loop before the next loan waits for one. */
 export const TURN_SAMPLES = 16;
-/** Milliseconds of one turn the hand-out may use before the next loan waits for the next turn. */
-export const TURN_MS = 1;
 
 /**
- * Counts the loans handed out in the current turn of the event loop. A turn starts with its first
- * loan (a setImmediate marks its end); once it has handed out TURN_SAMPLES or lasted TURN_MS, `open()`
- * says no until the next turn, whose start calls `next` (the publisher serves the loans that waited).
+ * Counts the loans handed out since the event loop last showed it turned — a subscriber's message
+ * handled (I/O ran), or this budget's own setImmediate. Past TURN_SAMPLES, `open()` says no and
+ * schedules that setImmediate, whose run calls `next` (the publisher serves the loans that waited).
+ * Nothing is scheduled while the loop turns on its own: a producer that awaits anything else, or
+ * subscribers that release, cost one counter.
  */
 export class TurnBudget {
-  #start = -1;
   #count = 0;
+  #scheduled = false;
   #next: () => void;
 
   constructor(next: () => void) { this.#next = next; }
 
-  /** Whether this turn may hand out one more loan (starts the turn's count on its first). */
+  /** Whether one more loan may be handed out before the event loop turns. */
   open(): boolean {
-    if (this.#start < 0) {
-      this.#start = performance.now();
-      this.#count = 0;
+    if (this.#count < TURN_SAMPLES) return true;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
       setImmediate(() => {
-        this.#start = -1;
+        this.#scheduled = false;
+        this.#count = 0;
         this.#next();
       });
-      return true;
     }
-    return this.#count < TURN_SAMPLES && performance.now() - this.#start < TURN_MS;
+    return false;
   }
 
-  /** One loan handed out in this turn. */
+  /** One loan handed out. */
   used(): void { this.#count++; }
+
+  /** The event loop turned (I/O ran): a new budget. */
+  turned(): void { this.#count = 0; }
 }
