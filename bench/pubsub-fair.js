@@ -5,7 +5,7 @@
 //
 // On a small shared machine the fast subscriber's rate moves with whatever else runs, so one long
 // run per arm says more about the machine than about the pool. Instead: one publisher and one fast
-// subscriber for the whole measurement, many short arms in pairs (alone, beside; the order alternates
+// subscriber for the whole measurement, many short arms in pairs (60 pairs of 0.25 s; alone, beside; the order alternates
 // pair by pair), and the figure is the median of the per-pair ratios, with their min and max. With
 // --pin (taskset, at least 2 CPUs) the publisher is pinned to one CPU and the fast subscriber to another
 // in both arms; the slow and stuck peers are not pinned. Not the default: on a machine others share, a
@@ -152,7 +152,7 @@ function summary(arms) {
   return Object.fromEntries(Object.keys(arms[0]).map((k) => [k, median(arms.map((a) => a[k]))]));
 }
 
-async function run({ quick = false, pairs = quick ? 6 : 20, ms = quick ? 300 : 500, pinned = false } = {}) {
+async function run({ quick = false, pairs = quick ? 16 : 60, ms = 250, pinned = false } = {}) {
   const pub = Publisher.create({ slotSize: MiB, maxSubscribers: 3, name: 'bench-fair' });
   pub.sock = path.join(os.tmpdir(), `memseal-bench-fair-${process.pid}.sock`);
   fs.rmSync(pub.sock, { force: true });

@@ -251,8 +251,9 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
 
   /**
    * loan() + one copy of `data` into the slot + send(). Strings are sent as UTF-8.
-   * When `loan()` has to wait, the copy happens once a slot is free: do not change
-   * `data` until the returned promise settles.
+   * When `loan()` has to wait (no free slot, or 16 samples handed out since the event
+   * loop last turned), the copy happens once it resolves: do not change `data` until
+   * the returned promise settles.
    * @rejects RangeError if data is larger than slotSize (nothing loaned); ERR_MEMSEAL_CLOSED
    */
   publish(data: ArrayBufferView | ArrayBuffer | string, meta?: Uint8Array | string): Promise<void> {
