@@ -160,7 +160,7 @@ async function run({ quick = false, pairs = quick ? 16 : 60, ms = 250, pinned = 
   const fast = fork(WORKER, ['sub', pub.sock], { stdio: 'inherit' });
   const others = ['slowsub', 'rawsub'].map((m) => fork(WORKER, [m, pub.sock, 'on-demand'], { stdio: 'inherit' }));
   const cpus = pinned ? pinCpus() : null;
-  const loadavg = [os.loadavg()[0]], pressure = [cpuPressure()];
+  const loadavg = [os.loadavg()[0]], pressure = [cpuPressure()], ncpu = os.availableParallelism();  // before pinning
   try {
     await ask(fast, null, 'attached');
     if (cpus) {
@@ -180,7 +180,7 @@ async function run({ quick = false, pairs = quick ? 16 : 60, ms = 250, pinned = 
     loadavg.push(os.loadavg()[0]);
     pressure.push(cpuPressure());
     const ratios = alone.map((a, i) => beside[i].rate / a.rate).sort((x, y) => x - y);
-    return { pairs, ms, pinned: cpus ? `${cpus[0]},${cpus[1]}` : null, cpus: os.availableParallelism(), loadavg, pressure, share: pct(ratios, 0.5), min: ratios[0],
+    return { pairs, ms, pinned: cpus ? `${cpus[0]},${cpus[1]}` : null, cpus: ncpu, loadavg, pressure, share: pct(ratios, 0.5), min: ratios[0],
       max: ratios[ratios.length - 1], ratios, arms: { alone, beside }, alone: summary(alone), beside: summary(beside),
       p50: waits[1].pct(0.5), p99: waits[1].pct(0.99), max99: waits[1].max, aloneP99: waits[0].pct(0.99) };
   } finally {
