@@ -9,7 +9,7 @@
 #     (.ci/aarch64-smoke.js); with MEMSEAL_QEMU_SUITE=1 also the whole mocha
 #     suite, less what qemu-user cannot emulate;
 #  3. check native/kernel.h's constants and syscall numbers against the x86_64
-#     and aarch64 uapi headers (test/kernel-abi.test.ts).
+#     and aarch64 uapi headers (test/kernel/kernel-abi.test.ts).
 #
 # Installs g++-aarch64-linux-gnu and qemu-user with apt-get if missing (sudo
 # when not root).
@@ -95,4 +95,4 @@ if uapi=$(bash .ci/uapi-headers.sh); then
 else
   echo "   uapi headers: the machine's own (names newer than they are get skipped, with the reason)"
 fi
-npx --no-install mocha --no-config --require tsx/cjs test/kernel-abi.test.ts
+npx --no-install mocha --no-config --require tsx/cjs test/kernel/kernel-abi.test.ts

@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== harden: fuzz, ${MEMSEAL_FUZZ_RUNS:=5000} cases per target"
-MEMSEAL_FUZZ_RUNS=$MEMSEAL_FUZZ_RUNS npx mocha --no-config --require tsx/cjs --node-option expose-gc --timeout 600000 test/fuzz.test.ts
+MEMSEAL_FUZZ_RUNS=$MEMSEAL_FUZZ_RUNS npx mocha --no-config --require tsx/cjs --node-option expose-gc --timeout 600000 test/package/fuzz.test.ts

@@ -7,9 +7,9 @@ command -v python3 >/dev/null || need+=(python3)
 # numpy for the typed-data readers (open_tensor/open_table_columns in python/memseal_peer.py)
 { command -v python3 >/dev/null && python3 -c 'import numpy' 2>/dev/null; } || need+=(python3-numpy)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
-command -v go >/dev/null || need+=(golang-go)  # test/go-snippet.test.ts builds protocol.md's Go peer
+command -v go >/dev/null || need+=(golang-go)  # test/interop/go-snippet.test.ts builds protocol.md's Go peer
 { [ -x /lib/systemd/systemd-journald ] || [ -x /usr/lib/systemd/systemd-journald ]; } || need+=(systemd)
-command -v weston >/dev/null || need+=(weston)   # test/writable-peers.test.ts offers a wl_shm pool to a headless weston
+command -v weston >/dev/null || need+=(weston)   # test/interop/writable-peers.test.ts offers a wl_shm pool to a headless weston
 if [ ${#need[@]} -eq 0 ]; then
   echo "== interop deps: python3 (with numpy), cc, go, systemd-journald and weston present"
   exit 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the root of an extracted Debian linux-libc-dev new enough to hold
 # every constant and syscall number native/kernel.h defines (mseal: Linux 6.10),
-# for test/kernel-abi.test.ts (MEMSEAL_UAPI_ROOT). From Linux 6.x Debian's
+# for test/kernel/kernel-abi.test.ts (MEMSEAL_UAPI_ROOT). From Linux 6.x Debian's
 # linux-libc-dev is one architecture-independent package carrying every
 # architecture's asm/ headers, x86_64 and aarch64 among them.
 #

@@ -1,6 +1,6 @@
 // The headline ratios: what docs/bench.md's targets table and the README quote, each with the standalone
 // command that reproduces it. One list, read by the report (bench/run.js), the README block, the check
-// (`node bench/run.js --check`) and test/bench-docs.test.ts, so the four cannot disagree.
+// (`node bench/run.js --check`) and test/package/bench-docs.test.ts, so the four cannot disagree.
 'use strict';
 const MiB = 2 ** 20;
 const med = (x) => x?.median;

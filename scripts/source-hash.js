@@ -1,6 +1,6 @@
 // Writes dist/source-hash.json: the SHA-256 of every .ts file under src/ (its
 // subdirectories too: src/pubsub/) this build was compiled from.
-// test/build.test.ts compares it with src/ as it is now and with what a child
+// test/package/build.test.ts compares it with src/ as it is now and with what a child
 // process loads through require('memseal'), and test/built.ts rebuilds when it
 // differs, so a fixture can never quietly run a stale build. Run after tsc.
 'use strict';
