@@ -3,6 +3,7 @@
 // tableFromIPC (the format's reference reader in JS), openTable() in a Node process, and the
 // Python peer. A reader that aggregates one column faults in that column's pages, not the others'.
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import * as arrow from 'apache-arrow';
 import { SealedBuffer, spawnWithChannel } from '../../src';
 import { type ColumnArrayConstructor, createTableBuilder, openTable } from '../../src/arrow';
@@ -20,6 +21,7 @@ const ARROW_TYPES: Record<keyof typeof COLUMNS, string> = {
   f32: 'Float32', f64: 'Float64',
 };
 const ROWS = 1001;
+const ROOT = path.join(__dirname, '..', '..');
 
 /** A table of every column type, row i holding (i % 100) in each column. */
 function buildAll(rows = ROWS, name = 'table-builder'): SealedBuffer {
@@ -141,8 +143,8 @@ describe('createTableBuilder(): a reader aggregating one column', () => {
     // The reader sums column `a` and reports the resident size of its mappings of the memfd (its
     // own /proc/self/smaps: nobody else's pages are counted).
     const NODE_READER = `
-      const { Channel } = require(${JSON.stringify(process.cwd())});
-      const { openTable } = require(${JSON.stringify(`${process.cwd()}/dist/arrow`)});
+      const { Channel } = require(${JSON.stringify(ROOT)});
+      const { openTable } = require(${JSON.stringify(path.join(ROOT, 'dist', 'arrow'))});
       const fs = require('node:fs');
       const ch = Channel.fromParent();
       ch.receiveBuffer({ maxSize: 1 << 30 }).then(async ({ buffer }) => {
@@ -155,7 +157,7 @@ describe('createTableBuilder(): a reader aggregating one column', () => {
       ${rssSource('js')}`;
     const PY_READER = `
 import sys
-sys.path.insert(0, ${JSON.stringify(`${process.cwd()}/python`)})
+sys.path.insert(0, ${JSON.stringify(path.join(ROOT, 'python'))})
 import json, memseal_peer as m
 ch = m.Channel.from_parent()
 buf = ch.receive_buffer(max_size=1 << 30)
