@@ -6,7 +6,8 @@
 // sealing step (passed in by sealed.ts): there is no second creation path.
 // A tensor builder puts the tensor header (typed/) in front of the elements.
 import { type FdHandle, native } from '../kernel/binding';
-import { closedError, MemsealError } from '../kernel/errors';
+import { constants as bufferConstants } from 'node:buffer';
+import { closedError, MemsealError, outOfRange } from '../kernel/errors';
 import { DEFERRED_RELEASE_BYTES, type Mapping, roundUp, unmapNow } from '../kernel/mapping';
 import { validateLength, validateObject } from '../kernel/validate';
 import { type TypedArrayConstructor, tensorByteLength, writeTensor } from '../typed/tensor';
@@ -45,18 +46,22 @@ export class BufferBuilder<S> {
   /** @internal Use SealedBuffer.alloc(). */
   constructor(size: number, options: SealedBufferOptions | undefined, seal: Sealer<S>) {
     validateLength(size, 'size');
+    // One Buffer (and the typed arrays over it) shows the whole builder: refused before any syscall.
+    if (size > bufferConstants.MAX_LENGTH) throw outOfRange('size', `<= ${bufferConstants.MAX_LENGTH} (buffer.constants.MAX_LENGTH)`, size);
     this.#c = creationOptions(options);
     this.#seal = seal;
     [this.#fd, this.#handle] = createMemfd(this.#c);
     const fileSize = this.#c.hugeFlags ? roundUp(size, this.#c.hugeSize) : size;
+    this.#mapping = null;
     try {
       this.#mapping = fileSize > 0 ? mapWritable(this.#fd, this.#c, fileSize) : null;
+      this.#bytes = this.#mapping === null ? Buffer.alloc(0) : this.#mapping.bytes(0, size);
     } catch (err) {
+      if (this.#mapping !== null) unmapNow(this.#mapping);
       native.fdClose(this.#handle, false);
       throw err;
     }
     this.size = fileSize;
-    this.#bytes = this.#mapping === null ? Buffer.alloc(0) : this.#mapping.bytes(0, size);
   }
 
   /**

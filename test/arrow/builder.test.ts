@@ -104,6 +104,7 @@ describe('createTableBuilder()', () => {
     assert.throws(() => createTableBuilder({ rows: -1, columns }), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => createTableBuilder({ rows: 1.5, columns }), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => createTableBuilder({ rows: 2 ** 52, columns }), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => createTableBuilder({ rows: 2 ** 30, columns }), { code: 'ERR_OUT_OF_RANGE' });   // 8 GiB: past one Buffer
     assert.throws(() => createTableBuilder({ rows: 2, columns: { a: Uint8ClampedArray as never } }),
       { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => createTableBuilder({ rows: 2, columns: { a: Array as never } }), { code: 'ERR_INVALID_ARG_TYPE' });

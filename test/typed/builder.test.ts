@@ -122,6 +122,7 @@ describe('SealedBuffer.allocTensor()', () => {
     assert.throws(() => SealedBuffer.allocTensor(Float32Array, [2], 'x' as never), type);
     assert.throws(() => SealedBuffer.allocTensor(Float32Array, [2], { hugePages: 'yes' as never }), type);
     assert.throws(() => SealedBuffer.alloc(-1), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => SealedBuffer.alloc(2 ** 33), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });   // past one Buffer
     assert.equal(countFds(), before, 'nothing was opened');
   });
 
