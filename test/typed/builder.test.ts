@@ -2,7 +2,10 @@
 // writable pages, seal() makes them a SealedBuffer without a copy; read back in this process, a
 // Node reader process and a Python (numpy) one. After seal() no writable view of the file is left.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, read, readFileSync, rmSync, writeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { DEFAULT_SEALS, features, SealedBuffer, type TypedArrayConstructor } from '../../src';
 import { countFds, keepUntilTestEnds } from '../helpers';
 import { settledOwnFds } from '../fd-count';
@@ -58,6 +61,29 @@ describe('SealedBuffer.allocTensor()', () => {
     assert.deepEqual(mapsOf('tensor-detach'), [], 'the writable mapping is gone');
     assert.equal((sb.typed().array as Float64Array)[0], 2, 'the sealed file keeps what was written before seal()');
     assert.ok(t.closed);
+  });
+
+  it('keeps a read still in flight at seal() out of the sealed file', async () => {
+    // A read(2) blocked on the thread pool with the builder's pages as its destination: seal()
+    // happens, then the data arrives. It must land anywhere but in the sealed file.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'memseal-inflight-'));
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const fd = openSync(fifo, 'r+');   // read and write ends at once: a read blocks until data comes
+    try {
+      const b = SealedBuffer.alloc(4096, { name: 'inflight' });
+      const done = new Promise<number>((resolve, reject) => {
+        read(fd, b.bytes, 0, 4096, null, (err, n) => (err ? reject(err) : resolve(n)));
+      });
+      const sb = keep(b.seal());
+      writeSync(fd, Buffer.alloc(4096, 0x41));
+      assert.equal(await done, 4096, 'the read completed');
+      assert.equal(sb.bytes.indexOf(0x41), -1, 'none of it reached the sealed file');
+      assert.deepEqual(mapsOf('inflight').filter((l) => l.split(' ')[1] === 'rw-s'), [], 'no writable shared mapping is left');
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a second seal() and gives the generic builder\'s bytes only while open', () => {
