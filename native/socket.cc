@@ -114,6 +114,38 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), r);
 }
 
+// One sendmsg(2) of `msg` (its iov and address set) with `nfds` descriptors
+// as SCM_RIGHTS, MSG_NOSIGNAL | MSG_DONTWAIT: bytes sent or -errno.
+ssize_t SendOne(int fd, msghdr* msg, const int32_t* fds, size_t nfds) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * SCM_MAX_FD)];
+  if (nfds > 0) {
+    msg->msg_control = control;
+    msg->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    memset(control, 0, msg->msg_controllen);
+    cmsghdr* c = CMSG_FIRSTHDR(msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t r;
+  do {
+    r = sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
+}
+
+// A typed array of `type` at arr[i]: its data and element count; false if it is not one.
+bool TypedAt(napi_env env, napi_value arr, uint32_t i, napi_typedarray_type type, void** data, size_t* len) {
+  napi_value v;
+  bool is = false;
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off;
+  return napi_get_element(env, arr, i, &v) == napi_ok && napi_is_typedarray(env, v, &is) == napi_ok && is &&
+         napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) == napi_ok && t == type;
+}
+
 // sendmsg(fd, data: Uint8Array, fds: Int32Array, to?: sunPath) -> bytes sent | -errno.
 // One message; SEQPACKET and DGRAM send all of it or nothing, STREAM may send
 // a prefix (the descriptors go with it). MSG_NOSIGNAL: a gone peer is EPIPE,
@@ -144,56 +176,84 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
     msg.msg_name = &to;
     msg.msg_namelen = toLen;
   }
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * SCM_MAX_FD)];
-  if (nfds > 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    memset(control, 0, msg.msg_controllen);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  ssize_t r;
-  do {
-    r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  } while (r < 0 && errno == EINTR);
-  return Errno(info.Env(), r);
+  return Result(info.Env(), SendOne(fd, &msg, fds, nfds));
 }
 
-// recvmsg(fd, buf: Uint8Array, fds: Int32Array, out: Int32Array(2..6)) -> bytes | -errno.
-// Receives one message into buf and at most fds.length descriptors (the
-// control buffer is sized for exactly that many) with MSG_CMSG_CLOEXEC.
-// out[0] = descriptors stored in fds, out[1] = msg_flags, with MSG_CTRUNC also
-// when more than fds.length arrived (see below). On MSG_CTRUNC every
-// descriptor that did arrive is closed here and out[0] is 0: a message whose
-// descriptors were cut off is unusable, and leaking the rest would let a peer
-// exhaust our descriptor table. out[2] (when out has room) = descriptors the
-// kernel installed before it stopped: fewer than fds.length with MSG_CTRUNC
-// means it ran out of descriptor slots (RLIMIT_NOFILE), not of control buffer.
-// out[3..5] (when out has room) = the sender's pid, uid, gid from SCM_CREDENTIALS
-// (SO_PASSCRED on), or out[3] = -1 when the message carried none.
-// With MSG_TRUNC the return value is the real length (MSG_TRUNC is passed in
-// flags), larger than buf.
-Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
+// sendBatch(fd, datas: Uint8Array[], fds: Int32Array[], results: Int32Array) -> messages done.
+// A send queue's flush in one call: sendmsg (as SendOne) of datas[i] with the
+// descriptors fds[i], in order, until the kernel pushes back. results[i] = bytes
+// sent or -errno. Stops at EAGAIN (results[i] = -EAGAIN; message i and its
+// descriptors untouched, not counted) and after a stream took a prefix of a
+// message (counted: the caller sends the rest next, alone). Another error is
+// that message's alone (counted), and the next one is tried. The descriptors of
+// every counted message are the queue's own duplicates: they are closed here
+// (the kernel holds its own references to what went), so the caller forgets them.
+Napi::Value SendBatch(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
   int fd;
-  uint8_t* data;
-  size_t len;
-  int32_t* fds;
-  size_t maxFds;
-  int32_t* out;
-  size_t outLen;
-  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &data, &len) || !ArgInt32Array(info, 2, &fds, &maxFds) ||
-      !ArgInt32Array(info, 3, &out, &outLen)) {
-    return info.Env().Undefined();
+  int32_t* results;
+  size_t count;
+  if (!ArgFd(info, 0, &fd) || !ArgInt32Array(info, 3, &results, &count)) return info.Env().Undefined();
+  uint32_t nd = 0, nf = 0;
+  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsArray() ||
+      napi_get_array_length(env, info[1], &nd) != napi_ok || napi_get_array_length(env, info[2], &nf) != napi_ok ||
+      nd != nf) {
+    return (ArgError(info, "expected two arrays of the same length"), info.Env().Undefined());
   }
-  if (outLen < 2) return (ArgError(info, "expected an Int32Array of 2"), info.Env().Undefined());
+  if (nd < count) count = nd;
+  size_t done = 0;
+  for (; done < count; done++) {
+    void* data;
+    size_t len;
+    void* fdsData;
+    size_t nfds;
+    uint32_t i = static_cast<uint32_t>(done);
+    if (!TypedAt(env, info[1], i, napi_uint8_array, &data, &len) ||
+        !TypedAt(env, info[2], i, napi_int32_array, &fdsData, &nfds)) {
+      ThrowTypeError(env, "expected Uint8Array payloads and Int32Array descriptors");
+      break;
+    }
+    iovec iov{data, len};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    const int32_t* fds = static_cast<const int32_t*>(fdsData);
+    ssize_t r = nfds > SCM_MAX_FD ? -EINVAL : SendOne(fd, &msg, fds, nfds);
+    results[done] = static_cast<int32_t>(r);
+    if (r == -EAGAIN) break;
+    for (size_t k = 0; k < nfds; k++) {
+      Untrack(env, fds[k]);
+      CloseFd(fds[k]);
+    }
+    if (r >= 0 && static_cast<size_t>(r) < len) {
+      done++;
+      break;
+    }
+  }
+  return Result(env, static_cast<int64_t>(done));
+}
+
+// One recvmsg(2) of a message into data[0..len) and at most maxFds descriptors
+// (the control buffer is sized for exactly that many) with MSG_CMSG_CLOEXEC:
+// the byte count (the real length with MSG_TRUNC, larger than len) or -errno.
+// out[0] = descriptors stored in fds, out[1] = msg_flags, with MSG_CTRUNC also
+// when more than maxFds arrived (see below). On MSG_CTRUNC every descriptor that
+// did arrive is closed here and out[0] is 0: a message whose descriptors were
+// cut off is unusable, and leaking the rest would let a peer exhaust our
+// descriptor table. out[2] = descriptors the kernel installed before it
+// stopped: fewer than maxFds with MSG_CTRUNC means it ran out of descriptor
+// slots (RLIMIT_NOFILE), not of control buffer. out[3..5] = the sender's pid,
+// uid, gid from SCM_CREDENTIALS (SO_PASSCRED on), or out[3] = -1 when the
+// message carried none. Every descriptor kept is tracked (TrackUnadopted) from
+// the moment recvmsg returns.
+ssize_t RecvOne(napi_env env, int fd, uint8_t* data, size_t len, int32_t* fds, size_t maxFds, int32_t out[6]) {
   if (maxFds > SCM_MAX_FD) maxFds = SCM_MAX_FD;
   out[0] = 0;
   out[1] = 0;
-  if (outLen > 2) out[2] = 0;
-  if (outLen > 5) out[3] = -1;  // no SCM_CREDENTIALS (yet)
+  out[2] = 0;
+  out[3] = -1;  // no SCM_CREDENTIALS (yet)
+  out[4] = 0;
+  out[5] = 0;
   iovec iov{data, len};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -209,7 +269,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   do {
     r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | MSG_TRUNC);
   } while (r < 0 && errno == EINTR);
-  if (r < 0) return Errno(info.Env());
+  if (r < 0) return -errno;
 
   // Count what arrived before keeping any: CMSG_SPACE() rounds the control
   // buffer up to a multiple of 8 bytes, so for an odd maxFds the kernel fits one
@@ -220,8 +280,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(0)) {
         arrived += (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred)) &&
-                 outLen > 5) {
+      } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
         ucred cred;
         memcpy(&cred, CMSG_DATA(c), sizeof(cred));
         out[3] = static_cast<int32_t>(cred.pid);
@@ -246,15 +305,90 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
           CloseFd(got);  // never leak what a refused message brought
         } else {
           fds[n++] = got;
-          TrackUnadopted(info.Env(), got);  // the channel's until handed to the program or adopted
+          TrackUnadopted(env, got);  // the channel's until handed to the program or adopted
         }
       }
     }
   }
   out[0] = static_cast<int32_t>(n);
   out[1] = flags;
-  if (outLen > 2) out[2] = static_cast<int32_t>(arrived);
+  out[2] = static_cast<int32_t>(arrived);
+  return r;
+}
+
+// recvmsg(fd, buf: Uint8Array, fds: Int32Array, out: Int32Array(2..6)) -> bytes | -errno.
+// One message into buf and at most fds.length descriptors: RecvOne above
+// (out as it fills it, as far as out has room).
+Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
+  int fd;
+  uint8_t* data;
+  size_t len;
+  int32_t* fds;
+  size_t maxFds;
+  int32_t* out;
+  size_t outLen;
+  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &data, &len) || !ArgInt32Array(info, 2, &fds, &maxFds) ||
+      !ArgInt32Array(info, 3, &out, &outLen)) {
+    return info.Env().Undefined();
+  }
+  if (outLen < 2) return (ArgError(info, "expected an Int32Array of 2"), info.Env().Undefined());
+  int32_t got[6];
+  ssize_t r = RecvOne(info.Env(), fd, data, len, fds, maxFds, got);
+  if (r < 0) return Result(info.Env(), r);
+  memcpy(out, got, sizeof(int32_t) * (outLen < 6 ? outLen : 6));
   return Result(info.Env(), r);
+}
+
+// recvBatch(fd, buf: Uint8Array, fds: Int32Array, info: Int32Array, maxMsgs, maxFds, room) -> messages read.
+// Drains the socket: RecvOne (above) again and again until EAGAIN or another
+// error, end-of-stream (an empty message without descriptors ends the batch),
+// or a budget: maxMsgs messages, or less than `room` bytes left in buf (the
+// payload room each message gets), or less than maxFds entries left in fds.
+// Payloads are packed in buf, descriptors in fds, one after the other.
+// info[0] = messages read, info[1] = what ended the batch: 0 (a budget, or an
+// empty message) or -errno; then 8 entries per message: [bytes (the real
+// length if over room: MSG_TRUNC), offset in buf, descriptors stored, msg_flags,
+// descriptors installed, sender pid (-1: none), uid, gid]. The descriptors of
+// message k follow those of messages 0..k-1 in fds. Every one is tracked
+// (closed if the environment goes first) until handed over or closed.
+constexpr size_t kBatchEntry = 8;
+Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
+  int fd;
+  uint8_t* data;
+  size_t len;
+  int32_t* fds;
+  size_t fdsLen;
+  int32_t* out;
+  size_t outLen;
+  uint32_t maxMsgs, maxFds, room;
+  if (!ArgFd(info, 0, &fd) || !ArgBytes(info, 1, &data, &len) || !ArgInt32Array(info, 2, &fds, &fdsLen) ||
+      !ArgInt32Array(info, 3, &out, &outLen) || !ArgUint32(info, 4, &maxMsgs) || !ArgUint32(info, 5, &maxFds) ||
+      !ArgUint32(info, 6, &room)) {
+    return info.Env().Undefined();
+  }
+  if (outLen < 2 || (outLen - 2) / kBatchEntry < maxMsgs) {
+    return (ArgError(info, "expected an Int32Array of 2 + 8 per message"), info.Env().Undefined());
+  }
+  if (maxFds > SCM_MAX_FD) maxFds = SCM_MAX_FD;
+  size_t n = 0, off = 0, fdOff = 0;
+  int32_t end = 0;
+  while (n < maxMsgs && room > 0 && len - off >= room && fdsLen - fdOff >= maxFds) {
+    int32_t* e = out + 2 + n * kBatchEntry;
+    ssize_t r = RecvOne(info.Env(), fd, data + off, room, fds + fdOff, maxFds, e + 2);
+    if (r < 0) {
+      end = static_cast<int32_t>(r);
+      break;
+    }
+    e[0] = static_cast<int32_t>(r > INT32_MAX ? INT32_MAX : r);
+    e[1] = static_cast<int32_t>(off);
+    off += static_cast<size_t>(r) < room ? static_cast<size_t>(r) : room;
+    fdOff += static_cast<size_t>(e[2]);
+    n++;
+    if (r == 0 && e[2] == 0 && (e[3] & MSG_CTRUNC) == 0) break;  // end-of-stream (or an empty datagram)
+  }
+  out[0] = static_cast<int32_t>(n);
+  out[1] = end;
+  return Result(info.Env(), static_cast<int64_t>(n));
 }
 
 // recvPeek(fd) -> 0 when the next read is end-of-stream, 1 when a message
@@ -348,6 +482,8 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));
   exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
+  exports.Set("recvBatch", Napi::Function::New(env, RecvBatch, "recvBatch"));
+  exports.Set("sendBatch", Napi::Function::New(env, SendBatch, "sendBatch"));
   exports.Set("passCred", Napi::Function::New(env, PassCred, "passCred"));
   exports.Set("recvPeek", Napi::Function::New(env, RecvPeek, "recvPeek"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));

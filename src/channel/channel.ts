@@ -1,24 +1,23 @@
-// Channel: one AF_UNIX socket passing file descriptors between
-// processes (unix(7)): SOCK_SEQPACKET by default (message boundaries kept,
-// connection-oriented), also SOCK_STREAM and SOCK_DGRAM (docs/protocol.md), sendmsg(2)/recvmsg(2) with SCM_RIGHTS, driven by a
-// libuv poll watcher so no call blocks the loop. Below it: Message and reading
-// one (message.ts), the send queue (send-queue.ts), limits, options and socket
-// helpers (channel-util.ts). Listening and connecting live in channel-server.ts,
-// the spawn protocol in spawn.ts, and the SealedBuffer methods
-// (sendBuffer/receiveBuffer) in sealed.ts: the transport imports none of them.
+// Channel: one AF_UNIX socket passing file descriptors between processes (unix(7)): SOCK_SEQPACKET by
+// default, also SOCK_STREAM and SOCK_DGRAM (docs/protocol.md), sendmsg(2)/recvmsg(2) with SCM_RIGHTS, driven
+// by a libuv poll watcher so no call blocks the loop; each wake-up reads a batch of messages in one call into
+// the addon. Below it: Message, the events and reading (message.ts), the send queue (send-queue.ts), limits,
+// options and socket helpers (channel-util.ts); socketPair() in pair.ts. Listening and connecting live in
+// channel-server.ts, the spawn protocol in spawn.ts, the SealedBuffer methods in sealed.ts: the transport imports none.
 // Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
 // 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
 // 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
 import { native, type PollHandle } from '../kernel/binding';
 import {
-  type ChannelOptions, channelOptions, closedError, closeQuietly, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
+  type ChannelOptions, channelOptions, closedError, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
   peerCredentials, prepareSocket, sendBytes, type SocketType, socketType,
 } from './channel-util';
 import { E, illegalConstructor, MemsealError, systemError } from '../kernel/errors';
-import { type EmitterEvents, TypedEventEmitter } from '../util/events';
+import { TypedEventEmitter } from '../util/events';
 import { claimParentChannel } from './parent';
 import {
-  dropIncoming, type DroppedMessage, EOF, handOver, Message, receiveOwned, recvMessage, RESET, screenIncoming, somethingLeft, type Waiter,
+  BATCH_MESSAGES, type ChannelEvents, dropIncoming, type DroppedMessage, EOF, handOver, Message, type Received, receiveOwned, recvBatch, recvMessage, RESET,
+  screenIncoming, somethingLeft, type Waiter,
 } from './message';
 import { Queue } from '../util/queue';
 import { sendError, SendQueue } from './send-queue';
@@ -26,20 +25,6 @@ import { validateFd, validateInteger } from '../kernel/validate';
 
 const P = native.pollConstants;
 const construct = Symbol('Channel.construct');
-
-/** The events of a {@link Channel} and their listeners' arguments. */
-export interface ChannelEvents extends EmitterEvents {
-  /** A received message; it and its descriptors belong to the listener. */
-  message: [message: Message];
-  /** Once: after `close()`, or when the peer hung up (what it sent before can still be received). */
-  close: [];
-  /** A refused incoming message (ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE) while `'message'` listeners are attached. */
-  error: [error: Error];
-  /** The send queue has emptied: its messages sent, or rejected by `close()` or a hang-up. */
-  drain: [];
-  /** A bindDatagram() socket dropped a datagram (a refused sender, or an invalid datagram): not an error. */
-  dropped: [info: DroppedMessage];
-}
 
 /**
  * One end of a SOCK_SEQPACKET connection. Each `send()` is one message: up to
@@ -78,7 +63,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   #events = 0;
   #peer: PeerCredentials;
   #maxFds: number;
-  #fdBuf: Int32Array;
   #sendq = new SendQueue();
   #maxQueuedBytes: number;
   #maxQueuedFds: number;
@@ -100,7 +84,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     this.#maxFds = o.maxFds;
     this.#maxQueuedBytes = o.maxQueuedBytes;
     this.#maxQueuedFds = o.maxQueuedFds;
-    this.#fdBuf = new Int32Array(o.maxFds);
     this.#peer = peer ?? peerCredentials(fd);
     const kind = native.sockType(fd);
     this.#type = (typeof kind === 'number' ? null : socketType(kind[1])) ?? 'seqpacket';
@@ -179,7 +162,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   set maxFds(value: number) {
     validateInteger(value, 'maxFds', 0, MAX_FDS);
     this.#maxFds = value;
-    this.#fdBuf = new Int32Array(value);
   }
 
   /**
@@ -280,7 +262,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     }
   }
 
-
   /** Lets the channel keep the event loop alive (the default). */
   ref(): this {
     if (this.#handle !== null) native.pollRef(this.#handle, true);
@@ -366,14 +347,14 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   }
 
   /** One recvmsg: a message, an error about a bad message, null (nothing yet, or dropped), EOF or RESET. */
-  #recv(): Message | Error | null | typeof EOF | typeof RESET {
-    const m = recvMessage(this.#fd, this.#fdBuf, this.#maxFds, this.#type);
+  #recv(): Received | null {
+    const m = recvMessage(this.#fd, this.#maxFds, this.#type);
     const screen = this[screenIncoming];
     return screen === undefined ? m : screen(m);
   }
 
   /** @internal Set by bindDatagram(): see message.ts. */
-  [screenIncoming]?: (m: ReturnType<typeof recvMessage>) => ReturnType<typeof recvMessage>;
+  [screenIncoming]?: (m: Received | null) => Received | null;
 
   /** @internal */
   [dropIncoming](info: DroppedMessage): void {
@@ -397,22 +378,41 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     }
   }
 
+  /**
+   * A readable socket: what waits is read in one call into the addon (bounded; the poll is level-triggered),
+   * queued, then delivered in order. Without a 'message' listener, only as many as receive() calls want.
+   */
   #readSome(): void {
     if (!this.#wantRead()) {
       this.#update(true);  // readable, but nobody wants messages: leave them in the kernel
       return;
     }
-    // bounded so one busy channel cannot starve the rest of the loop; the poll is level-triggered
-    for (let i = 0; i < 256 && !this.#closed && this.#wantRead(); i++) {
-      const m = this.#recv();
-      if (m === null) return;
-      if (m === EOF || m === RESET) {
-        this.#hangup();
-        return;
-      }
-      this.#deliver(m);
+    const want = this.listenerCount('message') > 0 ? BATCH_MESSAGES : this.#waiters.length;
+    const batch = recvBatch(this.#fd, want, this.#maxFds, this.#type);
+    const screen = this[screenIncoming];
+    let end = false;
+    for (const item of batch) {
+      const m = screen === undefined ? item : screen(item);
+      if (m === EOF || m === RESET) end = true;
+      else if (m !== null) this.#recvq.push(m);
     }
-    this.#update();
+    this.#afterBatch(end);
+  }
+
+  /**
+   * Delivers a batch's queued messages while someone wants them, then hangs up (end-of-stream) or re-arms.
+   * A listener's close() closes the rest's descriptors; if it throws, the rest follow on the next turn.
+   */
+  #afterBatch(end: boolean): void {
+    let done = false;
+    try {
+      while (this.#recvq.length > 0 && !this.#closed && this.#wantRead()) this.#deliver(this.#recvq.shift()!);
+      done = true;
+    } finally {
+      if (!done) setImmediate(() => this.#afterBatch(end));
+    }
+    if (end) this.#hangup();
+    else this.#update();
   }
 
   #flush(): void {
@@ -487,29 +487,6 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
 
   #discardQueued(): void {
     for (const m of this.#recvq.drain()) if (m instanceof Message) m.closeFds();
-  }
-}
-
-
-/**
- * A connected pair: socketpair(2) (AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
- * SOCK_CLOEXEC; Linux 2.6.27). Handy in one process, or to hand one end to a
- * child yourself.
- * @throws EMFILE/ENFILE
- */
-export function socketPair(options?: ChannelOptions): [Channel, Channel] {
-  if (options !== undefined) channelOptions(options);
-  const r = native.socketpair();
-  if (typeof r === 'number') throw systemError(r, 'socketpair');
-  let a: Channel | undefined;
-  try {
-    a = newChannel(r[0], options);
-    return [a, newChannel(r[1], options)];
-  } catch (err) {
-    if (a === undefined) closeQuietly(r[0]);
-    else a.close();
-    closeQuietly(r[1]);
-    throw err;
   }
 }
 

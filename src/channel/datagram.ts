@@ -8,7 +8,7 @@ import { type ChannelOptions, closeQuietly, MAX_FDS, type PeerCredentials, sendB
 import { accessOptions, addressHint, bindMode, openSocket, printable, retryWhileFull, socketAddress, sunPath } from './unix-socket';
 import { check, systemError } from '../kernel/errors';
 import { validateInteger, validateObject } from '../kernel/validate';
-import { dropIncoming, EOF, lastSender, Message, RESET, screenIncoming } from './message';
+import { dropIncoming, EOF, Message, RESET, screenIncoming, senderOf } from './message';
 
 /** Options of {@link bindDatagram}: a channel's, and who may send. */
 export interface DatagramOptions extends ChannelOptions {
@@ -86,7 +86,7 @@ export async function bindDatagram(path: string, options: DatagramOptions = {}):
   const channel = newChannel(fd, channelOptions);
   channel[screenIncoming] = (m) => {
     if (m === null || m === EOF || m === RESET) return m;
-    const sender = m instanceof Message ? m.sender : lastSender();
+    const sender = m instanceof Message ? m.sender : senderOf(m);
     if (m instanceof Message) {
       let allowed = false;
       let error: Error | undefined;

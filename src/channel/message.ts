@@ -1,24 +1,36 @@
-// Message, and reading one from the kernel: recvmsg(2) with SCM_RIGHTS and
-// MSG_CMSG_CLOEXEC into one scratch buffer, the refusals of a message with too
+// Message, and reading messages from the kernel: recvmsg(2) with SCM_RIGHTS and
+// MSG_CMSG_CLOEXEC, as many as wait (bounded) in one call into the addon, into one
+// shared receive area; the refusals of a message with too
 // many descriptors (MSG_CTRUNC) or too many bytes (MSG_TRUNC), end-of-stream and
 // ECONNRESET; and who owns a received message's descriptors until it is
 // delivered. The receiving half of a Channel (channel.ts), which calls it.
 import { native } from '../kernel/binding';
 import { E, MemsealError, systemError } from '../kernel/errors';
-import { closeQuietly, MAX_PAYLOAD, type PeerCredentials, type SocketType } from './channel-util';
+import { type EmitterEvents } from '../util/events';
+import { closeQuietly, MAX_FDS, MAX_PAYLOAD, type PeerCredentials, type SocketType } from './channel-util';
 
 const K = native.channelConstants;
 
-// One receive buffer per module instance (per JS thread): recvmsg copies into
-// it and the payload is copied out at its exact length.
-const scratch = Buffer.allocUnsafe(MAX_PAYLOAD);
-// [fds stored, msg_flags, fds the kernel installed, sender pid (-1: none), uid, gid]
-const recvInfo = new Int32Array(6);
-/** @internal recvMessage(): end-of-stream. */
+// One receive area per module instance (per JS thread), shared by every channel: recvBatch packs
+// the payloads of a batch into it and the descriptors into batchFds; each payload is copied out at
+// its exact length before any message is delivered, so a listener reading another channel cannot
+// overwrite a batch still being decoded. Bounds of one batch (so one busy peer cannot starve the
+// loop): BATCH_MESSAGES messages, about BATCH_BYTES bytes of payload, BATCH_FDS descriptors.
+/** @internal Most messages read per batch (per wake-up of the socket). */
+export const BATCH_MESSAGES = 256;
+const BATCH_BYTES = 256 * 1024;
+const BATCH_FDS = 1024;
+const ENTRY = 8;  // [bytes, offset, fds stored, msg_flags, fds installed, pid, uid, gid]
+const batchBuf = Buffer.allocUnsafe(BATCH_BYTES + MAX_PAYLOAD);
+const batchFds = new Int32Array(BATCH_FDS + MAX_FDS);
+const batchInfo = new Int32Array(2 + ENTRY * BATCH_MESSAGES);
+// Who sent a refused message (bindDatagram reports it with 'dropped').
+const senders = new WeakMap<Error, PeerCredentials | null>();
+/** @internal recvBatch(): end-of-stream. */
 export const EOF = Symbol('eof');
 // ECONNRESET: the peer went while our messages sat unread in its queue. The kernel reports it
 // once (sock_error clears it) before the messages the peer sent, so reading goes on after it.
-/** @internal recvMessage(): ECONNRESET. */
+/** @internal recvBatch(): ECONNRESET. */
 export const RESET = Symbol('reset');
 
 /** What a bindDatagram() socket dropped, as its `'dropped'` event says. */
@@ -53,7 +65,7 @@ export class Message {
    */
   readonly sender: PeerCredentials | null;
 
-  // Messages come from a Channel, never from the program: recvMessage() below is the one caller.
+  // Messages come from a Channel, never from the program: decode() below is the one caller.
   private constructor(data: Buffer, fds: number[], sender: PeerCredentials | null) {
     this.data = data;
     this.fds = fds;
@@ -81,6 +93,20 @@ export class Message {
   }
 }
 
+/** The events of a {@link Channel} and their listeners' arguments. */
+export interface ChannelEvents extends EmitterEvents {
+  /** A received message; it and its descriptors belong to the listener. */
+  message: [message: Message];
+  /** Once: after `close()`, or when the peer hung up (what it sent before can still be received). */
+  close: [];
+  /** A refused incoming message (ERR_MEMSEAL_CTRUNC, ERR_MEMSEAL_SIZE) while `'message'` listeners are attached. */
+  error: [error: Error];
+  /** The send queue has emptied: its messages sent, or rejected by `close()` or a hang-up. */
+  drain: [];
+  /** A bindDatagram() socket dropped a datagram (a refused sender, or an invalid datagram): not an error. */
+  dropped: [info: DroppedMessage];
+}
+
 /** @internal A pending receive(). */
 export interface Waiter {
   resolve: (m: Message) => void;
@@ -105,52 +131,80 @@ export function handOver(m: Message): Message {
   return m;
 }
 
+/** @internal What reading a socket yields: a message, an error about a bad message, end-of-stream or ECONNRESET. */
+export type Received = Message | Error | typeof EOF | typeof RESET;
+
 /**
- * @internal One recvmsg on `fd` into `fdBuf` (room for `maxFds` descriptors): a message,
- * an error about a bad message, null (nothing yet), EOF or RESET.
+ * @internal One recvmsg on `fd` (room for `maxFds` descriptors): a message, an error about a bad
+ * message, null (nothing yet), EOF or RESET.
  */
-export function recvMessage(fd: number, fdBuf: Int32Array, maxFds: number, type: SocketType): Message | Error | null | typeof EOF | typeof RESET {
-  const r = native.recvmsg(fd, scratch, fdBuf, recvInfo);
-  if (r < 0) {
-    if (r === -E.EAGAIN) return null;
-    if (r === -E.ECONNRESET) return RESET;
-    return systemError(r, 'recvmsg');
+export function recvMessage(fd: number, maxFds: number, type: SocketType): Received | null {
+  const batch = recvBatch(fd, 1, maxFds, type);
+  return batch.length === 0 ? null : batch[0]!;
+}
+
+/**
+ * @internal Drains `fd` in one call into the addon: up to `maxMsgs` messages (and the batch
+ * bounds), in order. The last item may be EOF, RESET or a system error that ended the batch;
+ * an empty array means nothing was waiting. Every descriptor received belongs to one item
+ * (tracked natively until delivered); a refused message's were closed by the addon.
+ */
+export function recvBatch(fd: number, maxMsgs: number, maxFds: number, type: SocketType): Received[] {
+  const n = native.recvBatch(fd, batchBuf, batchFds, batchInfo, Math.min(maxMsgs, BATCH_MESSAGES), maxFds, MAX_PAYLOAD);
+  const items: Received[] = [];
+  for (let i = 0, fdAt = 0; i < n; i++) {
+    const e = 2 + i * ENTRY;
+    const nfds = batchInfo[e + 2]!;
+    items.push(decode(e, Array.from(batchFds.subarray(fdAt, fdAt + nfds)), maxFds, type));
+    fdAt += nfds;
   }
-  const nfds = recvInfo[0]!;
-  const flags = recvInfo[1]!;
-  const fds: number[] = [];
-  for (let i = 0; i < nfds; i++) fds.push(fdBuf[i]!);
-  if ((flags & K.MSG_CTRUNC) !== 0) {
+  const end = batchInfo[1]!;
+  if (end === -E.ECONNRESET) items.push(RESET);
+  else if (end < 0 && end !== -E.EAGAIN) items.push(systemError(end, 'recvmsg'));
+  return items;
+}
+
+/** One message of the batch, from its entry at batchInfo[e]: the checks of every message, in order. */
+function decode(e: number, fds: number[], maxFds: number, type: SocketType): Received {
+  const r = batchInfo[e]!;
+  const flags = batchInfo[e + 3]!;
+  const installed = batchInfo[e + 4]!;
+  const sender = batchInfo[e + 5]! < 0 ? null : { pid: batchInfo[e + 5]!, uid: batchInfo[e + 6]! >>> 0, gid: batchInfo[e + 7]! >>> 0 };
+  const refuse = (err: Error): Error => {
     for (const fd of fds) closeQuietly(fd);
+    senders.set(err, sender);
+    return err;
+  };
+  if ((flags & K.MSG_CTRUNC) !== 0) {
     // The kernel stops installing descriptors when this process has no slot left (scm_detach_fds):
     // fewer than the control buffer holds means RLIMIT_NOFILE, not maxFds.
-    if (recvInfo[2]! < maxFds) {
-      return systemError(-E.EMFILE, 'recvmsg', undefined,
+    if (installed < maxFds) {
+      return refuse(systemError(-E.EMFILE, 'recvmsg', undefined,
         `this process ran out of file descriptors (RLIMIT_NOFILE, ulimit -n) while receiving a message's descriptors: ` +
-        `it was dropped and the ${recvInfo[2]} that arrived were closed; raise the limit or hold fewer descriptors`);
+        `it was dropped and the ${installed} that arrived were closed; raise the limit or hold fewer descriptors`));
     }
-    return new MemsealError('ERR_MEMSEAL_CTRUNC',
+    return refuse(new MemsealError('ERR_MEMSEAL_CTRUNC',
       `a message carried more file descriptors than this channel accepts (maxFds ${maxFds}): every one that arrived was closed`,
-      { hint: 'raise channel.maxFds (up to 253) if the peer is meant to send that many' });
+      { hint: 'raise channel.maxFds (up to 253) if the peer is meant to send that many' }));
   }
-  if ((flags & K.MSG_TRUNC) !== 0 || r > scratch.length) {
-    for (const fd of fds) closeQuietly(fd);
-    return new MemsealError('ERR_MEMSEAL_SIZE',
-      `a message of ${r} bytes exceeds Channel.MAX_PAYLOAD (${MAX_PAYLOAD}): dropped, its descriptors closed`);
+  if ((flags & K.MSG_TRUNC) !== 0 || r > MAX_PAYLOAD) {
+    return refuse(new MemsealError('ERR_MEMSEAL_SIZE',
+      `a message of ${r} bytes exceeds Channel.MAX_PAYLOAD (${MAX_PAYLOAD}): dropped, its descriptors closed`));
   }
-  if (r === 0 && nfds === 0 && type !== 'dgram') return EOF;  // an empty datagram is a message
+  if (r === 0 && fds.length === 0 && type !== 'dgram') return EOF;  // an empty datagram is a message
   const data = Buffer.allocUnsafe(r);
-  scratch.copy(data, 0, 0, r);
-  return newMessage(data, fds, lastSender());
+  const at = batchInfo[e + 1]!;
+  batchBuf.copy(data, 0, at, at + r);
+  return newMessage(data, fds, sender);
 }
 
-/** @internal The sender's credentials of the message (or refusal) recvMessage() just returned, if it carried them. */
-export function lastSender(): PeerCredentials | null {
-  return recvInfo[3]! < 0 ? null : { pid: recvInfo[3]!, uid: recvInfo[4]! >>> 0, gid: recvInfo[5]! >>> 0 };
+/** @internal The sender's credentials of a refused message, when it carried them. */
+export function senderOf(err: Error): PeerCredentials | null {
+  return senders.get(err) ?? null;
 }
 
 /**
- * @internal A Channel with this hook runs every recvMessage() result through it first
+ * @internal A Channel with this hook runs every message read (recvBatch, recvMessage) through it first
  * (bindDatagram: drops what strangers send); null means the message was dropped.
  */
 export const screenIncoming: unique symbol = Symbol('memseal.screenIncoming');

@@ -10,6 +10,9 @@ import { E, MemsealError, systemError, type SystemError } from '../kernel/errors
 import { Queue } from '../util/queue';
 
 const NO_FDS = new Int32Array(0);
+// Messages per call into the addon when flushing, and where it writes each one's result.
+const FLUSH_BATCH = 64;
+const results = new Int32Array(FLUSH_BATCH);
 
 interface SendJob {
   data: Uint8Array;
@@ -63,29 +66,33 @@ export class SendQueue {
 
   /**
    * Sends queued messages on `socket` in order until the kernel pushes back (EAGAIN) or none is
-   * left. Returns true when this emptied the queue (and wakes drained() waiters).
+   * left, in one call into the addon per FLUSH_BATCH messages (sendBatch, which also closes the
+   * duplicates of each message it is done with). Returns true when this emptied the queue (and
+   * wakes drained() waiters).
    */
   flush(socket: number): boolean {
     const had = this.#jobs.length > 0;
     while (this.#jobs.length > 0) {
-      const job = this.#jobs.peek()!;
-      const r = native.sendmsg(socket, job.data, job.fds);
-      if (r === -E.EAGAIN) break;
-      if (r >= 0 && r < job.data.byteLength) {
-        // a stream took a prefix and the descriptors with it: the rest goes next, alone
-        job.data = job.data.subarray(r);
-        for (const fd of job.fds) closeQuietly(fd);  // our duplicates: the kernel holds its own now
+      const jobs = this.#jobs.peekFirst(FLUSH_BATCH);
+      const done = native.sendBatch(socket, jobs.map((j) => j.data), jobs.map((j) => j.fds), results);
+      for (let i = 0; i < done; i++) {
+        const job = jobs[i]!;
+        const r = results[i]!;
         this.#fds -= job.fds.length;
-        job.fds = NO_FDS;
-        continue;
+        job.fds = NO_FDS;  // closed by sendBatch: the kernel holds its own references to what went
+        if (r >= 0 && r < job.data.byteLength) {
+          job.data = job.data.subarray(r);  // a stream took a prefix and the descriptors with it: the rest goes next, alone
+          continue;
+        }
+        this.#jobs.shift();
+        this.#dequeued(job);
+        if (r >= 0) job.resolve();
+        else job.reject(sendError(r));
       }
-      this.#jobs.shift();
-      this.#dequeued(job);
-      if (r >= 0) job.resolve();
-      else job.reject(sendError(r));
+      if (done < jobs.length && results[done] === -E.EAGAIN) break;
     }
     const drained = had && this.#jobs.length === 0;
-    if (drained) for (const done of this.#drained.splice(0)) done();
+    if (drained) for (const finish of this.#drained.splice(0)) finish();
     return drained;
   }
 

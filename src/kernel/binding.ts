@@ -105,6 +105,17 @@ export interface NativeBinding {
   sendmsg(fd: number, data: Uint8Array, fds: Int32Array, to?: Uint8Array): number;
   /** bytes (the real length if larger than buf) or -errno; out = [fds stored, msg_flags, fds the kernel installed] */
   recvmsg(fd: number, buf: Uint8Array, fds: Int32Array, out: Int32Array): number;
+  /**
+   * Drains up to maxMsgs messages (each with `room` payload bytes and maxFds descriptors) packed into
+   * buf and fds; info = [messages, 0 | -errno that ended it, then per message: bytes, offset, fds
+   * stored, msg_flags, fds installed, pid (-1: none), uid, gid]; returns the message count
+   */
+  recvBatch(fd: number, buf: Uint8Array, fds: Int32Array, info: Int32Array, maxMsgs: number, maxFds: number, room: number): number;
+  /**
+   * sendmsg of datas[i] with fds[i] in order until EAGAIN or a stream's partial write; results[i] = bytes
+   * or -errno; closes the descriptors of each message it returns as done; returns how many are done
+   */
+  sendBatch(fd: number, datas: Uint8Array[], fds: Int32Array[], results: Int32Array): number;
   /** MSG_PEEK, nothing taken: 0 end-of-stream, 1 a message waits, or -errno */
   recvPeek(fd: number): number;
   /** setsockopt(SO_PASSCRED, 1): 0 | -errno. */

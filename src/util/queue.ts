@@ -16,6 +16,11 @@ export class Queue<T> {
     return this.#items[this.#head];
   }
 
+  /** The first `n` items (fewer if it holds fewer), left in the queue. */
+  peekFirst(n: number): T[] {
+    return this.#items.slice(this.#head, this.#head + n) as T[];
+  }
+
   shift(): T | undefined {
     if (this.#head >= this.#items.length) return undefined;
     const item = this.#items[this.#head];

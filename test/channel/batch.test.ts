@@ -1,0 +1,154 @@
+// Channel receive batches: what waits in the socket is read in one call into the addon per
+// wake-up (bounded), then delivered in order. Real sockets, a real child process as the sender.
+import assert from 'node:assert/strict';
+import { type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Channel, type Message, spawnWithChannel } from '../../src';
+import { native } from '../../src/kernel/binding';
+import { FIXTURES, killChildren } from '../helpers';
+
+const PEER = path.join(FIXTURES, 'burst-peer.js');
+
+/** Descriptors of this process open on a memfd the burst peer made (burst-i). */
+function burstFds(): string[] {
+  return fs.readdirSync('/proc/self/fd').flatMap((f) => {
+    try {
+      const link = fs.readlinkSync(`/proc/self/fd/${f}`);
+      return link.startsWith('/memfd:burst-') ? [link] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+describe('Channel: messages are received in batches', function () {
+  this.timeout(30000);
+  const children: ChildProcess[] = [];
+  const channels: Channel[] = [];
+  afterEach(async () => {
+    for (const ch of channels.splice(0)) ch.close();
+    await killChildren(children.splice(0));
+  });
+
+  /** A child that sends a burst of `n` messages (one memfd each) and says 'sent' once the socket holds them all. */
+  async function burst(n: number, ...more: string[]): Promise<Channel> {
+    const { child, channel } = spawnWithChannel(process.execPath, [PEER, 'burst', String(n), ...more], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
+    channels.push(channel);
+    let out = '';
+    child.stdout!.setEncoding('utf8');
+    while (!out.includes('sent\n')) out += (await once(child.stdout!, 'data'))[0] as string;
+    return channel;
+  }
+
+  /** Collects `n` messages (and 'error's) from listeners attached now. */
+  function collect(channel: Channel, n: number): Promise<(Message | Error)[]> {
+    const got: (Message | Error)[] = [];
+    return new Promise((resolve) => {
+      const add = (m: Message | Error) => { got.push(m); if (got.length === n) resolve(got); };
+      channel.on('message', add);
+      channel.on('error', add);
+    });
+  }
+
+  it('a burst of 100 messages with descriptors arrives in order, each with its own, in far fewer calls into the addon than messages', async () => {
+    const channel = await burst(100);
+    const calls = { recvmsg: 0, recvBatch: 0 };
+    const saved = { recvmsg: native.recvmsg, recvBatch: native.recvBatch };
+    const bound = native as unknown as Record<string, (...args: unknown[]) => unknown>;
+    for (const name of ['recvmsg', 'recvBatch'] as const) {
+      const real = saved[name] as ((...args: unknown[]) => unknown) | undefined;
+      bound[name] = (...args: unknown[]) => { calls[name]++; return real!(...args); };
+    }
+    let got: (Message | Error)[];
+    try {
+      got = await collect(channel, 100);
+    } finally {
+      Object.assign(native, saved);
+    }
+    got.forEach((m, i) => {
+      assert.ok(!(m instanceof Error), String(m));
+      const msg = m as Message;
+      assert.equal(msg.data.toString(), String(i));
+      assert.equal(msg.fds.length, 1);
+      assert.ok(fs.readlinkSync(`/proc/self/fd/${msg.fds[0]}`).startsWith(`/memfd:burst-${i} `), `message ${i} carries its own memfd`);
+      assert.equal(fs.readFileSync(`/proc/self/fd/${msg.fds[0]}`, 'utf8'), String(i));
+      msg.closeFds();
+    });
+    const total = calls.recvmsg + calls.recvBatch;
+    assert.ok(total <= 10, `${total} calls into the addon to read 100 messages (recvmsg ${calls.recvmsg}, recvBatch ${calls.recvBatch})`);
+  });
+
+  it('a message with more descriptors than maxFds in the middle of a batch is refused alone: its neighbours arrive whole', async () => {
+    const channel = await burst(20, '7');
+    channel.maxFds = 2;
+    const got = await collect(channel, 20);
+    got.forEach((m, i) => {
+      if (i === 7) {
+        assert.equal((m as Error & { code?: string }).code, 'ERR_MEMSEAL_CTRUNC');
+        return;
+      }
+      const msg = m as Message;
+      assert.equal(msg.data.toString(), String(i));
+      assert.equal(msg.fds.length, 1);
+      assert.equal(fs.readFileSync(`/proc/self/fd/${msg.fds[0]}`, 'utf8'), String(i));
+      msg.closeFds();
+    });
+    assert.deepEqual(burstFds(), [], 'every descriptor of the refused message was closed');
+  });
+
+  it('close() from a listener in the middle of a batch: no message after it, no descriptor of the rest left open', async () => {
+    const channel = await burst(100);
+    let seen = 0;
+    channel.on('message', (m) => {
+      seen++;
+      m.closeFds();
+      if (seen === 10) channel.close();
+    });
+    await once(channel, 'close');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(seen, 10);
+    assert.deepEqual(burstFds(), []);
+  });
+
+  it('a listener that throws at message 5: the exception reaches the process, the rest arrive next, in order', async () => {
+    const channel = await burst(30);
+    const thrown: unknown[] = [];
+    const mochas = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', (err) => thrown.push(err));
+    const got: string[] = [];
+    try {
+      await new Promise<void>((resolve) => {
+        channel.on('message', (m) => {
+          got.push(m.data.toString());
+          m.closeFds();
+          if (got.length === 30) resolve();
+          if (got.length === 6) throw new Error('listener failed');
+        });
+      });
+    } finally {
+      process.removeAllListeners('uncaughtException');
+      for (const l of mochas) process.on('uncaughtException', l);
+    }
+    assert.equal(thrown.length, 1);
+    assert.deepEqual(got, Array.from({ length: 30 }, (_, i) => String(i)));
+    assert.deepEqual(burstFds(), []);
+  });
+
+  it('a peer that floods the channel cannot starve a timer: timers fire while its messages keep coming', async () => {
+    const { child, channel } = spawnWithChannel(process.execPath, [PEER, 'flood'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    children.push(child);
+    channels.push(channel);
+    let count = 0;
+    channel.on('message', () => { count++; });
+    while (count === 0) await once(channel, 'message');
+    const ticks: number[] = [];
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => { ticks.push(count); if (ticks.length === 5) { clearInterval(t); resolve(); } }, 5);
+    });
+    for (let i = 1; i < ticks.length; i++) assert.ok(ticks[i]! > ticks[i - 1]!, `messages kept coming between timer ticks: ${ticks.join(', ')}`);
+  });
+});
