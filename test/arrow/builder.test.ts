@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import * as arrow from 'apache-arrow';
-import { SealedBuffer, spawnWithChannel } from '../../src';
+import { SealedBuffer, SnapshotPublisher, SnapshotReader, socketPair, spawnWithChannel } from '../../src';
 import { type ColumnArrayConstructor, createTableBuilder, openTable } from '../../src/arrow';
 import { ensureBuilt } from '../built';
 import { countFds, keepUntilTestEnds } from '../helpers';
@@ -85,6 +85,23 @@ describe('createTableBuilder()', () => {
     assert.deepEqual([...openTable(sb).getChild('x')!], [1, 2, 3, 4]);
     assert.ok(b.closed);
     assert.throws(() => b.seal(), { code: 'ERR_MEMSEAL_SEALED' });
+  });
+
+  it('goes to every snapshot reader as built, read there as views', async () => {
+    using publisher = SnapshotPublisher.create({ name: 'table-snapshots' });
+    const [producerEnd, readerEnd] = socketPair();
+    await publisher.attach(producerEnd);
+    using reader = await SnapshotReader.attach(readerEnd, { maxSize: 1 << 30 });
+    for (const version of [1, 2]) {
+      const b = createTableBuilder({ rows: 3, columns: { price: Float64Array } });
+      b.columns.price.set([version, version * 10, version * 100]);
+      using sb = b.seal();
+      await publisher.publish(sb, `v${version}`);
+      using snap = await reader.next();
+      const price = openTable(snap.buffer).getChild('price')!;
+      assert.deepEqual([snap.meta, [...price]], [`v${version}`, [version, version * 10, version * 100]]);
+      assert.equal(price.data[0]!.values.buffer, snap.buffer.bytes.buffer, 'a view of the snapshot');
+    }
   });
 
   it('frees everything on close() without seal()', async () => {

@@ -154,7 +154,7 @@ describe('SealedBuffer.allocTensor()', () => {
 
   it('builds on hugetlb pages with hugePages', function () {
     const pool = features.hugePages.hugetlbDefaultSize;
-    const free = pool === null ? 0 : (features.hugePages.hugetlbPools?.find((p) => p.size === pool)?.free ?? 0);
+    const free = pool === null ? 0 : (features.hugePages.hugetlbPools.find((p) => p.size === pool)?.free ?? 0);
     if (free < 1) {
       console.log('      skipped: needs one free default-size hugetlb page');
       this.skip();
@@ -165,6 +165,19 @@ describe('SealedBuffer.allocTensor()', () => {
     assert.ok(sb.hugetlb);
     assert.equal(sb.size, pool);
     assert.equal((sb.typed().array as Float32Array)[255], 3);
+  });
+
+  it('fails with the pool\'s hint and leaves nothing open when no hugetlb page is free', function () {
+    const size = features.hugePages.hugetlbDefaultSize;
+    const pool = features.hugePages.hugetlbPools.find((p) => p.size === size);
+    if (size === null || pool === undefined || pool.free > 0) {
+      console.log('      skipped: needs a default-size hugetlb pool with no free page');
+      this.skip();
+    }
+    const before = countFds();
+    assert.throws(() => SealedBuffer.allocTensor(Float32Array, [256], { hugePages: true }),
+      (err: NodeJS.ErrnoException & { hint?: string }) => err.code === 'ENOMEM' && /hugetlb pool/.test(err.hint ?? ''));
+    assert.equal(countFds(), before, 'the memfd is closed');
   });
 
   for (const kind of ['node', 'python'] as const) {
