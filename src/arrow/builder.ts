@@ -61,7 +61,8 @@ const TYPES = new Map<unknown, ColumnType>([
  * batch with every column body 64-byte aligned, and the end-of-stream marker.
  * @throws TypeError ERR_INVALID_ARG_TYPE for a column type other than the ten
  *   numeric typed arrays; RangeError ERR_OUT_OF_RANGE for zero rows or a size
- *   past 2^53 bytes; TypeError ERR_INVALID_ARG_VALUE for no columns
+ *   past 2^53 bytes or past buffer.constants.MAX_LENGTH; TypeError ERR_INVALID_ARG_VALUE for no
+ *   columns or a name with a lone surrogate (Arrow names are UTF-8)
  * @example
  * ```ts
  * import { createTableBuilder, openTable } from 'memseal/arrow';
@@ -81,6 +82,8 @@ export function createTableBuilder<S extends Record<string, ColumnArrayConstruct
   if (names.length === 0) throw invalidArgValue('options.columns', 'must name at least one column', options.columns);
   const rows = options.rows;
   const specs = names.map((name) => {
+    // Arrow names are UTF-8: a lone surrogate would be written as U+FFFD, a column under another name.
+    if (/\p{Surrogate}/u.test(name)) throw invalidArgValue('options.columns', `has a name that is not well-formed Unicode`, name);
     const ctor = options.columns[name];
     const type = TYPES.get(ctor);
     if (type === undefined) {
