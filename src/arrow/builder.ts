@@ -5,7 +5,7 @@
 import { invalidArgType, invalidArgValue, outOfRange } from '../kernel/errors';
 import { validateInteger, validateObject } from '../kernel/validate';
 import { SealedBuffer, type SealedBufferBuilder } from '../sealed/sealed';
-import { type ColumnType, planTable } from './layout';
+import { BODY_ALIGNMENT, type ColumnType, planTable } from './layout';
 
 /** A column type createTableBuilder() lays out: the fixed-width numeric typed arrays. */
 export type ColumnArrayConstructor =
@@ -83,7 +83,9 @@ export function createTableBuilder<S extends Record<string, ColumnArrayConstruct
   const rows = options.rows;
   const specs = names.map((name) => {
     // Arrow names are UTF-8: a lone surrogate would be written as U+FFFD, a column under another name.
-    if (/\p{Surrogate}/u.test(name)) throw invalidArgValue('options.columns', `has a name that is not well-formed Unicode`, name);
+    if (/\p{Surrogate}/u.test(name)) {
+      throw invalidArgValue('options.columns', 'has a name that is not well-formed Unicode', name);
+    }
     const ctor = options.columns[name];
     const type = TYPES.get(ctor);
     if (type === undefined) {
@@ -91,19 +93,25 @@ export function createTableBuilder<S extends Record<string, ColumnArrayConstruct
         'one of Int8Array, Uint8Array, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, ' +
         'BigUint64Array, Float32Array, Float64Array', ctor);
     }
-    return { name, type, ctor: ctor as ColumnArrayConstructor, itemSize: (ctor as ColumnArrayConstructor).BYTES_PER_ELEMENT };
+    const array = ctor as ColumnArrayConstructor;
+    return { name, type, ctor: array, itemSize: array.BYTES_PER_ELEMENT };
   });
-  const bodyBytes = specs.reduce((n, s) => n + rows * s.itemSize + 64, 0);
+  const bodyBytes = specs.reduce((n, s) => n + rows * s.itemSize + BODY_ALIGNMENT, 0);
   if (!Number.isSafeInteger(bodyBytes)) throw outOfRange('options.rows', 'a table below 2^53 bytes', rows);
   const layout = planTable(rows, specs);
   const builder: SealedBufferBuilder = SealedBuffer.alloc(layout.byteLength,
     { name: options.name ?? 'memseal-arrow', hugePages: options.hugePages });
-  const bytes = builder.bytes;
-  layout.write(bytes);
   const columns: Record<string, unknown> = Object.create(null) as Record<string, unknown>;   // a column may be named __proto__
-  specs.forEach((s, i) => {
-    columns[s.name] = new s.ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset + layout.valueOffsets[i]!, rows);
-  });
+  try {
+    const bytes = builder.bytes;
+    layout.write(bytes);
+    specs.forEach((s, i) => {
+      columns[s.name] = new s.ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset + layout.valueOffsets[i]!, rows);
+    });
+  } catch (err) {
+    builder.close();
+    throw err;
+  }
   return {
     columns: Object.freeze(columns) as TableBuilder<S>['columns'],
     rows,
