@@ -511,8 +511,8 @@ def snapshot_main(argv):
 
 
 # ==== Typed data: tensors and Arrow tables as numpy views ======================================
-# open_tensor() and open_table_columns() read what SealedBuffer.fromTypedArray() and
-# memseal/arrow's sealTable() write (docs/protocol.md, "Tensors" and "Arrow tables"), as numpy
+# open_tensor() and open_table_columns() read what SealedBuffer.fromTypedArray()/allocTensor() and
+# memseal/arrow's sealTable()/createTableBuilder() write (docs/protocol.md, "Tensors" and "Arrow tables"), as numpy
 # arrays over the mapping: numpy.frombuffer, no copy. numpy is imported only inside them, so the
 # rest of this module stays standard-library only. Every offset, length, type and shape is
 # checked against the buffer before an array exists; a lie raises MemsealError
@@ -672,7 +672,7 @@ def _arrow_messages(mv):
 
 
 def open_table_columns(view, columns=None):
-    """The columns of the Arrow IPC stream in `view` (what memseal/arrow's sealTable() writes) as a
+    """The columns of the Arrow IPC stream in `view` (what memseal/arrow's sealTable() or createTableBuilder() writes) as a
     dict of read-only numpy arrays over the mapping, in schema order. Supported: Int (8-64 bits,
     signed or not) and FloatingPoint (half, single, double) columns without nulls, in a table of
     one record batch. Another column type, nulls, several batches or compressed bodies raise
