@@ -251,9 +251,10 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
 
   /**
    * loan() + one copy of `data` into the slot + send(). Strings are sent as UTF-8.
-   * When `loan()` has to wait (no free slot, or 16 samples handed out since the event
-   * loop last turned), the copy happens once it resolves: do not change `data` until
-   * the returned promise settles.
+   * With a free slot (and no loan waiting) the copy and the send happen now; past 16
+   * samples since the event loop last turned, the returned promise resolves on the next
+   * turn, so a loop awaiting publish() lets subscribers' releases in. When `loan()` has to
+   * wait, the copy happens once it resolves: do not change `data` until the returned promise settles.
    * @rejects RangeError if data is larger than slotSize (nothing loaned); ERR_MEMSEAL_CLOSED
    */
   publish(data: ArrayBufferView | ArrayBuffer | string, meta?: Uint8Array | string): Promise<void> {
@@ -262,12 +263,13 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       if (src.length > this.slotSize) throw outOfRange('data.byteLength', `<= ${this.slotSize} (slotSize)`, src.length);
       const m = toMeta(meta);
       if (this.#closed) throw publisherClosed('publish');
-      const slot = this.#waiters.length === 0 && this.#turn.open() ? this.#take() : -1;
+      const slot = this.#waiters.length === 0 ? this.#take() : -1;
       if (slot >= 0) {
+        const open = this.#turn.open();
         this.#turn.used();
         this.#view(slot).set(src);
         this.#publish(slot, src.length, m);
-        return Promise.resolve();
+        return open ? Promise.resolve() : this.#turn.nextTurn();  // published now; the caller waits a turn
       }
       // no copy while waiting: the bytes are read when a slot is free
       return this.loan().then((loan) => {

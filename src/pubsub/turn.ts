@@ -10,13 +10,15 @@ export const TURN_SAMPLES = 16;
 /**
  * Counts the loans handed out since the event loop last showed it turned — a subscriber's message
  * handled (I/O ran), or this budget's own setImmediate. Past TURN_SAMPLES, `open()` says no and
- * schedules that setImmediate, whose run calls `next` (the publisher serves the loans that waited).
+ * schedules that setImmediate, whose run calls `next` (the publisher serves the loans that waited)
+ * and settles `nextTurn()` (publish() publishes at once and has its caller wait for the turn).
  * Nothing is scheduled while the loop turns on its own: a producer that awaits anything else, or
  * subscribers that release, cost one counter.
  */
 export class TurnBudget {
   #count = 0;
   #scheduled = false;
+  #turned: Array<() => void> = [];
   #next: () => void;
 
   constructor(next: () => void) { this.#next = next; }
@@ -24,15 +26,14 @@ export class TurnBudget {
   /** Whether one more loan may be handed out before the event loop turns. */
   open(): boolean {
     if (this.#count < TURN_SAMPLES) return true;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(() => {
-        this.#scheduled = false;
-        this.#count = 0;
-        this.#next();
-      });
-    }
+    this.#schedule();
     return false;
+  }
+
+  /** Resolves once the event loop turned (after `open()` said no). */
+  nextTurn(): Promise<void> {
+    this.#schedule();
+    return new Promise((resolve) => this.#turned.push(resolve));
   }
 
   /** One loan handed out. */
@@ -40,4 +41,15 @@ export class TurnBudget {
 
   /** The event loop turned (I/O ran): a new budget. */
   turned(): void { this.#count = 0; }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#count = 0;
+      for (const resolve of this.#turned.splice(0)) resolve();
+      this.#next();
+    });
+  }
 }

@@ -36,25 +36,61 @@ describe('Publisher: one turn of the event loop', () => {
     assert.ok(n < 300000);
   });
 
-  it('loans past one turn\'s budget resolve on the next turn, in the order they were asked for', async () => {
+  it('loans past the budget resolve on the next turn, in the order they were asked for', async () => {
     const count = 3 * TURN_SAMPLES;
     using pub = Publisher.create({ slotSize: 64, slots: count + 2, maxSubscribers: 1, maxHeld: count, delivery: 'all' });
-    const [a, b] = socketPair();
-    const attached = pub.attach(a);
-    using sub = await Subscriber.attach(b);
-    await attached;
+    const sub = await attachPair(pub);
     let turned = false;
     setImmediate(() => { turned = true; });
-    const sent = Array.from({ length: count }, (_, i) => pub.publish(`s${i}`));  // not awaited: one synchronous burst
-    assert.ok(pub.sequence >= 1 && pub.sequence <= TURN_SAMPLES, 'one turn publishes at most TURN_SAMPLES; the rest wait for the next turns');
+    const sent = Array.from({ length: count }, (_, i) => pub.loan().then((loan) => {
+      loan.bytes.write(`s${i}`, 'latin1');
+      return loan.send(1 + String(i).length);
+    }));
+    await Promise.resolve();  // the loans served at once send in this microtask round
+    assert.ok(pub.sequence >= 1 && pub.sequence <= TURN_SAMPLES, 'at most TURN_SAMPLES before a turn; the rest wait for the next turns');
     await Promise.all(sent);
-    assert.ok(turned, 'the event loop turned before the burst was published');
-    const got: string[] = [];
+    assert.ok(turned, 'the event loop turned before every loan was served');
+    assert.deepEqual(await receiveAll(sub, count), Array.from({ length: count }, (_, i) => `s${i}`));
+    sub.close();
+  });
+
+  it('publish() past the budget copies and publishes at once; only its promise waits for the turn', async () => {
+    const count = 3 * TURN_SAMPLES;
+    using pub = Publisher.create({ slotSize: 64, slots: count + 2, maxSubscribers: 1, maxHeld: count, delivery: 'all' });
+    const sub = await attachPair(pub);
+    const frame = Buffer.alloc(8);
+    const sent: Promise<void>[] = [];
     for (let i = 0; i < count; i++) {
-      const s = await sub.receive();
-      got.push(s.bytes.toString('latin1', 0, s.length));
-      s.release();
+      frame.write(`p${i}`.padEnd(8), 'latin1');  // one buffer, changed after every call: each call must have copied it
+      sent.push(pub.publish(frame));
     }
-    assert.deepEqual(got, Array.from({ length: count }, (_, i) => `s${i}`));
+    assert.equal(pub.sequence, count);
+    let settled = 0;
+    for (const p of sent) void p.then(() => settled++);
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.equal(settled, TURN_SAMPLES, 'the first TURN_SAMPLES resolve at once, the rest after a turn');
+    await Promise.all(sent);
+    assert.deepEqual((await receiveAll(sub, count)).map((t) => t.trim()), Array.from({ length: count }, (_, i) => `p${i}`));
+    sub.close();
   });
 });
+
+async function attachPair(pub: Publisher): Promise<Subscriber> {
+  const [a, b] = socketPair();
+  const attached = pub.attach(a);
+  const sub = await Subscriber.attach(b);
+  await attached;
+  return sub;
+}
+
+/** The text of the next `count` samples, each released. */
+async function receiveAll(sub: Subscriber, count: number): Promise<string[]> {
+  const got: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const s = await sub.receive();
+    got.push(s.bytes.toString('latin1', 0, s.length));
+    s.release();
+  }
+  return got;
+}
