@@ -1,4 +1,4 @@
-// The reference Python peer's pool subscriber (python/memseal_peer.py, "Pool subscriber")
+// The reference Python peer's pool subscriber (python/memseal_pool.py, reached through memseal_peer)
 // against the Node Publisher, in both delivery modes.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
