@@ -4,7 +4,7 @@
 set -u
 need=()
 command -v python3 >/dev/null || need+=(python3)
-# numpy for the typed-data readers (open_tensor/open_table_columns in python/memseal_peer.py)
+# numpy for the typed-data readers (open_tensor/open_table_columns in python/memseal_typed.py)
 { command -v python3 >/dev/null && python3 -c 'import numpy' 2>/dev/null; } || need+=(python3-numpy)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v go >/dev/null || need+=(golang-go)  # test/interop/go-snippet.test.ts builds protocol.md's Go peer

@@ -120,6 +120,8 @@ child.stdout.on('data', (d) => { out += d; });
   channel.close();
   sb.close();
   console.log(`python peer from ${path.relative(process.cwd(), dir)}: ${out.trim()}`);
+  // the sibling modules ship too: their names are reachable through memseal_peer
+  execFileSync('python3', ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import memseal_peer as m; m.SnapshotReader, m.open_tensor, m.PoolSubscriber', dir]);
 })().catch((err) => { console.error(err); process.exit(1); });
 JS
   node py.js | sed 's/^/   /'

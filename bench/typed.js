@@ -1,13 +1,17 @@
 // Typed data to node:cluster workers (+ one Python reader when numpy is there): a table of numeric
 // columns and a float32 matrix, each SIZE bytes, and the time until every reader has computed one
-// aggregate over it, three ways, interleaved round by round:
+// aggregate over it, four ways, interleaved round by round:
+//   inplace  the producer built the data in place (createTableBuilder() / SealedBuffer.allocTensor(),
+//            filled before the clock starts, as a producer computing into it would): seal(),
+//            sendBuffer() to each reader, which aggregates over views — no copy anywhere
 //   memseal  sealTable()/fromTypedArray() (one copy into the memfd), sendBuffer() to each reader,
 //            which aggregates over views (openTable() / typed(); numpy views in Python)
 //   send     (a) tableToIPC() and worker.send() of the bytes (advanced serialization), tableFromIPC()
 //            in each worker; the matrix as a Float32Array through worker.send()
 //   own      (b) each worker builds its own copy of the same data, then aggregates
-// and the growth of all processes' PSS when every reader holds the data, and a reader's private
-// memory (Private_Clean + Private_Dirty) for it.
+// and the growth of all processes' PSS when every reader holds the data, the sealed file's own
+// pages (fstat blocks: pages no process maps count in no PSS), and a reader's private memory
+// (Private_Clean + Private_Dirty) for it.
 // Usage: node bench/typed.js [--quick]    (also a section of `npm run bench`)
 'use strict';
 const cluster = require('node:cluster');
@@ -26,6 +30,7 @@ const now = () => performance.timeOrigin + performance.now();
 const WORKERS = 4;
 const DIM = 64;
 const ROW_BYTES = 4 + 8 + 4 + 8;                 // id Int32, price Float64, qty Float32, ts BigInt64
+const METHODS = ['inplace', 'memseal', 'send', 'own'];
 const arrow = () => require('apache-arrow');     // optional: the section is skipped without it
 
 function makeTable(rows) {
@@ -186,20 +191,35 @@ async function releaseAll(readers) {
   gc();
 }
 
+/** The data built in place in a new memfd, filled from `data` (the producer's work, not timed). */
+function buildInPlace(kind, data, rows) {
+  if (kind === 'tensor') {
+    const t = memseal.SealedBuffer.allocTensor(Float32Array, [rows, DIM], { name: 'bench-matrix' });
+    t.array.set(data);
+    return t;
+  }
+  const b = require('memseal/arrow').createTableBuilder({ rows, name: 'bench-table',
+    columns: { id: Int32Array, price: Float64Array, qty: Float32Array, ts: BigInt64Array } });
+  for (const name of Object.keys(b.columns)) b.columns[name].set(data.getChild(name).data[0].values);
+  return b;
+}
+
 /** One delivery of `kind` by `method`: ms until every reader aggregated, PSS growth, a reader's private growth. */
 async function round(readers, method, kind, data, rows) {
   await releaseAll(readers);
   const all = pids(readers);
   const base = all.map(pss);
   const basePrivate = privateBytes(readers.workers[0].process.pid);
+  const builder = method === 'inplace' ? buildInPlace(kind, data, rows) : null;
   const t0 = process.hrtime.bigint();
   const start = now();
   let replies;
   let sb = null;
   let prepared = 0;
-  if (method === 'memseal') {
-    sb = kind === 'table' ? require('memseal/arrow').sealTable(data, { name: 'bench-table' })
-      : memseal.SealedBuffer.fromTypedArray(data, { shape: [rows, DIM], name: 'bench-matrix' });
+  if (method === 'memseal' || method === 'inplace') {
+    sb = builder !== null ? builder.seal()
+      : kind === 'table' ? require('memseal/arrow').sealTable(data, { name: 'bench-table' })
+        : memseal.SealedBuffer.fromTypedArray(data, { shape: [rows, DIM], name: 'bench-matrix' });
     prepared = Number(process.hrtime.bigint() - t0) / 1e6;
     const targets = [...readers.channels, ...(readers.py ? [readers.py.channel] : [])];
     replies = await Promise.all(targets.map(async (ch) => {
@@ -216,9 +236,10 @@ async function round(readers, method, kind, data, rows) {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const growth = all.map(pss).reduce((s, v, i) => s + v - base[i], 0);
   const readerPrivate = privateBytes(readers.workers[0].process.pid) - basePrivate;
+  const fileBytes = sb === null ? 0 : fs.fstatSync(sb.fd).blocks * 512;
   sb?.close();
   const nodeReplies = replies.filter((r) => r.readyAt !== undefined);
-  return { ms, ready: Math.max(...nodeReplies.map((r) => r.readyAt)) - start, prepared, work: Math.max(...replies.map((r) => r.work)), pssGrowth: growth, readerPrivate,
+  return { ms, ready: Math.max(...nodeReplies.map((r) => r.readyAt)) - start, prepared, work: Math.max(...replies.map((r) => r.work)), pssGrowth: growth, readerPrivate, fileBytes,
     aggs: replies.map((r) => r.agg), readers: replies.length };
 }
 
@@ -236,26 +257,27 @@ async function run({ quick = false, log = console.error, size } = {}) {
     for (const kind of ['table', 'tensor']) {
       const rows = kind === 'table' ? 1024 : 256;
       const data = kind === 'table' ? makeTable(rows) : makeMatrix(rows);
-      for (const method of ['memseal', 'send', 'own']) await round(readers, method, kind, data, rows);
+      for (const method of METHODS) await round(readers, method, kind, data, rows);
     }
     for (const kind of ['table', 'tensor']) {
       const rows = kind === 'table' ? tableRows : matrixRows;
       const data = kind === 'table' ? makeTable(rows) : makeMatrix(rows);
-      const results = { memseal: [], send: [], own: [] };
+      const results = Object.fromEntries(METHODS.map((m) => [m, []]));
       for (let r = 0; r < rounds; r++) {
-        for (const method of ['memseal', 'send', 'own']) {
+        for (const method of METHODS) {
           const x = await round(readers, method, kind, data, rows);
           if (new Set(x.aggs).size !== 1) throw new Error(`${kind}/${method}: readers disagree: ${x.aggs}`);
           results[method].push(x);
           log(`typed ${kind} ${bytes / MiB} MiB ${method}: ${x.ms.toFixed(1)} ms to ${x.readers} readers ` +
             `(every Node reader holding the data after ${x.ready.toFixed(1)} ms; producer ${x.prepared.toFixed(0)} ms, slowest Node reader's own work ${x.work.toFixed(0)} ms), ` +
-            `PSS +${(x.pssGrowth / MiB).toFixed(0)} MiB, reader private +${(x.readerPrivate / MiB).toFixed(1)} MiB`);
+            `PSS +${(x.pssGrowth / MiB).toFixed(0)} MiB, sealed file ${(x.fileBytes / MiB).toFixed(0)} MiB, reader private +${(x.readerPrivate / MiB).toFixed(1)} MiB`);
         }
       }
       for (const method of Object.keys(results)) {
         const best = results[method].reduce((a, b) => (b.ms < a.ms ? b : a));
         const ready = Math.min(...results[method].map((x) => x.ready));
-        out[kind][method] = { ms: best.ms, ready, pssGrowth: best.pssGrowth, readerPrivate: best.readerPrivate, readers: best.readers };
+        out[kind][method] = { ms: best.ms, ready, pssGrowth: best.pssGrowth, fileBytes: best.fileBytes,
+          readerPrivate: best.readerPrivate, readers: best.readers };
       }
     }
   } finally {
@@ -272,20 +294,24 @@ function report(x) {
   if (!x) return [];
   const mib = (n) => (n / MiB).toFixed(1);
   const L = ['## Typed data: an Arrow table and a float32 matrix to every worker', '',
-    `${mib(x.bytes)} MiB each, to ${x.workers} node:cluster workers${x.python ? ' (+ 1 Python/numpy reader on the memseal path)' : ''}: ` +
-    'time from the data in the primary\'s memory until every reader has computed one aggregate over it (memseal: ' +
-    'sealTable()/fromTypedArray(), sendBuffer(), openTable()/typed(); send: tableToIPC() + worker.send() with advanced ' +
-    'serialization + tableFromIPC(); own: every worker builds its own copy). PSS growth: all processes, while every ' +
-    `reader holds the data. Best of ${x.rounds} interleaved rounds. Standalone: \`node bench/typed.js\`.`, '',
-    '| data | method | ms until every Node reader holds the data | vs memseal | ms until every reader computed the aggregate | vs memseal | total PSS growth (MiB) | × data | one reader\'s private growth (MiB) |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|'];
+    `${mib(x.bytes)} MiB each, to ${x.workers} node:cluster workers${x.python ? ' (+ 1 Python/numpy reader on the memseal paths)' : ''}: ` +
+    'time from the data in the producer\'s memory until every reader has computed one aggregate over it (a column\'s sum; ' +
+    'the whole matrix\'s sum). inplace: the producer built it in place (createTableBuilder()/SealedBuffer.allocTensor(), ' +
+    'filled before the clock starts), then seal(), sendBuffer(), openTable()/typed(); memseal: sealTable()/fromTypedArray() ' +
+    '(one copy), then the same; send: tableToIPC() + worker.send() with advanced serialization + tableFromIPC(); own: every ' +
+    'worker builds its own copy. "send ÷" is the send row\'s time over this row\'s (the target: ≥ 50× for the time until ' +
+    'every reader computed the aggregate). PSS growth: all processes, while every reader holds the data; the sealed file\'s ' +
+    `pages (fstat) count in no PSS where no process maps them. Best of ${x.rounds} interleaved rounds. Standalone: \`node bench/typed.js\`.`, '',
+    '| data | method | ms until every Node reader holds the data | send ÷ | ms until every reader computed the aggregate | send ÷ | total PSS growth (MiB) | × data | sealed file (MiB) | one reader\'s private growth (MiB) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const kind of ['table', 'tensor']) {
-    const base = x[kind].memseal.ms;
-    const baseReady = x[kind].memseal.ready;
-    for (const method of ['memseal', 'send', 'own']) {
+    const send = x[kind].send;
+    for (const method of METHODS) {
       const m = x[kind][method];
-      L.push(`| ${kind === 'table' ? 'Arrow table' : 'float32 matrix'} | ${method} | ${m.ready.toFixed(1)} | ${(m.ready / baseReady).toFixed(1)}× | ${m.ms.toFixed(1)} | ` +
-        `${(m.ms / base).toFixed(1)}× | ${mib(m.pssGrowth)} | ${(m.pssGrowth / x.bytes).toFixed(2)} | ${mib(m.readerPrivate)} |`);
+      if (m === undefined) continue;
+      L.push(`| ${kind === 'table' ? 'Arrow table' : 'float32 matrix'} | ${method} | ${m.ready.toFixed(1)} | ${(send.ready / m.ready).toFixed(1)}× | ` +
+        `${m.ms.toFixed(1)} | ${(send.ms / m.ms).toFixed(1)}× | ${mib(m.pssGrowth)} | ${(m.pssGrowth / x.bytes).toFixed(2)} | ` +
+        `${m.fileBytes === undefined ? '–' : mib(m.fileBytes)} | ${mib(m.readerPrivate)} |`);
     }
   }
   L.push('');

@@ -1,5 +1,5 @@
 // Typed data for a cluster: the primary builds one Arrow table and one float32 matrix (say,
-// embeddings), seals each once, and its node:cluster workers — plus a Python process when numpy is
+// embeddings) in place — straight into the memory it then seals, no copy — and its node:cluster workers — plus a Python process when numpy is
 // there — read them in place: the columns and the matrix are views over the same sealed pages in
 // every process, nothing is copied or parsed per reader.
 // Run: npm run example:arrow-cluster
@@ -7,9 +7,8 @@ import { spawnSync } from 'node:child_process';
 import cluster from 'node:cluster';
 import { once } from 'node:events';
 import path from 'node:path';
-import { tableFromArrays } from 'apache-arrow';
 import { connect, listen, SealedBuffer, spawnWithChannel } from '../src';
-import { openTable, sealTable } from '../src/arrow';
+import { createTableBuilder, openTable } from '../src/arrow';
 
 const WORKERS = 4;
 const ROWS = 1_000_000;
@@ -20,13 +19,13 @@ const address = (primaryPid: number): string => `\0arrow-cluster-${primaryPid}`;
 
 async function primary(): Promise<void> {
   // price[i] = i % 100, qty[i] = 1 + i % 3: sum(price * qty) is known in closed form for the check below.
-  using table = sealTable(tableFromArrays({
-    id: Int32Array.from({ length: ROWS }, (_, i) => i),
-    price: Float64Array.from({ length: ROWS }, (_, i) => i % 100),
-    qty: Int32Array.from({ length: ROWS }, (_, i) => 1 + (i % 3)),
-  }), { name: 'trades' });
-  using matrix = SealedBuffer.fromTypedArray(Float32Array.from({ length: VECTORS * DIM }, (_, i) => (i % DIM) / DIM),
-    { shape: [VECTORS, DIM], name: 'embeddings' });
+  const trades = createTableBuilder({ rows: ROWS, columns: { id: Int32Array, price: Float64Array, qty: Int32Array }, name: 'trades' });
+  const { id, price, qty } = trades.columns;            // typed arrays over the memfd's own pages
+  for (let i = 0; i < ROWS; i++) { id[i] = i; price[i] = i % 100; qty[i] = 1 + (i % 3); }
+  using table = trades.seal();                          // sealed as written: the columns are detached now
+  const embeddings = SealedBuffer.allocTensor(Float32Array, [VECTORS, DIM], { name: 'embeddings' });
+  for (let i = 0; i < embeddings.array.length; i++) embeddings.array[i] = (i % DIM) / DIM;
+  using matrix = embeddings.seal();
 
   const server = await listen(address(process.pid));
   const readers = new Set<number>();

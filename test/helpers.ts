@@ -57,6 +57,15 @@ export function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Waits, polling every 5 ms, until `cond` holds; throws after `limitMs` naming `what`. */
+export async function until(cond: () => boolean, what = 'condition', limitMs = 10000): Promise<void> {
+  const end = Date.now() + limitMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 export const FIXTURES = path.join(__dirname, 'fixtures');
 const ROOT = path.join(__dirname, '..');
 

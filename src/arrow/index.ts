@@ -13,6 +13,9 @@ import { writtenChunks } from './chunks';
 import { type Arrow, arrowFor } from './modules';
 import { ipcError, verifyIpc } from './verify-ipc';
 
+export { createTableBuilder } from './builder';
+export type { ColumnArrayConstructor, TableBuilder, TableBuilderOptions } from './builder';
+
 /** Options for {@link sealTable}. */
 export interface SealTableOptions {
   /** The memfd's name (see SealedBufferOptions.name). Default 'memseal-arrow'. */

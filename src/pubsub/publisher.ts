@@ -6,20 +6,20 @@
 import { type FdHandle, native } from '../kernel/binding';
 import { Channel } from '../channel/channel';
 import { type ChannelServer, listenAndAttach, type ListenOptions } from '../channel/channel-server';
-import { constants as C, Seal } from '../kernel/constants';
-import { check, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
+import { closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
 import { TypedEventEmitter } from '../util/events';
 import { features } from '../kernel/features';
-import { DEFERRED_RELEASE_BYTES, type Mapping, mmap, PAGE_SIZE } from '../kernel/mapping';
-import { addSeals } from '../kernel/memfd';
-import { createMemfd } from '../sealed/sealed-create';
+import { DEFERRED_RELEASE_BYTES, type Mapping, PAGE_SIZE } from '../kernel/mapping';
 import { DEFAULT_MAX_SIZE } from '../sealed/verify';
 import { type Message } from '../channel/message';
 import { toBytes } from '../kernel/validate';
 import { type Lender, type Loan, newLoan, toMeta } from './loan';
 import * as P from './protocol';
+import { makePool, SlotBook } from './slots';
+import { TurnBudget } from './turn';
+import { SlowWatch } from './slow';
 import {
-  DATA_TYPES, flushSeat, IdleWatch, type LoanWaiter, markHolder, markSeat, newSeat, now, publisherClosed, seatInfo, type Sub,
+  DATA_TYPES, dropReason, flushSeat, IdleWatch, type LoanWaiter, markHolder, markSeat, newSeat, now, publisherClosed, seatInfo, type Sub,
 } from './seat';
 import {
   type Delivery, type DetachReason, type PublisherEvents, type PublisherOptions, publisherOptions, type ResolvedOptions,
@@ -28,18 +28,9 @@ import {
 
 const PAGE = PAGE_SIZE;
 
-/**
- * Why a subscriber whose send failed is dropped: a subscriber that hung up is 'closed' whichever side
- * notices first (a send meeting EPIPE/ECONNRESET, or the channel closed under it), anything else 'error'.
- */
-function dropReason(err: unknown): 'closed' | 'error' {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_MEMSEAL_CLOSED' ? 'closed' : 'error';
-}
 const construct = Symbol('Publisher.construct');
 
-/** The seals a pool carries: nobody can resize it, nobody but the publisher's existing mapping can write it. */
-export const POOL_SEALS = Seal.SHRINK | Seal.GROW | Seal.FUTURE_WRITE | Seal.SEAL;
+export { POOL_SEALS } from './slots';
 
 /**
  * The writing end of a stream over a sealed slot pool. `loan()` a slot,
@@ -86,18 +77,12 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   #views: Buffer[] = [];
   #geometry: P.PoolGeometry;
   #hello: Buffer;
-  #refs: Int32Array;
-  #loaned: Uint8Array;
-  #loans = 0;
-  #seq: Float64Array;
-  #free: number[] = [];
-  #latest = -1;
-  #latestEntry: P.SampleEntry | null = null;
-  #nextSeq = 0;
+  #book: SlotBook;
+  #turn = new TurnBudget(() => this.#wake());
   #subs = new Set<Sub>();
   #nextId = 1;
   #waiters: LoanWaiter[] = [];
-  #slowTimer: NodeJS.Timeout | null = null;
+  #slow: SlowWatch;
   #idle = new IdleWatch({
     subs: () => this.#subs, timeout: () => this.idleTimeout, quota: () => this.maxHeld,
     detach: (sub, reason, text) => this.#detach(sub, reason, text), drop: (sub) => this.#drop(sub, 'idle', true, false),
@@ -114,9 +99,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     },
     cancel: (slot) => {
       if (this.#closed) return;
-      this.#loaned[slot] = 0;
-      this.#loans--;
-      this.#unref(slot, 0);
+      this.#book.cancel(slot);
       this.#wake();
     },
   };
@@ -141,10 +124,12 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     this.idleTimeout = o.idleTimeout;
     this.#hello = P.encodeHello(g, { quota: o.maxHeld, deliveryAll: o.delivery === 'all' });
     this.#header = mapping.bytes(0, g.headerSize);
-    this.#refs = new Int32Array(g.slots);
-    this.#loaned = new Uint8Array(g.slots);
-    this.#seq = new Float64Array(g.slots);
-    for (let i = g.slots - 1; i >= 0; i--) this.#free.push(i);
+    this.#book = new SlotBook(this.#header, g.slots);
+    this.#slow = new SlowWatch({
+      all: o.delivery === 'all', quota: o.maxHeld, timeout: o.slowTimeout, subs: () => this.#subs, loans: () => this.#book.loans,
+      closed: () => this.#closed, detach: (sub, reason, text) => this.#detach(sub, reason, text), wake: () => this.#wake(),
+      slow: (sub) => this.emit('slow', seatInfo(this.maxHeld, sub), 'waited'),
+    });
   }
 
   /**
@@ -167,24 +152,8 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         'subscribers apply by default (DEFAULT_MAX_SIZE): each must pass a larger maxSize to Subscriber.attach()/connect(), ' +
         'or refuses the pool with ERR_MEMSEAL_SIZE', { code: 'MEMSEAL_POOL_OVER_DEFAULT_MAX_SIZE' });
     }
-    // MFD_NOEXEC_SEAL (6.3) where the kernel has it: the pool is never executable. Not F_SEAL_EXEC on an
-    // executable memfd: on such a file the kernel turns F_SEAL_EXEC into WRITE too (W^X), which would
-    // fail with EBUSY against our own writable mapping.
-    // The same creation as SealedBuffer's: owned natively from the moment it exists (a worker
-    // terminated at any point after this closes it), errors with their hints.
-    const [fd, handle] = createMemfd({ name: o.name, seals: 0, hugeFlags: 0, hugeSize: 0, exact: false });
-    let mapping: Mapping | undefined;
-    try {
-      check(native.ftruncate(fd, g.poolSize), 'ftruncate');
-      mapping = mmap(g.poolSize, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd);
-      P.writeHeader(mapping.bytes(0, g.headerSize), g);
-      addSeals(fd, POOL_SEALS);   // the kernel door: the same hints as every other path
-      return new Publisher(construct, fd, handle, mapping, g, o);
-    } catch (err) {
-      mapping?.unmap();
-      native.fdClose(handle, false);
-      throw err;
-    }
+    const { fd, handle, mapping } = makePool(o.name, g);
+    return new Publisher(construct, fd, handle, mapping, g, o);
   }
 
   /** Each subscriber: pid, quota use, missed count, state, the slots it holds (a snapshot). */
@@ -197,7 +166,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
   get subscriberCount(): number { return this.#subs.size; }
 
   /** Samples published so far (the last sequence number). */
-  get sequence(): number { return this.#nextSeq; }
+  get sequence(): number { return this.#book.nextSeq; }
 
   get closed(): boolean { return this.#closed; }
 
@@ -232,7 +201,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     channel.on('message', (m: Message) => this.#onMessage(sub, m));
     channel.on('error', () => this.#detach(sub, 'protocol', 'sent a message the channel refused'));
     channel.on('close', () => this.#drop(sub, 'closed'));
-    if (this.#latestEntry !== null) this.#hold(sub, this.#latestEntry);
+    if (this.#book.latestEntry !== null) this.#hold(sub, this.#book.latestEntry);
     try {
       await hello;
     } catch (err) {
@@ -259,15 +228,21 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
    * A free slot to write into. With delivery 'latest' it resolves at once
    * while the caller has fewer than `maxLoans` loans out; with 'all' it also
    * waits while a subscriber is at its quota (`'slow'` names it; after
-   * `slowTimeout` ms it is detached). The slot's sequence word is made odd
+   * `slowTimeout` ms it is detached). At most 16 samples (TURN_SAMPLES) are
+   * handed out with no turn of the event loop in between: past that, loan() and
+   * publish() resolve on the next turn, so a producer looping on them still lets
+   * subscribers' releases in. The slot's sequence word is made odd
    * first, so a subscriber still copying an older sample from it sees ERR_MEMSEAL_TORN.
    * @rejects ERR_MEMSEAL_CLOSED when the publisher closes
    */
   loan(): Promise<Loan> {
     if (this.#closed) return Promise.reject(publisherClosed('loan'));
-    if (this.#waiters.length === 0) {
+    if (this.#waiters.length === 0 && this.#turn.open()) {
       const slot = this.#take();
-      if (slot >= 0) return Promise.resolve(newLoan(this.#lender, slot, this.#view(slot)));
+      if (slot >= 0) {
+        this.#turn.used();
+        return Promise.resolve(newLoan(this.#lender, slot, this.#view(slot)));
+      }
     }
     const p = new Promise<Loan>((resolve, reject) => this.#waiters.push({ resolve, reject }));
     this.#wake();
@@ -276,8 +251,10 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
 
   /**
    * loan() + one copy of `data` into the slot + send(). Strings are sent as UTF-8.
-   * When `loan()` has to wait, the copy happens once a slot is free: do not change
-   * `data` until the returned promise settles.
+   * With a free slot (and no loan waiting) the copy and the send happen now; past 16
+   * samples since the event loop last turned, the returned promise resolves on the next
+   * turn, so a loop awaiting publish() lets subscribers' releases in. When `loan()` has to
+   * wait, the copy happens once it resolves: do not change `data` until the returned promise settles.
    * @rejects RangeError if data is larger than slotSize (nothing loaned); ERR_MEMSEAL_CLOSED
    */
   publish(data: ArrayBufferView | ArrayBuffer | string, meta?: Uint8Array | string): Promise<void> {
@@ -288,9 +265,11 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
       if (this.#closed) throw publisherClosed('publish');
       const slot = this.#waiters.length === 0 ? this.#take() : -1;
       if (slot >= 0) {
+        const open = this.#turn.open();
+        this.#turn.used();
         this.#view(slot).set(src);
         this.#publish(slot, src.length, m);
-        return Promise.resolve();
+        return open ? Promise.resolve() : this.#turn.nextTurn();  // published now; the caller waits a turn
       }
       // no copy while waiting: the bytes are read when a slot is free
       return this.loan().then((loan) => {
@@ -341,43 +320,14 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     return v;
   }
 
-  /** Attached subscribers that a loan would take past their quota (delivery 'all' only). */
-  #blockers(): Sub[] {
-    const out: Sub[] = [];
-    if (this.delivery !== 'all') return out;
-    for (const sub of this.#subs) if (!sub.detached && sub.held.size + this.#loans >= this.maxHeld) out.push(sub);
-    return out;
-  }
-
   /** A slot for a loan, or -1. Never detaches, never calls back: the hand-out is not re-entered. */
   #take(): number {
-    if (this.delivery === 'all' && this.#blockers().length > 0) return -1;
-    let slot = this.#free.pop() ?? -1;
-    if (slot < 0 && this.#latest >= 0 && this.#refs[this.#latest] === 1 && this.#loaned[this.#latest] === 0) {
-      // only the retained newest sample holds it: a loan needs the slot more than late joiners do
-      slot = this.#latest;
-      this.#refs[slot] = 0;
-      this.#latest = -1;
-      this.#latestEntry = null;
-    }
-    if (slot < 0) return -1;
-    this.#loaned[slot] = 1;
-    this.#loans++;
-    native.poolBegin(this.#header, P.wordOffset(slot), 2 * this.#seq[slot]! + 1);
-    return slot;
+    if (this.delivery === 'all' && this.#slow.blockers().length > 0) return -1;
+    return this.#book.take();
   }
 
   #publish(slot: number, length: number, meta: Uint8Array): void {
-    const seq = ++this.#nextSeq;
-    this.#seq[slot] = seq;
-    this.#loaned[slot] = 0;
-    this.#loans--;
-    native.poolEnd(this.#header, P.wordOffset(slot), 2 * seq);
-    const entry: P.SampleEntry = { slot, sequence: seq, length, meta };
-    const previous = this.#latest;
-    this.#latest = slot;
-    this.#latestEntry = entry;
-    this.#refs[slot] = 1;  // retained as the newest sample
+    const [entry, previous] = this.#book.publish(slot, length, meta);  // retained as the newest sample
     for (const sub of this.#subs) {
       if (sub.detached) continue;
       if (sub.held.size < this.maxHeld) {
@@ -391,7 +341,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         this.emit('slow', seatInfo(this.maxHeld, sub), 'skipped');
       }
     }
-    if (previous >= 0) this.#unref(previous, 1);
+    if (previous >= 0) this.#book.unref(previous, 1);
     this.#wake();
   }
 
@@ -401,7 +351,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     markHolder(this.#header, this.slots, sub, entry.slot, true);
     sub.lastSent = entry.sequence;
     sub.skipping = false;
-    this.#refs[entry.slot]!++;
+    this.#book.ref(entry.slot);
     sub.pending.push(entry);
     if (!sub.flushScheduled) {
       sub.flushScheduled = true;
@@ -409,19 +359,9 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     }
   }
 
-  #unref(slot: number, by: number): void {
-    this.#refs[slot]! -= by;
-    if (this.#refs[slot] === 0 && this.#loaned[slot] === 0) {
-      if (this.#latest === slot) {
-        this.#latest = -1;
-        this.#latestEntry = null;
-      }
-      this.#free.push(slot);
-    }
-  }
-
   #onMessage(sub: Sub, m: Message): void {
     m.closeFds();
+    this.#turn.turned();  // I/O ran: the event loop turned since the last loan
     if (sub.gone) return;
     sub.heard = true;
     sub.since = now();
@@ -438,7 +378,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         if (sub.held.get(slot) === seq) {
           sub.held.delete(slot);
           markHolder(this.#header, this.slots, sub, slot, false);
-          this.#unref(slot, 1);
+          this.#book.unref(slot, 1);
           freed++;
         }
       }
@@ -448,7 +388,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
         return;
       }
       // skipped at its quota: the newest sample, now that there is room
-      const e = this.#latestEntry;
+      const e = this.#book.latestEntry;
       if (sub.skipping && !sub.detached && sub.held.size < this.maxHeld && e !== null && e.sequence > sub.lastSent) {
         this.#hold(sub, e);
       }
@@ -470,7 +410,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     for (const e of sub.pending) {
       sub.held.delete(e.slot);
       markHolder(this.#header, this.slots, sub, e.slot, false);
-      this.#unref(e.slot, 1);
+      this.#book.unref(e.slot, 1);
     }
     sub.pending = [];
     const code = reason === 'slow' ? P.DetachReason.SLOW : reason === 'idle' ? P.DetachReason.IDLE
@@ -496,7 +436,7 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     this.#subs.delete(sub);
     for (const slot of sub.held.keys()) {
       if (!this.#closed) markHolder(this.#header, this.slots, sub, slot, false);
-      this.#unref(slot, 1);
+      this.#book.unref(slot, 1);
     }
     if (!this.#closed) markSeat(this.#header, this.slots, sub, 0);
     sub.held.clear();
@@ -521,47 +461,23 @@ export class Publisher extends TypedEventEmitter<PublisherEvents> {
     try {
       do {
         this.#wakeAgain = false;
-        while (this.#waiters.length > 0 && !this.#closed) {
-          const slot = this.#take();
+        let slot = 0;
+        while (this.#waiters.length > 0 && !this.#closed && this.#turn.open()) {
+          slot = this.#take();
           if (slot < 0) break;
+          this.#turn.used();
           this.#waiters.shift()!.resolve(newLoan(this.#lender, slot, this.#view(slot)));
         }
-        if (this.#waiters.length > 0 && !this.#closed) this.#blocked();
+        if (slot < 0 && this.#waiters.length > 0 && !this.#closed) this.#slow.blocked();  // waiting on slots, not on the turn
       } while (this.#wakeAgain);
     } finally {
       this.#waking = false;
     }
-    if (this.#waiters.length === 0 && this.#slowTimer !== null) {
-      clearTimeout(this.#slowTimer);
-      this.#slowTimer = null;
-    }
-  }
-
-  /** Loans wait: name the subscribers in the way ('all'); detach them now (slowTimeout 0) or arm the timer. */
-  #blocked(): void {
-    const blockers = this.#blockers();
-    if (this.slowTimeout === 0) {
-      for (const s of blockers) this.#detach(s, 'slow', `held ${s.held.size} samples (maxHeld ${this.maxHeld})`);
-      return;
-    }
-    for (const s of blockers) {
-      if (s.waitedFor) continue;
-      s.waitedFor = true;
-      this.emit('slow', seatInfo(this.maxHeld, s), 'waited');
-    }
-    if (this.#slowTimer !== null || blockers.length === 0 || this.slowTimeout === Infinity) return;
-    this.#slowTimer = setTimeout(() => {
-      this.#slowTimer = null;
-      if (this.#closed) return;
-      // exactly the subscribers at their quota: never an honest one that merely holds newer samples
-      for (const s of this.#blockers()) this.#detach(s, 'slow', `kept the publisher waiting ${this.slowTimeout} ms (holds ${s.held.size} samples)`);
-      this.#wake();
-    }, this.slowTimeout);
+    if (this.#waiters.length === 0) this.#slow.stop();
   }
 
   #stopTimers(): void {
-    if (this.#slowTimer !== null) clearTimeout(this.#slowTimer);
-    this.#slowTimer = null;
+    this.#slow.stop();
     this.#idle.stop();
   }
 }

@@ -35,6 +35,15 @@ export const DATA_TYPES = 'a string, an ArrayBuffer or an ArrayBufferView';
 
 export const now = (): number => performance.now();
 
+/**
+ * Why a subscriber whose send failed is dropped: a subscriber that hung up is 'closed' whichever side
+ * notices first (a send meeting EPIPE/ECONNRESET, or the channel closed under it), anything else 'error'.
+ */
+export function dropReason(err: unknown): 'closed' | 'error' {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_MEMSEAL_CLOSED' ? 'closed' : 'error';
+}
+
 export function publisherClosed(op: string): MemsealError {
   return closedError(`Publisher.${op}()`, 'the publisher');
 }

@@ -1,19 +1,22 @@
 // Subscriber: the reading end of a Publisher's pool. It verifies the pool's
 // memfd (a memfd, sealed against shrinking, growing and writes by anyone
 // without an existing writable mapping, sized as announced and within
-// maxSize), maps it PROT_READ | MAP_SHARED once, and from then on turns each
-// announcement into a Sample: a read-only view of one slot.
+// maxSize: pool-open.ts), maps it PROT_READ | MAP_SHARED once, and from then on
+// turns each announcement into a Sample (sample.ts): a read-only view of one slot.
 import { native } from '../kernel/binding';
 import { type Channel } from '../channel/channel';
 import { type ChannelOptions } from '../channel/channel-util';
 import { type Message, receiveOwned } from '../channel/message';
 import { connect } from '../channel/channel-server';
-import { constants as C, Seal, sealNames } from '../kernel/constants';
-import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError, outOfRange } from '../kernel/errors';
-import { type Mapping, mmap } from '../kernel/mapping';
-import { DEFAULT_MAX_SIZE, populatePeerMapping, verifySeals } from '../sealed/verify';
+import { abortError, closedError, illegalConstructor, invalidArgType, MemsealError } from '../kernel/errors';
+import { type Mapping } from '../kernel/mapping';
+import { DEFAULT_MAX_SIZE } from '../sealed/verify';
 import { validateAbortSignal, validateLength, validateObject } from '../kernel/validate';
+import { detachedError, mapPool } from './pool-open';
 import * as P from './protocol';
+import { newSample, type Sample, type SampleOwner } from './sample';
+
+export { Sample } from './sample';
 
 const construct = Symbol('Subscriber.construct');
 
@@ -33,95 +36,6 @@ export interface SubscriberOptions {
 }
 
 export interface SubscriberConnectOptions extends SubscriberOptions, ChannelOptions {}
-
-// Sample's constructor is private to the public types; its static block sets this for Subscriber.
-let newSample: (sub: Subscriber, e: P.SampleEntry, bytes: Buffer) => Sample;
-
-/**
- * One sample: a read-only view of a slot of the pool, held until
- * `release()`. While held, a cooperating publisher does not reuse the slot.
- */
-export class Sample {
-  /** The publisher's sequence number: 1, 2, 3… in publishing order (gaps: samples sent before you attached, or skipped: see `missed`). */
-  readonly sequence: number;
-  /** Bytes in the sample. */
-  readonly length: number;
-  /** The publisher's meta bytes (a private copy). */
-  readonly meta: Buffer;
-  /** The slot it lives in. */
-  readonly slot: number;
-  #sub: Subscriber;
-  #bytes: Buffer;
-  #released = false;
-
-  /** Not public: made by subscriber.receive(). */
-  private constructor(token: symbol, sub: Subscriber, e: P.SampleEntry, bytes: Buffer) {
-    if (token !== construct) throw illegalConstructor('subscriber.receive()');
-    this.#sub = sub;
-    this.sequence = e.sequence;
-    this.length = e.length;
-    this.meta = e.meta as Buffer;
-    this.slot = e.slot;
-    this.#bytes = bytes;
-  }
-
-  /**
-   * The live bytes: a view of the shared pages (PROT_READ, MAP_SHARED), no
-   * copy. Nobody but the publisher can change them and the file cannot
-   * shrink (no SIGBUS); a misbehaving publisher can still write while you
-   * read. Writing to this view kills the process (SIGSEGV). For a stable
-   * copy, use {@link copy}.
-   */
-  get bytes(): Buffer { return this.#bytes; }
-
-  /** Released (the view may still read, but the publisher may reuse the slot). */
-  get released(): boolean { return this.#released; }
-
-  /**
-   * Copies the sample into private memory (`target`, or a new Buffer) and
-   * checks the slot's sequence word before and after the copy in native code
-   * with acquire ordering. Returns the copy (`length` bytes).
-   * @throws MemsealError ERR_MEMSEAL_TORN if the publisher had started to reuse the slot
-   *   (before or during the copy); ERR_MEMSEAL_CLOSED after release(); RangeError if `target` is too small
-   */
-  copy(target?: Uint8Array): Buffer {
-    if (this.#released) {
-      const err = closedError('Sample.copy()', `sample ${this.sequence}`, 'released');
-      err.hint = 'copy before release(): once released the publisher may reuse the slot';
-      throw err;
-    }
-    let dst: Buffer;
-    if (target === undefined) dst = Buffer.allocUnsafe(this.length);
-    else {
-      if (!(target instanceof Uint8Array)) throw invalidArgType('target', 'an instance of Uint8Array', target);
-      if (target.byteLength < this.length) throw outOfRange('target.byteLength', `>= ${this.length} (sample.length)`, target.byteLength);
-      dst = Buffer.from(target.buffer, target.byteOffset, this.length);
-    }
-    const r = copySample(this.#sub, this, this.#bytes, dst);
-    if (r !== 0) {
-      throw new MemsealError('ERR_MEMSEAL_TORN', `Sample.copy(): the publisher reused slot ${this.slot} ` +
-        `${r === 1 ? 'before' : 'during'} the copy of sample ${this.sequence}`,
-        { hint: 'the sample was released (or this subscriber detached) before it was copied; copy before release()' });
-    }
-    return dst;
-  }
-
-  /** Gives the slot back to the publisher. Idempotent. */
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    releaseSample(this.#sub, this);
-  }
-
-  [Symbol.dispose](): void { this.release(); }
-
-  static {
-    newSample = (sub, e, bytes) => new Sample(construct, sub, e, bytes);
-  }
-}
-
-let copySample: (s: Subscriber, sample: Sample, src: Buffer, dst: Buffer) => number;
-let releaseSample: (s: Subscriber, sample: Sample) => void;
 
 interface Waiter {
   resolve: (s: Sample) => void;
@@ -157,6 +71,11 @@ export class Subscriber {
   #failure: MemsealError | null = null;
   #quota: number;
   #missed = 0;
+  // what a Sample may do to this stream
+  #owner: SampleOwner = {
+    copy: (slot, seq, src, dst) => native.poolCopy(this.#header, P.wordOffset(slot), 2 * seq, src, dst),
+    release: (slot, seq) => this.#release(slot, seq),
+  };
 
   /** Not public: use Subscriber.attach() or connect(). */
   private constructor(token: symbol, channel: Channel, mapping: Mapping, g: P.PoolGeometry, seals: number, quota: number) {
@@ -245,40 +164,8 @@ export class Subscriber {
           : new MemsealError('ERR_MEMSEAL_CTRUNC', `Subscriber.attach(): the first message carried ${fds.length} descriptors, expected 1`);
       }
       const g = P.decodeHello(message.data);
-      const fd = fds[0]!;
-      const v = verifySeals(fd, { require: Seal.SHRINK | Seal.GROW });
-      if (!v.ok) {
-        throw new MemsealError(v.code ?? 'ERR_MEMSEAL_NOT_SEALED', `Subscriber.attach(): ${v.reason}`,
-          { hint: v.code === 'ERR_MEMSEAL_NOT_SEALED' ? 'a pool must be sealed SHRINK | GROW | FUTURE_WRITE' : v.hint });
-      }
-      if ((v.seals & (Seal.WRITE | Seal.FUTURE_WRITE)) === 0) {
-        throw new MemsealError('ERR_MEMSEAL_NOT_SEALED', 'Subscriber.attach(): the pool is writable by anyone who holds it ' +
-          `(seals: ${sealNames(v.seals).join(', ') || 'none'}; neither write nor future_write)`,
-        { hint: 'a pool must be sealed F_SEAL_FUTURE_WRITE (or F_SEAL_WRITE)' });
-      }
-      if (v.size !== g.poolSize) {
-        throw new MemsealError('ERR_MEMSEAL_SIZE', `Subscriber.attach(): the pool file is ${v.size} bytes, its HELLO says ${g.poolSize}`);
-      }
-      if (v.size > maxSize) {
-        throw new MemsealError('ERR_MEMSEAL_SIZE', `Subscriber.attach(): the pool is ${v.size} bytes, over maxSize ${maxSize}`,
-          { hint: 'raise options.maxSize if this publisher is trusted to need that much' });
-      }
-      let mapping: Mapping;
-      try {
-        mapping = mmap(g.poolSize, C.PROT_READ, C.MAP_SHARED, fd);
-      } catch (err) {
-        // WRITE-sealed read-only MAP_SHARED is refused before ~6.1; such a pool cannot change, so a private map sees the same bytes
-        if ((err as { code?: string }).code !== 'EPERM' || (v.seals & Seal.WRITE) === 0) throw err;
-        mapping = mmap(g.poolSize, C.PROT_READ, C.MAP_PRIVATE, fd);
-      }
-      populatePeerMapping(mapping, v, fd, 'Subscriber.attach()');  // a sparse hugetlb pool: EFAULT here, never SIGBUS later
-      try {
-        P.checkHeader(mapping.bytes(0, P.HEADER_FIXED), g);
-      } catch (err) {
-        mapping.unmap();
-        throw err;
-      }
-      return new Subscriber(construct, channel, mapping, g, v.seals, P.helloTerms(message.data, g).quota);
+      const { mapping, seals } = mapPool(fds[0]!, g, maxSize);
+      return new Subscriber(construct, channel, mapping, g, seals, P.helloTerms(message.data, g).quota);
     } finally {
       for (const fd of fds) native.close(fd);  // the mapping keeps the file; the descriptor is not needed
     }
@@ -342,12 +229,6 @@ export class Subscriber {
 
   [Symbol.dispose](): void { this.close(); }
 
-  static {
-    copySample = (sub, sample, src, dst) =>
-      native.poolCopy(sub.#header, P.wordOffset(sample.slot), 2 * sample.sequence, src, dst);
-    releaseSample = (sub, sample) => sub.#release(sample.slot, sample.sequence);
-  }
-
   // ---- internals ----
 
   #shift(): Sample {
@@ -404,7 +285,7 @@ export class Subscriber {
           continue;
         }
         const off = this.#geometry.headerSize + e.slot * this.#geometry.slotStride;
-        const s = newSample(this, e, this.#mapping.bytes(off, e.length));
+        const s = newSample(this.#owner, e, this.#mapping.bytes(off, e.length));
         const w = this.#waiters.shift();
         if (w !== undefined) w.resolve(s);
         else this.#queue.push(s);
@@ -511,11 +392,4 @@ export class Subscriber {
   }
 
   #failOnce: MemsealError | null = null;
-}
-
-/** ERR_MEMSEAL_DETACHED from a DETACH message: its reason byte and text. */
-function detachedError(op: string, data: Buffer): MemsealError {
-  const reason = ({ 1: 'too slow', 3: 'protocol', 4: 'refused: full', 5: 'idle' } as Record<number, string>)[data[1] ?? 0] ?? 'detached';
-  return new MemsealError('ERR_MEMSEAL_DETACHED', `${op}: the publisher detached this subscriber (${reason}): ` +
-    data.subarray(4, 1004).toString('utf8'), { hint: 'samples already handed out stay valid until released; nothing queued was delivered' });
 }

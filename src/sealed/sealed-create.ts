@@ -144,14 +144,15 @@ export function createMemfd(c: Creation): OwnedMemfd {
 }
 
 /**
- * @internal Sizes the new memfd, maps it shared and writable, lets `fill` write the
- * pages and unmaps (F_SEAL_WRITE needs no writable mapping left; the view
- * handed to `fill` is detached). Ordinary pages are faulted in up front with
- * MADV_POPULATE_WRITE (Linux 5.14; MAP_POPULATE before), after MADV_HUGEPAGE so
- * that a shmem THP policy of `advise` gives 2 MiB pages; hugetlb pages are
- * reserved by mmap itself.
+ * @internal Sizes the new memfd and maps it shared and writable: the one way a
+ * SealedBuffer's pages are written in place (create(), the builders of
+ * builder.ts). Ordinary pages are faulted in up front with MADV_POPULATE_WRITE
+ * (Linux 5.14; MAP_POPULATE before), after MADV_HUGEPAGE so that a shmem THP
+ * policy of `advise` gives 2 MiB pages; hugetlb pages are reserved by mmap
+ * itself. The caller unmaps (unmapNow) before F_SEAL_WRITE, which refuses
+ * while a writable mapping is left.
  */
-export function fillMapped(fd: number, c: Creation, size: number, fileSize: number, fill: (bytes: Buffer) => unknown): unknown {
+export function mapWritable(fd: number, c: Creation, fileSize: number): Mapping {
   const hint = c.hugeFlags ? hugetlbHint(c.hugeSize) : undefined;
   check(native.ftruncate(fd, fileSize), 'ftruncate', undefined, hint);
   const populate = !c.hugeFlags && !features.madvisePopulate ? C.MAP_POPULATE : 0;
@@ -164,13 +165,23 @@ export function fillMapped(fd: number, c: Creation, size: number, fileSize: numb
     }
     throw err;
   }
+  if (!c.hugeFlags) {
+    const pmd = features.hugePages.pmdSize;
+    // Advice only (the results are ignored): EINVAL where THP is compiled out changes nothing.
+    if (pmd !== null && fileSize >= pmd) native.madvise(regionHandle(m), C.MADV_HUGEPAGE, 0, fileSize);
+    if (!populate) native.madvise(regionHandle(m), C.MADV_POPULATE_WRITE, 0, fileSize);
+  }
+  return m;
+}
+
+/**
+ * @internal mapWritable(), then `fill` writes the pages, then the mapping is
+ * unmapped (F_SEAL_WRITE needs no writable mapping left; the view handed to
+ * `fill` is detached).
+ */
+export function fillMapped(fd: number, c: Creation, size: number, fileSize: number, fill: (bytes: Buffer) => unknown): unknown {
+  const m = mapWritable(fd, c, fileSize);
   try {
-    if (!c.hugeFlags) {
-      const pmd = features.hugePages.pmdSize;
-      // Advice only: EINVAL where THP is compiled out changes nothing.
-      if (pmd !== null && fileSize >= pmd) native.madvise(regionHandle(m), C.MADV_HUGEPAGE, 0, fileSize);
-      if (!populate) native.madvise(regionHandle(m), C.MADV_POPULATE_WRITE, 0, fileSize);
-    }
     return fill(m.bytes(0, size));
   } finally {
     unmapNow(m); // detaches the view handed to fill, and F_SEAL_WRITE needs no writable mapping left

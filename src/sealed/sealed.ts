@@ -14,7 +14,10 @@ import { addSeals, getSeals } from '../kernel/memfd';
 import {
   asyncFill, createMemfd, creationOptions, fillMapped, isAsyncFunction, isThenable, type SealedBufferOptions,
 } from './sealed-create';
-import { planTypedArray, type TypedArray, type TypedArrayOptions, typedViewOf, type TypedView } from '../typed/tensor';
+import { type AllocTensorOptions, BufferBuilder, type Sealer, TypedBuilder } from './builder';
+import {
+  planTypedArray, type TypedArray, type TypedArrayConstructor, type TypedArrayOptions, typedViewOf, type TypedView,
+} from '../typed/tensor';
 import { toBytes, validateFd, validateFunction, validateInteger, validateLength } from '../kernel/validate';
 import { populatePeerMapping, verifyFd, type VerifyOptions, type VerifyResult } from './verify';
 
@@ -27,6 +30,8 @@ import { populatePeerMapping, verifyFd, type VerifyOptions, type VerifyResult } 
 export type SealedBufferView = 'private' | 'copy' | 'readonly';
 
 const construct = Symbol('SealedBuffer.construct');
+// SealedBuffer.#seal, for the builders (builder.ts): set in the class's static block.
+let sealOwned: Sealer<SealedBuffer>;
 const mapReadonly = Symbol('SealedBuffer.mapReadonly');
 
 /** The most one Buffer can show: above it `bytes` refuses and `range()` maps windows. */
@@ -118,6 +123,10 @@ export class SealedBuffer {
     return new SealedBuffer(construct, fd, size, getSeals(fd), hugetlb, handle);
   }
 
+  static {
+    sealOwned = (fd, handle, size, seals, hugetlb) => SealedBuffer.#seal(fd, handle, size, seals, hugetlb);
+  }
+
   /**
    * Creates a sealed buffer of `size` bytes, letting `fill` write straight into
    * the shared pages (no intermediate copy). The writable mapping is unmapped
@@ -167,6 +176,44 @@ export class SealedBuffer {
   static fromTypedArray(array: TypedArray, options?: TypedArrayOptions): SealedBuffer {
     const plan = planTypedArray(array, options);
     return SealedBuffer.create(plan.size, plan.fill, plan.options);
+  }
+
+  /**
+   * A SealedBuffer to be written in place, with no deadline (unlike
+   * {@link create}'s synchronous fill): the builder's `bytes` is a writable
+   * shared mapping of the new memfd, filled across awaits if need be; its
+   * `seal()` unmaps it (detaching every view over it), seals the file and
+   * returns the SealedBuffer. `close()` without seal() frees everything.
+   * Pages are faulted in up front as in create().
+   * @example
+   * ```ts
+   * using b = SealedBuffer.alloc(4096);
+   * b.bytes.write('hello');
+   * using sb = b.seal();   // b.bytes now throws ERR_MEMSEAL_SEALED
+   * ```
+   */
+  static alloc(size: number, options?: SealedBufferOptions): SealedBufferBuilder {
+    return new BufferBuilder(size, options, sealOwned);
+  }
+
+  /**
+   * A tensor of `type` and `shape` to be filled in place: the builder's
+   * `array` is a typed view over the writable pages of the new memfd (header
+   * already written, elements zero). `seal()` returns the SealedBuffer — no
+   * copy at all, unlike {@link fromTypedArray}; `array` is detached then
+   * (length 0: a write through it is dropped). Readers use {@link typed} or
+   * Python's `open_tensor()`.
+   * @throws TypeError/RangeError for an unknown type or a bad shape, before any syscall
+   * @example
+   * ```ts
+   * using t = SealedBuffer.allocTensor(Float32Array, [1024, 768]);
+   * t.array.fill(0.5);
+   * using sb = t.seal();
+   * ```
+   */
+  static allocTensor<C extends TypedArrayConstructor>(type: C, shape: readonly number[],
+    options?: AllocTensorOptions): TensorBuilder<C> {
+    return new TypedBuilder(type, shape, options, sealOwned);
   }
 
   /**
@@ -336,6 +383,11 @@ export class SealedBuffer {
 
   [Symbol.dispose](): void { this.close(); }
 }
+
+/** A SealedBuffer being written in place: SealedBuffer.alloc() (see BufferBuilder in builder.ts). */
+export type SealedBufferBuilder = BufferBuilder<SealedBuffer>;
+/** A tensor being written in place: SealedBuffer.allocTensor() (see TypedBuilder in builder.ts). */
+export type TensorBuilder<C extends TypedArrayConstructor = TypedArrayConstructor> = TypedBuilder<SealedBuffer, C>;
 
 /**
  * @internal SealedBuffer.open() for callers that adopt a descriptor on the

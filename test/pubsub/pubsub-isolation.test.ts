@@ -7,21 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { features, type Loan, Publisher, type Sample, Subscriber, socketPair } from '../../src';
 import * as P from '../../src/pubsub/protocol';
-import { FIXTURES, skipUnless } from '../helpers';
+import { FIXTURES, skipUnless, until } from '../helpers';
 
 const CHECKER = path.join(FIXTURES, 'pool-checker.js');
 
 function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Waits (polling each few ms) until `cond` holds. */
-async function until(cond: () => boolean, what = 'condition', limitMs = 10000): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await tick(5);
-  }
 }
 
 async function attachPair(pub: Publisher): Promise<Subscriber> {

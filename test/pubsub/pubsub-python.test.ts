@@ -1,10 +1,10 @@
-// The reference Python peer's pool subscriber (python/memseal_peer.py, "Pool subscriber")
+// The reference Python peer's pool subscriber (python/memseal_pool.py, reached through memseal_peer)
 // against the Node Publisher, in both delivery modes.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { features, Publisher, spawnWithChannel } from '../../src';
-import { skipUnless } from '../helpers';
+import { skipUnless, until } from '../helpers';
 
 const PY_DIR = path.join(__dirname, '..', '..', 'python');
 const ENTRY = 'import sys; sys.path.insert(0, sys.argv[1]); import memseal_peer as m; sys.exit(m.pool_main(sys.argv[1:]))';
@@ -31,14 +31,6 @@ function spawnPy(n: number) {
   return { child, channel, out, exited };
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 30000;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 function frame(bytes: Buffer, seq: number): number {
   bytes.writeDoubleLE(seq, 0);
   bytes.fill(seq & 0xff, 8, 4096);
@@ -61,9 +53,9 @@ describe('Python pool subscriber (reference peer)', function () {
       for (let seq = 1; seq <= 40; seq++) {
         const loan = await pub.loan();
         await loan.send(frame(loan.bytes, seq), `m${seq}`);
-        if (delivery === 'latest' && seq % 10 === 0) await until(() => pub.subscribers[0]!.held === 0, 'the peer to catch up');
+        if (delivery === 'latest' && seq % 10 === 0) await until(() => pub.subscribers[0]!.held === 0, 'the peer to catch up', 30000);
       }
-      await until(() => pub.subscribers[0]!.held === 0, 'every sample released');
+      await until(() => pub.subscribers[0]!.held === 0, 'every sample released', 30000);
       pub.close();  // a clean end: the peer's stream ends quietly
       assert.equal(await py.exited, 0);
       const samples = py.out.filter((l) => 'seq' in l);

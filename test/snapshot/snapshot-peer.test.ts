@@ -1,4 +1,4 @@
-// The Python reference peer's SnapshotReader (python/memseal_peer.py) against the Node
+// The Python reference peer's SnapshotReader (python/memseal_snapshot.py, reached through memseal_peer) against the Node
 // SnapshotPublisher: it verifies, maps and acknowledges each version, and the publisher awaits it.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
