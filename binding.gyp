@@ -9,6 +9,7 @@
         "native/memfd.cc",
         "native/mapping.cc",
         "native/socket.cc",
+        "native/recv.cc",
         "native/poll.cc",
         "native/pool.cc",
         "native/release.cc"

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   memseal::InitMemfd(env, exports);
   memseal::InitMapping(env, exports);
   memseal::InitSocket(env, exports);
+  memseal::InitRecv(env, exports);
   memseal::InitPoll(env, exports);
   memseal::InitPool(env, exports);
   memseal::InitRelease(env, exports);

@@ -70,6 +70,20 @@ inline bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, s
   return true;
 }
 
+// An Int32Array argument: its data and element count.
+inline bool ArgInt32Array(const Napi::CallbackInfo& info, size_t i, int32_t** data, size_t* len) {
+  *data = nullptr;
+  *len = 0;
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    return ArgError(info, "expected an Int32Array");
+  }
+  Napi::Int32Array a = info[i].As<Napi::Int32Array>();
+  *data = a.Data();
+  *len = a.ElementLength();
+  return true;
+}
+
 // Result of a syscall: the value, or -errno.
 inline Napi::Value Result(Napi::Env env, int64_t r) {
   return Napi::Value(env, Double(env, static_cast<double>(r)));
