@@ -5,7 +5,7 @@ import { type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Channel, type Message, spawnWithChannel } from '../../src';
+import { Channel, memfdCreate, type Message, spawnWithChannel } from '../../src';
 import { native } from '../../src/kernel/binding';
 import { FIXTURES, killChildren } from '../helpers';
 
@@ -157,5 +157,50 @@ describe('Channel: messages are received in batches', function () {
       }, 5);
     });
     assert.equal(advances, 5);
+  });
+
+  it('an empty message in the middle of what a peer sent: every descriptor after it is delivered, none leaks', async () => {
+    const pair = native.socketpair();
+    assert.ok(typeof pair !== 'number');
+    const [raw, ours] = pair;
+    // A foreign peer on a raw socket: an empty message (which reads as end-of-stream), then three with a memfd each.
+    assert.equal(native.sendmsg(raw, new Uint8Array(0), new Int32Array(0)), 0);
+    for (const text of ['a', 'b', 'c']) {
+      const fd = memfdCreate(`burst-${text}`);
+      assert.equal(native.sendmsg(raw, Buffer.from(text), Int32Array.of(fd)), 1);
+      fs.closeSync(fd);
+    }
+    native.close(raw);
+    const channel = Channel.fromFd(ours);
+    channels.push(channel);
+    const got: string[] = [];
+    channel.on('message', (m) => { got.push(`${m.data.toString()}:${m.fds.length}`); m.closeFds(); });
+    if (!channel.closed || got.length < 3) await once(channel, 'close');
+    while (got.length < 3) await once(channel, 'message');
+    assert.deepEqual(got, ['a:1', 'b:1', 'c:1']);
+    assert.deepEqual(burstFds(), []);
+  });
+
+  it('two empty datagrams waiting together are two messages', async () => {
+    // a datagram socket without SO_PASSCRED: an empty datagram carries nothing at all
+    const K = native.channelConstants;
+    const name = Buffer.from(`\0memseal-batch-empty-${process.pid}`);
+    const rxFd = native.socket(K.SOCK_DGRAM);
+    const txFd = native.socket(K.SOCK_DGRAM);
+    assert.ok(rxFd >= 0 && txFd >= 0);
+    assert.equal(native.bind(rxFd, name), 0);
+    const rx = Channel.fromFd(rxFd);
+    channels.push(rx);
+    try {
+      for (let i = 0; i < 2; i++) assert.equal(native.sendmsg(txFd, new Uint8Array(0), new Int32Array(0), name), 0);
+      const texts: string[] = [];
+      rx.on('message', (m) => texts.push(m.data.toString()));
+      await once(rx, 'message');  // the two were read in one turn: 'after' was not sent yet
+      assert.equal(native.sendmsg(txFd, Buffer.from('after'), new Int32Array(0), name), 5);
+      while (!texts.includes('after')) await once(rx, 'message');
+      assert.deepEqual(texts, ['', '', 'after']);
+    } finally {
+      native.close(txFd);
+    }
   });
 });
