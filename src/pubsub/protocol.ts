@@ -73,8 +73,6 @@ export function wordOffset(slot: number): number {
   return HEADER_FIXED + 8 * slot;
 }
 
-export { roundUp };
-
 /** Seats the holder table of the header names (subscribers past them are not shown by `memseal inspect`). */
 export const HOLDER_SEATS = 64;
 /** Header flags (u16 at H.FLAGS). */

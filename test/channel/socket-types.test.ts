@@ -261,8 +261,7 @@ describe('stream and datagram sockets', () => {
       const [client, ch] = await streamPair({ maxFds: 2 });
       const fd = memfdWith('x');
       fds.push(fd);
-      await client.send('AAAA', [fd, fd, fd, fd, fd]);
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await client.send('AAAA', [fd, fd, fd, fd, fd]);  // in the kernel once send() resolves
       const mid = countFds();
       await assert.rejects(ch.receive(), { code: 'ERR_MEMSEAL_CTRUNC' });
       assert.equal(countFds(), mid, 'every descriptor that arrived was closed');
@@ -277,8 +276,7 @@ describe('stream and datagram sockets', () => {
       fds.push(fd);
       await client.send('aaa');
       await client.send('bbb', [fd]);
-      await client.send('ccc');
-      await new Promise((resolve) => setTimeout(resolve, 10));  // all three queued before the first read
+      await client.send('ccc');  // all three are in the kernel once send() resolves, before the first read
       const reads: { data: string; nfds: number }[] = [];
       let text = '';
       while (text.length < 9) {

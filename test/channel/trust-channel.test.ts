@@ -230,7 +230,7 @@ describe('Channel trust boundary', () => {
           break;
         }
         received++;
-        await sleep(2);  // one at a time, with the loop turning in between
+        await tick();  // one at a time, with the loop turning in between
         most = Math.max(most, countFds());
         m.closeFds();
       }
@@ -246,7 +246,7 @@ describe('Channel trust boundary', () => {
       memfd.close();
       a.close();
       await once(b, 'close');
-      await sleep(20);
+      await tick();  // a turn of the loop in which a wrong channel would read them in
       assert.ok(countFds() <= baseline + 1, `nothing was read in on hang-up (${countFds() - baseline} more descriptors)`);
       b.close();
     });

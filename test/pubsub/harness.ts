@@ -68,3 +68,12 @@ export function lines(stream: NodeJS.ReadableStream): { next(match: RegExp): Pro
     },
   };
 }
+
+/** A subscriber attached to `pub` over a socketpair in this process. */
+export async function attachPair(pub: Publisher): Promise<Subscriber> {
+  const [a, b] = socketPair();
+  const attached = pub.attach(a);
+  const sub = await Subscriber.attach(b);
+  await attached;
+  return sub;
+}

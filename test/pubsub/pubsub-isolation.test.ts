@@ -8,19 +8,12 @@ import path from 'node:path';
 import { features, type Loan, Publisher, type Sample, Subscriber, socketPair } from '../../src';
 import * as P from '../../src/pubsub/protocol';
 import { FIXTURES, skipUnless, until } from '../helpers';
+import { attachPair } from './harness';
 
 const CHECKER = path.join(FIXTURES, 'pool-checker.js');
 
 function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function attachPair(pub: Publisher): Promise<Subscriber> {
-  const [a, b] = socketPair();
-  const attached = pub.attach(a);
-  const sub = await Subscriber.attach(b);
-  await attached;
-  return sub;
 }
 
 /** Frame s: s as a little-endian double, then s & 0xff in every byte. */

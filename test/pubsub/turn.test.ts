@@ -5,9 +5,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
-import { Publisher, Subscriber, socketPair } from '../../src';
+import { Publisher, Subscriber } from '../../src';
 import { TURN_SAMPLES } from '../../src/pubsub/turn';
 import { FIXTURES } from '../helpers';
+import { attachPair } from './harness';
 
 const CHECKER = path.join(FIXTURES, 'pool-checker.js');
 
@@ -75,14 +76,6 @@ describe('Publisher: one turn of the event loop', () => {
     sub.close();
   });
 });
-
-async function attachPair(pub: Publisher): Promise<Subscriber> {
-  const [a, b] = socketPair();
-  const attached = pub.attach(a);
-  const sub = await Subscriber.attach(b);
-  await attached;
-  return sub;
-}
 
 /** The text of the next `count` samples, each released. */
 async function receiveAll(sub: Subscriber, count: number): Promise<string[]> {
