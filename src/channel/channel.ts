@@ -4,9 +4,8 @@
 // the addon. Below it: Message, the events and reading (message.ts), the send queue (send-queue.ts), limits,
 // options and socket helpers (channel-util.ts); socketPair() in pair.ts. Listening and connecting live in
 // channel-server.ts, the spawn protocol in spawn.ts, the SealedBuffer methods in sealed.ts: the transport imports none.
-// Minimum kernel for everything here: Linux 2.6.28 (SOCK_SEQPACKET for AF_UNIX
-// 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC 2.6.23, accept4
-// 2.6.28); SCM_MAX_FD is 253 since 2.6.38 (255 before).
+// Minimum kernel: Linux 2.6.33 (AF_UNIX SOCK_SEQPACKET 2.6.4, SOCK_NONBLOCK/SOCK_CLOEXEC 2.6.27, MSG_CMSG_CLOEXEC
+// 2.6.23, accept4 2.6.28, recvmmsg 2.6.33); SCM_MAX_FD is 253 since 2.6.38 (255 before).
 import { native, type PollHandle } from '../kernel/binding';
 import {
   type ChannelOptions, channelOptions, closedError, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
