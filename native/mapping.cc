@@ -78,15 +78,13 @@ struct View {
   View* next;
 };
 
-// What a region counts toward V8's external memory. An anonymous region is
-// this process's own memory: all of it. A file mapping's pages belong to the
-// file and stay allocated while any descriptor or mapping of it is open, so
-// unmapping frees page tables, not pages. Counted in full, a 64 MiB receiver
-// went through ~1.5 collections per handoff for memory it released
-// explicitly; capped, ~1 (node bench/gc.js: 73-75 -> 51 in 50 opens; the rest
-// is V8's own count of the external ArrayBuffer over the pages). A forgotten
-// file mapping still adds pressure: a handful bring on the collection that
-// unmaps them.
+// What a region counts toward V8's external memory. An anonymous region is this process's own
+// memory: all of it. A file mapping's pages belong to the file and stay allocated while any
+// descriptor or mapping of it is open, so unmapping frees page tables, not pages. Counted in full,
+// a 64 MiB receiver went through ~1.5 collections per handoff for memory it released explicitly;
+// capped, ~1 (node bench/gc.js: 73-75 -> 51 in 50 opens; the rest is V8's own count of the external
+// ArrayBuffer over the pages, see docs/bench.md). A forgotten file mapping still adds pressure: a
+// handful bring on the collection that unmaps them.
 constexpr int64_t kFileMappingReportCap = 8 << 20;
 int64_t ReportedSize(size_t len, int flags) {
   int64_t n = static_cast<int64_t>(len);
