@@ -10,20 +10,18 @@
 // all of them are gone, so a forgotten mapping does not leak and a view that
 // outlives its Mapping object never points at freed memory.
 //
-// An explicit munmap() detaches every ArrayBuffer first, so a stale view reads
-// as length 0. Work already handed to the thread pool (crypto.randomFill,
-// fs.read, zlib) holds a raw pointer and is not stopped by detaching; Node
-// keeps the ArrayBuffer object alive until such work completes. So while any
-// view object is alive, munmap() does not free the address range: it replaces
-// the pages with fresh anonymous memory (mmap MAP_FIXED over the range), which
-// lets the file's pages go at once while late writers land in harmless
-// private pages; the range itself is unmapped when the last view is collected.
-// A region that never handed out a view is simply unmapped.
+// An explicit munmap() detaches every ArrayBuffer first, so a stale view reads as length 0. Work
+// already handed to the thread pool (crypto.randomFill, fs.read, zlib) holds a raw pointer and is not
+// stopped by detaching; Node keeps the ArrayBuffer object alive until such work completes. So while
+// any view object is alive, munmap() does not free the address range: it replaces the pages with
+// fresh anonymous memory (mmap MAP_FIXED over the range), which lets the file's pages go at once
+// while late writers land in harmless private pages; the range itself is unmapped when the last view
+// is collected. A region that never handed out a view is simply unmapped.
 //
-// Large regions are released on the libuv thread pool (munmap(handle, true)):
-// the views are detached at once and the page-table teardown happens off the
-// event loop. Finalizers and environment teardown release synchronously (Node
-// waits for queued work before it tears an environment down).
+// Large regions are released on the libuv thread pool (munmap(handle, true)): the views are
+// detached at once and the page-table teardown happens off the event loop. Finalizers and
+// environment teardown release synchronously (Node waits for queued work before it tears an
+// environment down).
 //
 // Wipe-on-release regions (SecretBuffer) are zeroed with explicit_bzero(3)
 // before their pages go, however they go: munmap, the last reference being
