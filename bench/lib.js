@@ -1,7 +1,7 @@
 // Shared helpers for the benchmarks: statistics, machine description, memory
 // readings from /proc, the C floor programs, and the report writers.
 'use strict';
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -239,5 +239,24 @@ function handoffSvg(series, title,
   return `${out.join('\n')}\n`;
 }
 
+/**
+ * Samples the summed PSS of `pids` every `ms` in a process of its own, so the reads of
+ * /proc/PID/smaps_rollup (the kernel walks each process's page tables) never block the event loop
+ * of the process being measured. `stop()` resolves with the peak sum seen, in bytes.
+ */
+function pssSampler(pids, ms = 20) {
+  const code = `const fs = require('fs'); const pids = process.argv.slice(1).map(Number); let peak = 0;
+    const pss = (pid) => { try { const m = /^Pss:\\s+(\\d+) kB/m.exec(fs.readFileSync('/proc/' + pid + '/smaps_rollup', 'utf8')); return m ? Number(m[1]) * 1024 : 0; } catch { return 0; } };
+    const sample = () => { peak = Math.max(peak, pids.reduce((s, pid) => s + pss(pid), 0)); };
+    sample(); const t = setInterval(sample, ${ms});
+    process.stdin.on('end', () => { clearInterval(t); sample(); process.stdout.write(String(peak)); }).resume();`;
+  const child = spawn(process.execPath, ['-e', code, ...pids.map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  return { stop: async () => { child.stdin.end(); await exited; return Number(out) || 0; } };
+}
+
 module.exports = {
+  pssSampler,
   pinned, buildC, runC, stats, measure, gc, timed, interleaved, parseSizes, sizeArg, exited, pss, mappingPss, machine, pattern, checksum, onFrames, fmtSize, fmtMs, handoffSvg };
