@@ -364,15 +364,15 @@ function report(x) {
     'on this machine\'s cores: no row can aggregate faster). "send ÷" is the send row\'s time over this row\'s (the target: ≥ 50× for the time until ' +
     'every reader computed the aggregate; the Node-only column has the same four readers in every row). PSS growth: all processes, while every reader holds the data; the sealed file\'s ' +
     `pages (fstat) count in no PSS where no process maps them. Best of ${x.rounds} interleaved rounds. Standalone: \`node bench/typed.js\`.`, '',
-    '| data | method | ms until every Node reader holds the data | send ÷ | ms until every Node reader computed the aggregate | ms until every reader computed the aggregate | send ÷ | total PSS growth (MiB) | × data | sealed file (MiB) | one reader\'s private growth (MiB) |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+    '| data | method | ms until every Node reader holds the data | send ÷ | ms until every Node reader computed the aggregate | send ÷ | ms until every reader computed the aggregate | send ÷ | total PSS growth (MiB) | × data | sealed file (MiB) | one reader\'s private growth (MiB) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const kind of ['table', 'tensor']) {
     const send = x[kind].send;
     for (const method of METHODS) {
       const m = x[kind][method];
       if (m === undefined) continue;
       L.push(`| ${kind === 'table' ? 'Arrow table' : 'float32 matrix'} | ${method} | ${m.ready.toFixed(1)} | ${(send.ready / m.ready).toFixed(1)}× | ` +
-        `${m.nodeMs.toFixed(1)} | ${m.ms.toFixed(1)} | ${(send.ms / m.ms).toFixed(1)}× | ${mib(m.pssGrowth)} | ${(m.pssGrowth / x.bytes).toFixed(2)} | ` +
+        `${m.nodeMs.toFixed(1)} | ${(send.nodeMs / m.nodeMs).toFixed(1)}× | ${m.ms.toFixed(1)} | ${(send.ms / m.ms).toFixed(1)}× | ${mib(m.pssGrowth)} | ${(m.pssGrowth / x.bytes).toFixed(2)} | ` +
         `${m.fileBytes === undefined ? '–' : mib(m.fileBytes)} | ${mib(m.readerPrivate)} |`);
     }
   }
