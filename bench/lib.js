@@ -192,7 +192,8 @@ function fmtMs(x) {
   if (x >= 100) return x.toFixed(0);
   if (x >= 10) return x.toFixed(1);
   if (x >= 1) return x.toFixed(2);
-  return x.toFixed(3);
+  if (x >= 0.01 || x === 0) return x.toFixed(3);
+  return x.toPrecision(2);  // below 10 µs: two significant digits, not 0.00x
 }
 
 /**
