@@ -22,6 +22,8 @@ const HEADLINES = [
     value: (r) => div(med(row64(r)?.ipcAdvanced), med(row64(r)?.memsealFrom)), unit: '×' },
   { id: 'fanout-ipc', label: 'fan-out of 64 MiB to 8 children, child.send() ÷ memseal (how much faster)', only: 'fanout', args: [],
     value: (r) => div(med(r.fanout?.ipcAdvanced), med(r.fanout?.memseal)), unit: '×', target: '≥ 20×', want: (v) => v >= 20 },
+  { id: 'fanout-c', label: 'fan-out of 64 MiB to 8 children, memseal ÷ the C floor taking the same steps', only: 'fanout', args: [],
+    value: (r) => div(med(r.fanout?.memseal), med(r.fanout?.c)), unit: '× C' },
   { id: 'fanout-memory', label: 'fan-out of 64 MiB to 8 children, total PSS growth ÷ payload', only: 'fanout', args: [],
     value: (r) => r.fanout?.memseal?.rssMultiple ?? null, unit: '× payload', target: '≤ 1.2×', want: (v) => v <= 1.2 },
   { id: 'cycle-c', label: 'per-call cycle (memfd_create … close), JS ÷ C', only: 'cycle', args: [],

@@ -192,7 +192,8 @@ function fmtMs(x) {
   if (x >= 100) return x.toFixed(0);
   if (x >= 10) return x.toFixed(1);
   if (x >= 1) return x.toFixed(2);
-  return x.toFixed(3);
+  if (x >= 0.01 || x === 0) return x.toFixed(3);
+  return x.toPrecision(2);  // below 10 µs: two significant digits, not 0.00x
 }
 
 /**
@@ -245,12 +246,7 @@ function handoffSvg(series, title,
  * of the process being measured. `stop()` resolves with the peak sum seen, in bytes.
  */
 function pssSampler(pids, ms = 20) {
-  const code = `const fs = require('fs'); const pids = process.argv.slice(1).map(Number); let peak = 0;
-    const pss = (pid) => { try { const m = /^Pss:\\s+(\\d+) kB/m.exec(fs.readFileSync('/proc/' + pid + '/smaps_rollup', 'utf8')); return m ? Number(m[1]) * 1024 : 0; } catch { return 0; } };
-    const sample = () => { peak = Math.max(peak, pids.reduce((s, pid) => s + pss(pid), 0)); };
-    sample(); const t = setInterval(sample, ${ms});
-    process.stdin.on('end', () => { clearInterval(t); sample(); process.stdout.write(String(peak)); }).resume();`;
-  const child = spawn(process.execPath, ['-e', code, ...pids.map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(__dirname, 'pss-sampler.js'), String(ms), ...pids.map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   const exited = new Promise((resolve) => child.on('exit', resolve));

@@ -44,10 +44,11 @@ function sockPath(tag) {
 }
 
 /** Receivers of one method: `send(i)` emits sample i to all of them; `close()`. */
-async function pool(size, count, { inPlace = false, slots }) {
-  // every sample must reach every receiver here: delivery 'all' (the fairness row measures 'latest')
+async function pool(size, count, { inPlace = false, slots, maxHeld }) {
+  // every sample must reach every receiver here: delivery 'all' (the fairness row measures 'latest').
+  // Given `slots`, each subscriber's quota is what fits; given `maxHeld`, Publisher.create() derives the slots.
   const pub = Publisher.create({ slots, slotSize: size, name: 'bench-pool', maxSubscribers: count,
-    maxHeld: Math.floor((slots - 1) / count), delivery: 'all', slowTimeout: Infinity });
+    maxHeld: maxHeld ?? Math.floor((slots - 1) / count), delivery: 'all', slowTimeout: Infinity });
   const p = sockPath('pool');
   await pub.listen(p);
   const children = Array.from({ length: count }, () => fork(WORKER, ['sub', p], { stdio: 'inherit' }));
@@ -148,6 +149,59 @@ async function stream(m, src, n, runs, { memory = false } = {}) {
   return { ...lib.stats(ms), cpuUs: lib.stats(cpu).median, pssDelta: memory ? peak : undefined, poolPss };
 }
 
+/** A function streaming `n` more samples through `m`: ms per sample, CPU µs per sample of all its processes. */
+function streamer(m, src) {
+  let sent = 0;
+  const pids = [process.pid, ...m.children.map((c) => c.pid)];
+  return async (n) => {
+    const done = Promise.all(m.children.map((c) => waitFor(c, 'done')));
+    for (const c of m.children) c.send({ expect: sent + n });
+    const c0 = pids.reduce((s, pid) => s + cpuOf(pid), 0);
+    const a = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await m.send(src, sent + i);
+    sent += n;
+    await done;
+    return { ms: Number(process.hrtime.bigint() - a) / 1e6 / n, cpuUs: (pids.reduce((s, pid) => s + cpuOf(pid), 0) - c0) / n };
+  };
+}
+
+/**
+ * Compares streams side by side: every method's peers are up at once and take turns. First each warms up
+ * (in turns, chunks of ~50 ms) until it has streamed `warmSamples` samples or for `warmMs` — V8 optimizes
+ * the send and receive paths only after some thousands of samples, and a method measured cold pays its
+ * compiler. Then `rounds` rounds, each method once per round (the order rotating), each streaming about
+ * `roundMs` worth of samples at its own warm-up rate (at least `minN`). Per method: ms per sample
+ * (median, min, max over the rounds), CPU µs per sample of all its processes (median), samples per round.
+ */
+async function compare(streamers, { warmSamples, warmMs, roundMs, rounds, minN }) {
+  const keys = Object.keys(streamers);
+  const rate = {}, warm = {};
+  for (const k of keys) warm[k] = { n: 0, ms: 0, chunk: minN };
+  for (let pending = keys; pending.length > 0; pending = keys.filter((k) => warm[k].n < warmSamples && warm[k].ms < warmMs)) {
+    for (const k of pending) {
+      const w = warm[k];
+      const r = await streamers[k](w.chunk);
+      w.n += w.chunk;
+      w.ms += r.ms * w.chunk;
+      rate[k] = r.ms;
+      w.chunk = Math.max(minN, Math.min(warmSamples - w.n, Math.ceil(50 / r.ms)));
+    }
+  }
+  const ms = Object.fromEntries(keys.map((k) => [k, []]));
+  const cpu = Object.fromEntries(keys.map((k) => [k, []]));
+  const per = Object.fromEntries(keys.map((k) => [k, Math.max(minN, Math.ceil(roundMs / rate[k]))]));
+  for (let r = 0; r < rounds; r++) {
+    lib.gc();
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[(i + r) % keys.length];
+      const x = await streamers[k](per[k]);
+      ms[k].push(x.ms);
+      cpu[k].push(x.cpuUs);
+    }
+  }
+  return Object.fromEntries(keys.map((k) => [k, { ...lib.stats(ms[k]), cpuUs: lib.stats(cpu[k]).median, samples: per[k], warm: warm[k].n }]));
+}
+
 /**
  * A run with no samples: the same pool and subscribers (fresh processes), set up the same way, left alone
  * for `ms`; the peak growth of their summed PSS over the same baseline is what the processes cost by
@@ -174,48 +228,83 @@ const METHODS = [
   { key: 'net', name: 'Unix stream socket (net)', color: '#8e24aa' },
 ];
 
+/** Each subscriber's quota in the fan-out: samples it may hold or have announced (the pool: 8 × 4 + 2 slots). */
+const FAN_HELD = 4;
+
+/** Warm-up and rounds of compare(), full and quick. */
+const COMPARE = {
+  full: { warmSamples: 10000, warmMs: 1000, roundMs: 150, rounds: 5, minN: 3 },
+  quick: { warmSamples: 500, warmMs: 100, roundMs: 30, rounds: 2, minN: 2 },
+};
+
+/** The peers of one method: `key` of METHODS (or 'loanQ1': in place, a 16-slot pool shared by `count`). */
+function open(key, size, count, slots) {
+  if (key === 'publish' || key === 'loan') return pool(size, count, count === 1 ? { slots, inPlace: key === 'loan' } : { maxHeld: FAN_HELD, inPlace: key === 'loan' });
+  if (key === 'loanQ1') return pool(size, count, { slots: 16, inPlace: true });
+  if (key === 'copy') return copyFloor(size, slots);
+  return key === 'ipcAdvanced' ? ipc(count) : key === 'sealed' ? sealed(count) : netStream(count);
+}
+
+/**
+ * The floor of a one-copy stream: the same bytes copied once, in this process, into `slots` slots of a
+ * memfd's shared pages (the kind of memory a pool slot is) — no receiver, no message.
+ */
+function copyFloor(size, slots) {
+  const b = SealedBuffer.alloc(size * slots, { name: 'bench-copy-floor' });
+  const dst = b.bytes;
+  return { children: [], send: (src, i) => { dst.set(src, (i % slots) * size); }, close: () => b.close() };
+}
+
+/** All of `keys` up at once, compared side by side, then closed. */
+async function sideBySide(keys, size, count, slots, cfg) {
+  const src = lib.pattern(Buffer.alloc(size));
+  const peers = {};
+  for (const k of keys) peers[k] = await open(k, size, count, slots);
+  try {
+    return { result: await compare(Object.fromEntries(keys.map((k) => [k, streamer(peers[k], src)])), cfg), peers };
+  } finally {
+    for (const k of keys) peers[k].close();
+  }
+}
+
 async function run({ quick = false, log = console.error } = {}) {
   const sizes = quick ? [4 * KiB, 1 * MiB] : [4 * KiB, 64 * KiB, 1 * MiB, 64 * MiB];
-  const countFor = (size) => (quick ? (size >= MiB ? 50 : 1000) : size >= 64 * MiB ? 10 : size >= MiB ? 500 : size >= 64 * KiB ? 2000 : 20000);
   const slotsFor = (size) => (size >= 64 * MiB ? 4 : size >= MiB ? 16 : 64);
-  const runs = quick ? 1 : 3;
+  const cfg = quick ? COMPARE.quick : COMPARE.full;
+  const keys = [...METHODS.map((x) => x.key), 'copy'];
   const rows = [];
   for (const size of sizes) {
-    const src = lib.pattern(Buffer.alloc(size));
-    const n = countFor(size);
-    const row = { size, samples: n };
-    for (const meth of METHODS) {
-      const m = meth.key === 'publish' ? await pool(size, 1, { slots: slotsFor(size) })
-        : meth.key === 'loan' ? await pool(size, 1, { slots: slotsFor(size), inPlace: true })
-          : meth.key === 'ipcAdvanced' ? await ipc(1)
-            : meth.key === 'sealed' ? await sealed(1) : await netStream(1);
-      row[meth.key] = await stream(m, src, n, runs);
-      m.close();
-    }
-    rows.push(row);
-    log(`stream ${lib.fmtSize(size)}: ${METHODS.map((x) => `${x.key} ${lib.fmtMs(row[x.key].median)}`).join('  ')} ms/sample`);
+    const { result } = await sideBySide(keys, size, 1, slotsFor(size), cfg);
+    rows.push({ size, slots: slotsFor(size), ...result });
+    log(`stream ${lib.fmtSize(size)}: ${keys.map((k) => `${k} ${lib.fmtMs(result[k].median)}`).join('  ')} ms/sample`);
   }
-  // fan-out of a 1 MiB stream to 8 (quick: 4) subscribers, memory included
-  const fsize = 1 * MiB, fcount = quick ? 4 : 8, fn = quick ? 30 : 300, slots = 16;
+  // fan-out of a 1 MiB stream to 8 (quick: 4) subscribers: the time side by side; then the memory, one method
+  // at a time in fresh processes (a method's leftovers in the shared parent would count against the next)
+  const fsize = 1 * MiB, fcount = quick ? 4 : 8, fn = quick ? 30 : 300;
+  const fan = { size: fsize, subscribers: fcount, samples: fn, ipcSamples: Math.ceil(fn / 5), maxHeld: FAN_HELD, poolSize: 0, compare: cfg };
+  const { result, peers } = await sideBySide(['publish', 'loan', 'loanQ1', 'ipcAdvanced', 'sealed', 'net'], fsize, fcount, 16, cfg);
+  fan.poolSize = peers.publish.pub.size;
+  fan.q1PoolSize = peers.loanQ1.pub.size;
+  Object.assign(fan, result);
   const fsrc = lib.pattern(Buffer.alloc(fsize));
-  const fan = { size: fsize, subscribers: fcount, samples: fn, ipcSamples: Math.ceil(fn / 5), poolSize: 0 };
   for (const key of ['publish', 'loan', 'ipcAdvanced', 'sealed', 'net']) {
-    const m = key === 'ipcAdvanced' ? await ipc(fcount) : key === 'sealed' ? await sealed(fcount)
-      : key === 'net' ? await netStream(fcount) : await pool(fsize, fcount, { slots, inPlace: key === 'loan' });
-    if (m.pub) fan.poolSize = m.pub.size;
+    const m = await open(key, fsize, fcount, 16);
     // child.send() has no backpressure: every sample is queued (and serialized) for every child at once;
     // fewer samples keep that queue to a few hundred MiB
     const t = Date.now();
-    fan[key] = await stream(m, fsrc, key === 'ipcAdvanced' ? Math.ceil(fn / 5) : fn, runs, { memory: true });
+    const mem = await stream(m, fsrc, key === 'ipcAdvanced' ? Math.ceil(fn / 5) : fn, 1, { memory: true });
     m.close();
-    if (key === 'publish') fan.idle = await idle(await pool(fsize, fcount, { slots }), Date.now() - t);
+    fan[key].pssDelta = mem.pssDelta;
+    fan[key].poolPss = mem.poolPss;
+    if (key === 'publish') fan.idle = await idle(await open('publish', fsize, fcount, 16), Date.now() - t);
   }
   log(`fan-out ${lib.fmtSize(fsize)} x ${fcount}: publish ${lib.fmtMs(fan.publish.median)}  loan ${lib.fmtMs(fan.loan.median)}  ` +
-    `child.send ${lib.fmtMs(fan.ipcAdvanced.median)}  SealedBuffer ${lib.fmtMs(fan.sealed.median)}  net ${lib.fmtMs(fan.net.median)} ms/sample; PSS ${(fan.publish.pssDelta / MiB).toFixed(1)} MiB vs pool ${(fan.poolSize / MiB).toFixed(1)} MiB`);
+    `loan (16 slots) ${lib.fmtMs(fan.loanQ1.median)}  child.send ${lib.fmtMs(fan.ipcAdvanced.median)}  SealedBuffer ${lib.fmtMs(fan.sealed.median)}  ` +
+    `net ${lib.fmtMs(fan.net.median)} ms/sample; PSS ${(fan.publish.pssDelta / MiB).toFixed(1)} MiB vs pool ${(fan.poolSize / MiB).toFixed(1)} MiB`);
   const fair = await fairness.run({ quick });
   log(fairness.report(fair)[0]);
   await new Promise((r) => setTimeout(r, 100));
-  return { methods: METHODS, rows, fanout: fan, fair };
+  return { methods: METHODS, rows, fanout: fan, fair, compare: cfg };
 }
 
 /** Markdown lines for docs/bench.md. */
@@ -226,28 +315,41 @@ function report(p, machine) {
     const load = machine.loadavg ? `; 1-minute load average ${machine.loadavg.map((x) => x.toFixed(1)).join(' → ')} on ${machine.cores} cores: other work shared the CPUs, so absolute times are high and ratios noisy` : '';
     L.push(`Measured ${machine.date} (Linux ${machine.kernel}, Node ${machine.node}), separately from sections 1–4 (\`npm run bench -- --pubsub-only\`)${load}.`, '');
   }
-  L.push('N samples of one size sent back to back to one child process; time per sample from the first send to ' +
+  const c = p.compare;
+  const how = c ? `All five methods' peers are up at once and take turns: each first warms up (in turns, until it has streamed ` +
+    `${c.warmSamples} samples or for ${c.warmMs} ms: V8 optimizes the send and receive paths only after some thousands of samples), ` +
+    `then ${c.rounds} rounds, each method once per round in rotating order, streaming about ${c.roundMs} ms worth of samples at its own rate; ` +
+    'the figure is the median over the rounds (min–max in docs/bench.json).' : '';
+  L.push('A stream of samples of one size sent back to back to one child process; time per sample from the first send to ' +
     '"the receiver read one byte per page of every sample" (ms, lower is better), then how many times faster than ' +
     '`child.send()` each memseal way is, and the CPU time of both processes per sample. "In place": the producer ' +
-    'writes into the loaned slot (here it stamps a sequence number; producing the bytes costs the same in every method).', '');
-  L.push(`| size | N | ${p.methods.map((x) => x.name).join(' | ')} | publish ÷ IPC | loan ÷ IPC | CPU µs/sample: publish · loan · IPC · SealedBuffer · net |`);
-  L.push(`|---|---:|${p.methods.map(() => '---:').join('|')}|---:|---:|---|`);
+    `writes into the loaned slot (here it stamps a sequence number; producing the bytes costs the same in every method). ${how}`, '');
+  L.push(`| size | pool slots | ${p.methods.map((x) => x.name).join(' | ')} | one copy, no receiver (floor of publish) | publish ÷ IPC | loan ÷ IPC | ` +
+    'publish ÷ its floor | CPU µs/sample: publish · loan · IPC · SealedBuffer · net |');
+  L.push(`|---|---:|${p.methods.map(() => '---:').join('|')}|---:|---:|---:|---:|---|`);
   for (const row of p.rows) {
     const ipcMs = row.ipcAdvanced.median;
-    L.push(`| ${fmtSize(row.size)} | ${row.samples} | ${p.methods.map((x) => fmtMs(row[x.key].median)).join(' | ')} | ` +
-      `${(ipcMs / row.publish.median).toFixed(1)}× | ${(ipcMs / row.loan.median).toFixed(1)}× | ` +
+    const floor = row.copy ? [fmtMs(row.copy.median), `${(row.publish.median / row.copy.median).toFixed(2)}×`] : ['—', '—'];
+    L.push(`| ${fmtSize(row.size)} | ${row.slots ?? '—'} | ${p.methods.map((x) => fmtMs(row[x.key].median)).join(' | ')} | ${floor[0]} | ` +
+      `${(ipcMs / row.publish.median).toFixed(1)}× | ${(ipcMs / row.loan.median).toFixed(1)}× | ${floor[1]} | ` +
       `${p.methods.map((x) => row[x.key].cpuUs.toFixed(0)).join(' · ')} |`);
   }
   const f = p.fanout;
-  L.push('', `Fan-out: one ${fmtSize(f.size)} stream to ${f.subscribers} subscribers (${f.samples} samples through a pool of ` +
-    `${(f.poolSize / MiB).toFixed(1)} MiB; ${f.ipcSamples ?? f.samples} for \`child.send()\`, which queues every sample for every child at once). ` +
-    'Memory: peak growth of the summed PSS of all processes, sampled every 20 ms, over the baseline taken once every receiver is up (before the first sample).', '');
+  const quota = f.maxHeld ? `Publisher.create({ slotSize: 1 MiB, maxSubscribers: ${f.subscribers}, maxHeld: ${f.maxHeld}, delivery: 'all' }): ` +
+    `each subscriber may be up to ${f.maxHeld} samples behind, the pool has ${f.subscribers} × ${f.maxHeld} + 2 slots` : 'a pool';
+  L.push('', `Fan-out: one ${fmtSize(f.size)} stream to ${f.subscribers} subscribers through ${quota} (${(f.poolSize / MiB).toFixed(1)} MiB). ` +
+    'Time: every method\'s peers up at once, compared side by side as above. ' +
+    `Memory: one method at a time in fresh processes (${f.samples} samples; ${f.ipcSamples ?? f.samples} for \`child.send()\`, which queues every sample ` +
+    'for every child at once): peak growth of the summed PSS of all processes, sampled every 20 ms, over the baseline taken once every ' +
+    'receiver is up (before the first sample).', '');
   L.push('| method | ms per sample (all receivers done) | × faster than IPC | CPU µs per sample, all processes | total PSS growth | × pool size | of which the pool\'s pages |', '|---|---:|---:|---:|---:|---:|---:|');
-  for (const [key, name] of [['publish', 'pool publish()'], ['loan', 'pool loan() in place'], ['ipcAdvanced', 'child.send() advanced'],
+  for (const [key, name] of [['publish', 'pool publish()'], ['loan', 'pool loan() in place'],
+    ['loanQ1', `pool loan() in place, a 16-slot pool (maxHeld 1: every subscriber in step)`], ['ipcAdvanced', 'child.send() advanced'],
     ['sealed', 'SealedBuffer per sample'], ['net', 'Unix stream socket (net)']]) {
     const x = f[key];
     if (!x) continue;
-    L.push(`| ${name} | ${fmtMs(x.median)} | ${(f.ipcAdvanced.median / x.median).toFixed(1)}× | ${x.cpuUs.toFixed(0)} | ${(x.pssDelta / MiB).toFixed(1)} MiB | ${(x.pssDelta / f.poolSize).toFixed(2)}× | ` +
+    const mem = x.pssDelta === undefined ? '— | —' : `${(x.pssDelta / MiB).toFixed(1)} MiB | ${(x.pssDelta / f.poolSize).toFixed(2)}×`;
+    L.push(`| ${name} | ${fmtMs(x.median)} | ${(f.ipcAdvanced.median / x.median).toFixed(1)}× | ${x.cpuUs.toFixed(0)} | ${mem} | ` +
       `${x.poolPss ? `${(x.poolPss / MiB).toFixed(1)} MiB` : '—'} |`);
   }
   if (f.idle) {
@@ -262,8 +364,12 @@ function report(p, machine) {
     'no frees — so the CPU per sample is the copy plus the receiver reading it. In place, only the messages and the ' +
     'receiver\'s reads remain. `child.send()` serializes, copies through the kernel socket and allocates a new Buffer in ' +
     'the receiver (whose heap then needs collecting); a SealedBuffer per sample pays a new memfd, fresh pages, seals and ' +
-    'a mapping in every receiver; `net` copies twice through the kernel. In the fan-out every receiver reads every page ' +
-    'of every sample on 2 cores: that reading, not the handoff, is most of the time. Memory: the pool\'s pages are ' +
+    'a mapping in every receiver; `net` copies twice through the kernel. A one-copy stream cannot beat one copy: the ' +
+    '"floor of publish" column copies the same bytes once into memfd pages in the same process, with no receiver; ' +
+    'past 1 MiB publish() runs at that floor and its ratio to `child.send()` is the machine\'s copy speed against ' +
+    '`child.send()`\'s copies and allocations. In the fan-out, most of the time is waking processes: with a quota of ' +
+    'one sample (the 16-slot row) each subscriber is woken for every sample and the publisher once per subscriber, on 2 ' +
+    'cores; a quota of 4 lets one wake-up carry several samples. Memory: the pool\'s pages are ' +
     'shared, so their PSS summed over all processes is at most the pool size however many subscribers map it; the rest ' +
     'of a pool method\'s growth is in the processes themselves. The run with no samples shows how much of that is ' +
     'Node starting up on its own; what remains comes with receiving (heaps and compiled code of the receive path, ' +

@@ -14,8 +14,12 @@ const { SealedBuffer, memfdCreate, addSeals, getSeals, mmap, Seal, constants: C 
 
 const MiB = 2 ** 20;
 
-/** Fan-out of one buffer to several children: memseal (one sealed memfd) against child.send() (a copy each). */
-async function fanout({ quick }) {
+/**
+ * Fan-out of one buffer to several children: memseal (one sealed memfd) against child.send() (a copy each),
+ * and the C floor: a C program taking SealedBuffer's steps (memfd, pwrite, seals) and sending the file to
+ * as many children, each of which maps it and reads one byte per page (bench/c/handoff.c children=N).
+ */
+async function fanout({ quick, cBin }) {
   const size = quick ? 16 * MiB : 64 * MiB;
   const children = quick ? 4 : 8;
   const src = lib.pattern(Buffer.alloc(size));
@@ -51,10 +55,13 @@ async function fanout({ quick }) {
     }),
     ipcAdvanced: sample('ipcAdvanced', adv, () => Promise.all(adv.map((p) => p.sendAndWait(src))),
       () => Promise.all(adv.map((p) => p.sendAndWait('release')))),
+    // the children reply before they unmap (defer), as memseal's hold theirs until after the clock stops
+    ...(cBin ? { c: async () => lib.runC(cBin, [size, 3, 'defer', `children=${children}`]).median } : {}),
   }, quick ? 2 : 5, 1);
   await Promise.all([...ms, ...adv].map((p) => p.close()));
   const result = { size, children };
   for (const key of ['memseal', 'ipcAdvanced']) result[key] = { ...times[key], rssDelta: peak[key], rssMultiple: peak[key] / size };
+  if (times.c) result.c = times.c;
   return result;
 }
 

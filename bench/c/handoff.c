@@ -12,6 +12,8 @@
 //            child maps MAP_SHARED | PROT_READ (from() with hugePages: true)
 //   defer    the child replies first and unmaps/closes afterwards (the release
 //            off the critical path that a thread pool gives)
+//   children=N  N children (at most 64), each on its own socket: the one file goes to all of
+//            them, and an iteration ends when every one has replied (the fan-out's floor)
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -32,7 +34,7 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-static int mapped, hugetlb, defer;
+static int mapped, hugetlb, defer, nchildren = 1;
 
 static double now_ms(void) {
   struct timespec t;
@@ -133,18 +135,27 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "mapped")) mapped = 1;
     else if (!strcmp(argv[i], "hugetlb")) hugetlb = 1;
     else if (!strcmp(argv[i], "defer")) defer = 1;
+    else if (!strncmp(argv[i], "children=", 9)) nchildren = atoi(argv[i] + 9);
     else return 3;
   }
   const size_t huge = 2 << 20;
   size_t file_size = hugetlb ? (size + huge - 1) / huge * huge : size;
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return 1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(sv[0]);
-    child(sv[1]);
+  if (nchildren < 1 || nchildren > 64) return 3;
+  int socks[64];
+  pid_t pids[64];
+  for (int c = 0; c < nchildren; c++) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return 1;
+    pids[c] = fork();
+    if (pids[c] < 0) return 1;
+    if (pids[c] == 0) {
+      close(sv[0]);
+      for (int o = 0; o < c; o++) close(socks[o]);
+      child(sv[1]);
+    }
+    close(sv[1]);
+    socks[c] = sv[0];
   }
-  close(sv[1]);
   uint8_t* src = malloc(size ? size : 1);
   for (size_t i = 0; i < size; i++) src[i] = (uint8_t)(i * 31 + 7);
   // a hugetlb file is padded with zeros: the child leaves out its last byte, so the sums agree
@@ -168,14 +179,18 @@ int main(int argc, char** argv) {
       }
     }
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) return 1;
-    if (send_fd(sv[0], fd) < 0) return 1;
+    for (int c = 0; c < nchildren; c++) {
+      if (send_fd(socks[c], fd) < 0) return 1;
+    }
     close(fd);
-    uint64_t sum;
-    if (recv(sv[0], &sum, sizeof sum, 0) != sizeof sum || sum != want) return 2;
+    for (int c = 0; c < nchildren; c++) {
+      uint64_t sum;
+      if (recv(socks[c], &sum, sizeof sum, 0) != sizeof sum || sum != want) return 2;
+    }
     if (it >= 0) t[it] = now_ms() - a;
   }
-  close(sv[0]);
-  waitpid(pid, NULL, 0);
+  for (int c = 0; c < nchildren; c++) close(socks[c]);
+  for (int c = 0; c < nchildren; c++) waitpid(pids[c], NULL, 0);
   qsort(t, iters, sizeof *t, cmp);
   printf("{\"min\":%.4f,\"median\":%.4f,\"max\":%.4f}\n", t[0], t[iters / 2], t[iters - 1]);
   return 0;
