@@ -366,8 +366,8 @@ function report(p, machine) {
     'the receiver (whose heap then needs collecting); a SealedBuffer per sample pays a new memfd, fresh pages, seals and ' +
     'a mapping in every receiver; `net` copies twice through the kernel. A one-copy stream cannot beat one copy: the ' +
     '"floor of publish" column copies the same bytes once into memfd pages in the same process, with no receiver; ' +
-    'past 1 MiB publish() runs at that floor and its ratio to `child.send()` is the machine\'s copy speed against ' +
-    '`child.send()`\'s copies and allocations. In the fan-out, most of the time is waking processes: with a quota of ' +
+    'the larger the sample, the closer publish() comes to it (the rest is the announcement and the receiver), and the ' +
+    'ratio to `child.send()` becomes the machine\'s copy speed against `child.send()`\'s copies and allocations. In the fan-out, most of the time is waking processes: with a quota of ' +
     'one sample (the 16-slot row) each subscriber is woken for every sample and the publisher once per subscriber, on 2 ' +
     'cores; a quota of 4 lets one wake-up carry several samples. Memory: the pool\'s pages are ' +
     'shared, so their PSS summed over all processes is at most the pool size however many subscribers map it; the rest ' +
