@@ -118,6 +118,33 @@ function pss(pid) {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/** CPU time of a process so far in clock ticks (utime + stime from /proc/PID/stat), 0 once it is gone. */
+function cpuTicks(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits until the processes `pids` together used at most one clock tick of CPU over `ms` (at most `max` ms
+ * in all), so a round starts with every process idle: not still collecting, sweeping or unmapping what the
+ * last round left. Returns how long it waited (ms).
+ */
+async function settle(pids, ms = 50, max = 3000) {
+  const t0 = Date.now();
+  const sum = () => pids.reduce((s, pid) => s + cpuTicks(pid), 0);
+  while (Date.now() - t0 < max) {
+    const a = sum();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (sum() - a <= 1) break;
+  }
+  return Date.now() - t0;
+}
+
 /** PSS of the mappings of one file (a /proc/PID/maps path containing `name`) in a process, in bytes. */
 function mappingPss(pid, name) {
   let total = 0;
@@ -255,4 +282,5 @@ function pssSampler(pids, ms = 20) {
 
 module.exports = {
   pssSampler,
+  settle, cpuTicks,
   pinned, buildC, runC, stats, measure, gc, timed, interleaved, parseSizes, sizeArg, exited, pss, mappingPss, machine, pattern, checksum, onFrames, fmtSize, fmtMs, handoffSvg };

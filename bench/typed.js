@@ -23,6 +23,7 @@ const { once } = require('node:events');
 const fs = require('node:fs');
 const path = require('node:path');
 const memseal = require('..');
+const lib = require('./lib');
 
 const MiB = 1 << 20;
 // A full collection in this process too, so a round's baseline does not include the last one's garbage.
@@ -243,6 +244,9 @@ function buildInPlace(kind, data, rows) {
 async function round(readers, method, kind, data, rows) {
   await releaseAll(readers);
   const all = pids(readers);
+  // every process idle before the clock starts: the last round's collections and unmaps (200 MiB
+  // each) otherwise run into this one, on whichever method comes next
+  await lib.settle(all);
   const base = all.map(pss);
   const basePrivate = privateBytes(readers.workers[0].process.pid);
   const builder = method === 'inplace' ? buildInPlace(kind, data, rows) : null;
