@@ -184,12 +184,12 @@ async function compare(streamers, { warmSamples, warmMs, roundMs, rounds, minN }
       w.n += w.chunk;
       w.ms += r.ms * w.chunk;
       rate[k] = r.ms;
-      w.chunk = Math.max(minN, Math.min(warmSamples - w.n, Math.ceil(50 / r.ms)));
+      w.chunk = Math.max(minN, Math.min(warmSamples - w.n, Math.ceil(50 / Math.max(r.ms, 1e-6))));
     }
   }
   const ms = Object.fromEntries(keys.map((k) => [k, []]));
   const cpu = Object.fromEntries(keys.map((k) => [k, []]));
-  const per = Object.fromEntries(keys.map((k) => [k, Math.max(minN, Math.ceil(roundMs / rate[k]))]));
+  const per = Object.fromEntries(keys.map((k) => [k, Math.max(minN, Math.min(1e7, Math.ceil(roundMs / Math.max(rate[k], 1e-6))))]));
   for (let r = 0; r < rounds; r++) {
     lib.gc();
     for (let i = 0; i < keys.length; i++) {
