@@ -194,11 +194,15 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
     // message without descriptors is end-of-stream, and the entries after it repeat it: dropped.
     const size_t base = off;
     size_t last = static_cast<size_t>(got);
+    // A message whose descriptors the kernel could not install (MSG_CTRUNC: out of descriptors, or
+    // refused) can also arrive with no bytes and no control data: it is a message, not an end.
+    const auto isEnd = [&msgs](size_t i) {
+      return msgs[i].msg_len == 0 && msgs[i].msg_hdr.msg_controllen == 0 && (msgs[i].msg_hdr.msg_flags & MSG_CTRUNC) == 0;
+    };
     for (size_t j = 0; j < last; j++) {
-      const bool empty = msgs[j].msg_len == 0 && msgs[j].msg_hdr.msg_controllen == 0;
-      if (!empty) continue;
+      if (!isEnd(j)) continue;
       size_t t = j + 1;
-      while (t < last && msgs[t].msg_len == 0 && msgs[t].msg_hdr.msg_controllen == 0) t++;
+      while (t < last && isEnd(t)) t++;
       if (t == last) last = j + 1;
       break;
     }

@@ -312,6 +312,21 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
   }
 
   /**
+   * How many messages one read may take: a batch while any listener takes every message; with only
+   * once() listeners (each takes one) and pending receive()s, exactly as many as they will take, so
+   * nothing is read (and no descriptor installed) for nobody.
+   */
+  #wanted(): number {
+    let once = 0;
+    for (const l of this.rawListeners('message')) {
+      // once() wraps its listener and keeps it as `listener` (events.rawListeners())
+      if (typeof (l as { listener?: unknown }).listener !== 'function') return BATCH_MESSAGES;
+      once++;
+    }
+    return Math.min(BATCH_MESSAGES, once + this.#waiters.length);
+  }
+
+  /**
    * Arms the watcher for what is wanted. READABLE is disarmed lazily (only
    * when `strict`, i.e. a readable event found nobody wanting messages): in
    * request/response use that saves an epoll_ctl pair per receive().
@@ -386,12 +401,18 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
       this.#update(true);  // readable, but nobody wants messages: leave them in the kernel
       return;
     }
-    const want = this.listenerCount('message') > 0 ? BATCH_MESSAGES : this.#waiters.length;
+    const want = this.#wanted();
     const batch = recvBatch(this.#fd, want, this.#maxFds, this.#type);
     const screen = this[screenIncoming];
     let end = false;
     for (const item of batch) {
-      const m = screen === undefined ? item : screen(item);
+      const m = this.#handle === null ? item : screen === undefined ? item : screen(item);
+      if (this.#handle === null) {
+        // closed from inside the screen (bindDatagram's allow() called close()): this message and the
+        // rest of the batch are nobody's, as they would have been had they stayed in the socket
+        if (m instanceof Message) m.closeFds();
+        continue;
+      }
       if (m === EOF || m === RESET) end = true;
       else if (m !== null) this.#recvq.push(m);
     }

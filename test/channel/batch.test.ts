@@ -1,13 +1,13 @@
 // Channel receive batches: what waits in the socket is read in one call into the addon per
 // wake-up (bounded), then delivered in order. Real sockets, a real child process as the sender.
 import assert from 'node:assert/strict';
-import { type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Channel, memfdCreate, type Message, spawnWithChannel } from '../../src';
+import { Channel, memfdCreate, type Message, socketPair, spawnWithChannel } from '../../src';
 import { native } from '../../src/kernel/binding';
-import { FIXTURES, killChildren } from '../helpers';
+import { FIXTURES, killChildren, until } from '../helpers';
 
 const PEER = path.join(FIXTURES, 'burst-peer.js');
 
@@ -203,4 +203,38 @@ describe('Channel: messages are received in batches', function () {
       native.close(txFd);
     }
   });
+
+  it('a once() listener: a wake-up takes in only the message it wants, none for nobody', async () => {
+    const [a, b] = socketPair({ maxFds: 253 });
+    channels.push(a, b);
+    const memfd = memfdCreate('batch-once');
+    try {
+      for (let i = 0; i < 10; i++) await a.send(`m${i}`, new Array(253).fill(memfd));
+    } finally {
+      fs.closeSync(memfd);
+    }
+    const count = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = count();
+    let inListener = -1;
+    b.once('message', (m: Message) => {
+      inListener = count() - before;
+      m.closeFds();
+    });
+    await until(() => inListener >= 0, 'the once() listener');
+    // the listener took one message and closed its 253; nothing else was read from the socket
+    assert.ok(inListener <= 253, `one wake-up installed ${inListener} descriptors (the message wanted has 253)`);
+    assert.ok(count() - before <= 0, `${count() - before} descriptors held for nobody after the listener`);
+    const next = await b.receive();
+    assert.equal(next.data.toString(), 'm1');
+    assert.equal(next.fds.length, 253);
+    next.closeFds();
+  });
+
+  it('empty messages whose descriptors did not fit (out of descriptors) are each reported, not taken for end-of-stream', () => {
+    const fixture = path.join(FIXTURES, 'batch-emfile.js');
+    const r = spawnSync('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture}"`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { got: ['error EMFILE', 'error EMFILE', "message 'after' with 0 fds"], closed: false });
+  });
 });
+

@@ -7,9 +7,9 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bindDatagram, type Channel, type DroppedMessage, sendDatagram } from '../../src';
+import { bindDatagram, type Channel, type DroppedMessage, memfdCreate, sendDatagram } from '../../src';
 import { native } from '../../src/kernel/binding';
-import { FIXTURES, readableCheckout } from '../helpers';
+import { FIXTURES, readableCheckout, until } from '../helpers';
 
 const K = native.channelConstants;
 let seq = 0;
@@ -30,6 +30,38 @@ describe('bindDatagram(): what strangers send', function () {
   const open: Channel[] = [];
   afterEach(() => {
     for (const c of open.splice(0)) c.close();
+  });
+
+  it('allow() that closes the socket: the rest of the batch is delivered to nobody and its descriptors are closed', async () => {
+    const name = abstract('close-in-allow');
+    let calls = 0;
+    const ch: Channel = await bindDatagram(name, { allow: () => { if (++calls === 1) ch.close(); return true; } });
+    open.push(ch);
+    const memfd = memfdCreate('dgram-close-in-allow');
+    try {
+      for (let i = 0; i < 3; i++) await sendDatagram(name, `d${i}`, [memfd, memfd]);
+    } finally {
+      fs.closeSync(memfd);
+    }
+    const delivered: string[] = [];
+    ch.on('message', (m) => {
+      delivered.push(m.data.toString());
+      m.closeFds();
+    });
+    await until(() => ch.closed, 'the channel closed from allow()');
+    // a turn for anything that would still be delivered after close()
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(delivered, []);
+    assert.equal(calls, 1);
+    const left = fs.readdirSync('/proc/self/fd').filter((f) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${f}`).startsWith('/memfd:dgram-close-in-allow');
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(left, [], 'no descriptor of the refused batch is left open');
   });
 
   it('an oversized datagram does not kill an application listening for \'message\' only', async () => {
