@@ -31,8 +31,12 @@ async function fanout({ quick, cBin }) {
   const peak = { memseal: 0, ipcAdvanced: 0 };
   // Each sample: the send to every child, timed; then the growth of the summed PSS (this process and the
   // children) over its value before the send; then the children let go of what they hold.
+  const everyone = [process.pid, ...ms.map((p) => p.child.pid), ...adv.map((p) => p.child.pid)];
   const sample = (key, peers, send, release) => async () => {
     const pids = [process.pid, ...peers.map((p) => p.child.pid)];
+    // every process idle first: eight children collecting the last round's 64 MiB copies (child.send())
+    // or unmapping theirs would otherwise land in whichever method comes next
+    await lib.settle(everyone);
     const base = total(pids);
     const a = process.hrtime.bigint();
     const sums = await send();
@@ -57,7 +61,7 @@ async function fanout({ quick, cBin }) {
       () => Promise.all(adv.map((p) => p.sendAndWait('release')))),
     // the children reply before they unmap (defer), as memseal's hold theirs until after the clock stops
     ...(cBin ? { c: async () => lib.runC(cBin, [size, 3, 'defer', `children=${children}`]).median } : {}),
-  }, quick ? 2 : 5, 1);
+  }, quick ? 2 : 9, 1);
   await Promise.all([...ms, ...adv].map((p) => p.close()));
   const result = { size, children };
   for (const key of ['memseal', 'ipcAdvanced']) result[key] = { ...times[key], rssDelta: peak[key], rssMultiple: peak[key] / size };
