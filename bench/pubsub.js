@@ -31,11 +31,7 @@ function waitFor(child, what) {
 }
 
 /** CPU time (µs) of a process so far, from /proc/<pid>/stat (utime + stime). */
-function cpuOf(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * TICK;
-}
+const cpuOf = (pid) => lib.cpuTicks(pid) * TICK;
 
 function sockPath(tag) {
   const p = path.join(os.tmpdir(), `memseal-bench-${tag}-${process.pid}.sock`);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -53,6 +53,17 @@ export function keepUntilTestEnds<T extends { close(): void }>(): ((x: T) => T) 
     assert.ok(now <= baseline, `every descriptor the test opened is closed (${now} open, ${baseline} before)`);
   });
   return Object.assign((x: T): T => { kept.push(x); return x; }, { rebase: () => { baseline = countFds(); } });
+}
+
+/** Descriptors of this process open on the memfd named `name` (exactly: /proc/self/fd links read `/memfd:NAME (deleted)`). */
+export function memfdFds(name: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`/memfd:${name} `);
+    } catch {
+      return false;  // readdir's own descriptor, gone by now
+    }
+  }).length;
 }
 
 /** One turn of the event loop (setImmediate): lets pending I/O callbacks run. */

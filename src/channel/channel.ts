@@ -406,7 +406,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     const screen = this[screenIncoming];
     let end = false;
     for (const item of batch) {
-      const m = this.#handle === null ? item : screen === undefined ? item : screen(item);
+      const m = this.#handle === null || screen === undefined ? item : screen(item);
       if (this.#handle === null) {
         // closed from inside the screen (bindDatagram's allow() called close()): this message and the
         // rest of the batch are nobody's, as they would have been had they stayed in the socket

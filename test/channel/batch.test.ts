@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Channel, memfdCreate, type Message, socketPair, spawnWithChannel } from '../../src';
 import { native } from '../../src/kernel/binding';
-import { FIXTURES, killChildren, until } from '../helpers';
+import { FIXTURES, killChildren, memfdFds, until } from '../helpers';
 
 const PEER = path.join(FIXTURES, 'burst-peer.js');
 
@@ -214,13 +214,7 @@ describe('Channel: messages are received in batches', function () {
       fs.closeSync(memfd);
     }
     // this process's descriptors of that memfd (no other test's come and go in between)
-    const count = (): number => fs.readdirSync('/proc/self/fd').filter((f) => {
-      try {
-        return fs.readlinkSync(`/proc/self/fd/${f}`).startsWith('/memfd:batch-once');
-      } catch {
-        return false;
-      }
-    }).length;
+    const count = (): number => memfdFds('batch-once');
     const before = count();
     let inListener = -1;
     b.once('message', (m: Message) => {

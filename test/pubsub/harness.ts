@@ -25,17 +25,7 @@ export function poolMappings(name: string): number {
 
 
 /** Descriptors of this process that refer to the memfd of this name. */
-export function poolFds(name: string): number {
-  let n = 0;
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(`/memfd:${name} `)) n++;
-    } catch {
-      // readdir's own descriptor, gone by now
-    }
-  }
-  return n;
-}
+export { memfdFds as poolFds } from '../helpers';
 
 export function codeOf(fn: () => unknown): string | undefined {
   try {

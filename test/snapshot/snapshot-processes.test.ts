@@ -3,11 +3,10 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { type Delivery, SealedBuffer, SnapshotPublisher, type SnapshotReaderInfo, spawnWithChannel } from '../../src';
-import { FIXTURES, killChildren } from '../helpers';
+import { FIXTURES, killChildren, memfdFds } from '../helpers';
 
 const READER = path.join(FIXTURES, 'snapshot-reader.js');
 // Under 1 MiB: a SealedBuffer that small closes its descriptor at once (larger ones on the thread
@@ -15,11 +14,7 @@ const READER = path.join(FIXTURES, 'snapshot-reader.js');
 const VERSION_SIZE = 512 * 1024;
 
 /** Descriptors of this process open on a memfd named `name`. */
-function memfds(name: string): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try { return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`/memfd:${name} `); } catch { return false; }
-  }).length;
-}
+const memfds = memfdFds;
 
 /** A version whose first word is `v` and whose other words depend on it. */
 function versionBytes(v: number, size = 64 * 1024): Uint32Array {

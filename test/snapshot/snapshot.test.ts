@@ -2,19 +2,14 @@
 // errors, peers that break the protocol, and the deprecated first API.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readdirSync, readlinkSync } from 'node:fs';
 import { closeSync, ftruncateSync } from 'node:fs';
 import {
   addSeals, type Channel, DEFAULT_MAX_SIZE, memfdCreate, MemsealError, Seal, SealedBuffer, type SnapshotDetachReason, SnapshotPublisher, SnapshotReader, type SnapshotReaderInfo, socketPair,
 } from '../../src';
-import { collectGarbage, countFds } from '../helpers';
+import { collectGarbage, countFds, memfdFds } from '../helpers';
 
 /** Descriptors of this process open on a memfd named `name`. */
-function memfds(name = 'snapshot'): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try { return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`/memfd:${name} `); } catch { return false; }
-  }).length;
-}
+const memfds = (name = 'snapshot'): number => memfdFds(name);
 
 describe('SnapshotPublisher / SnapshotReader', () => {
   const open: { close(): void }[] = [];
