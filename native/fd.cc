@@ -83,6 +83,31 @@ Napi::Value UntrackFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// untrackAll(fds: Int32Array) / closeAll(fds: Int32Array) -> undefined: untrack (closeAll: and
+// close) every descriptor of a message in one call into the addon, so that a worker terminated
+// between two of them cannot leave some untracked and not yet anybody's.
+Napi::Value UntrackAll(const Napi::CallbackInfo& info) {
+  int32_t* fds;
+  size_t n;
+  if (!ArgInt32Array(info, 0, &fds, &n)) return info.Env().Undefined();
+  for (size_t i = 0; i < n; i++) {
+    if (fds[i] >= 0) Untrack(info.Env(), fds[i]);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value CloseAll(const Napi::CallbackInfo& info) {
+  int32_t* fds;
+  size_t n;
+  if (!ArgInt32Array(info, 0, &fds, &n)) return info.Env().Undefined();
+  for (size_t i = 0; i < n; i++) {
+    if (fds[i] < 0) continue;
+    Untrack(info.Env(), fds[i]);
+    CloseFd(fds[i]);
+  }
+  return info.Env().Undefined();
+}
+
 // errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);
 // errorMessage(-errno) -> 'operation not permitted' (strerror(3), lower-cased
 // as in Node's messages: 'EBUSY: device or resource busy, fcntl(F_ADD_SEALS)').
@@ -138,6 +163,8 @@ Napi::Value ErrorMessage(const Napi::CallbackInfo& info) {
 void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
   exports.Set("untrack", Napi::Function::New(env, UntrackFd, "untrack"));
+  exports.Set("untrackAll", Napi::Function::New(env, UntrackAll, "untrackAll"));
+  exports.Set("closeAll", Napi::Function::New(env, CloseAll, "closeAll"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));

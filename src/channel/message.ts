@@ -84,9 +84,11 @@ export class Message {
     return fds;
   }
 
-  /** Closes every descriptor not taken yet. Idempotent. */
+  /** Closes every descriptor not taken yet (all in one call into the addon: a terminated worker closes all or none). Idempotent. */
   closeFds(): void {
-    for (const fd of this.takeFds()) closeQuietly(fd);
+    const fds = this.takeFds();
+    if (fds.length === 1) closeQuietly(fds[0]!);
+    else if (fds.length > 1) native.closeAll(Int32Array.from(fds));
   }
 
   [Symbol.dispose](): void {
@@ -128,7 +130,9 @@ export const receiveOwned: unique symbol = Symbol('memseal.receiveOwned');
  * message: from then on they are the program's, like any fd it opened.
  */
 export function handOver(m: Message): Message {
-  for (const fd of m.fds) native.untrack(fd);
+  // all in one call into the addon: a worker terminated here leaves every one tracked or none
+  if (m.fds.length === 1) native.untrack(m.fds[0]!);
+  else if (m.fds.length > 1) native.untrackAll(Int32Array.from(m.fds));
   return m;
 }
 

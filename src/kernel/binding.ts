@@ -55,6 +55,8 @@ export interface NativeBinding {
   dup(fd: number): number;
   /** The program takes a descriptor recvmsg() or dup() returned: teardown no longer closes it. */
   untrack(fd: number): void;
+  untrackAll(fds: Int32Array): void;
+  closeAll(fds: Int32Array): void;
   errorName(negErrno: number): string;
   errorMessage(negErrno: number): string;
   // mapping.cc

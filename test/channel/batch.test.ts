@@ -237,5 +237,33 @@ describe('Channel: messages are received in batches', function () {
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { got: ['error EMFILE', 'error EMFILE', "message 'after' with 0 fds"], closed: false });
   });
+
+  it('a message\'s descriptors are handed over and closed in one call into the addon each: a worker terminated in between leaves all tracked or none', async () => {
+    const [a, b] = socketPair({ maxFds: 253 });
+    channels.push(a, b);
+    const memfd = memfdCreate('batch-handover');
+    try {
+      await a.send('many', new Array(200).fill(memfd));
+    } finally {
+      fs.closeSync(memfd);
+    }
+    const calls: Record<string, number> = { untrack: 0, untrackAll: 0, close: 0, closeAll: 0 };
+    const saved = { untrack: native.untrack, untrackAll: native.untrackAll, close: native.close, closeAll: native.closeAll };
+    const bound = native as unknown as Record<string, (...args: unknown[]) => unknown>;
+    for (const name of Object.keys(saved) as (keyof typeof saved)[]) {
+      const real = saved[name] as ((...args: unknown[]) => unknown) | undefined;
+      bound[name] = (...args: unknown[]) => { calls[name]!++; return real?.(...args); };
+    }
+    try {
+      const m = await b.receive();
+      assert.equal(m.fds.length, 200);
+      assert.equal(calls.untrack! + calls.untrackAll!, 1, `handed over in ${JSON.stringify(calls)}`);
+      m.closeFds();
+      assert.equal(calls.close! + calls.closeAll!, 1, `closed in ${JSON.stringify(calls)}`);
+    } finally {
+      Object.assign(native, saved);
+    }
+    assert.equal(memfdFds('batch-handover'), 0, 'every descriptor closed');
+  });
 });
 
