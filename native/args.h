@@ -56,32 +56,41 @@ inline bool ArgFd(const Napi::CallbackInfo& info, size_t i, int* out) {
   return true;
 }
 
-// The bytes of a Uint8Array (or Buffer) argument, or false with a TypeError.
-inline bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* len) {
+// A typed array argument of `type`: its data and element count, from one
+// napi_get_typedarray_info (which answers napi_invalid_arg, with no exception
+// pending, for anything that is not a typed array). node-addon-api's
+// IsTypedArray() + TypedArrayType() + As<Uint8Array>() make four calls into
+// Node-API for the same answer, on paths that run once per message.
+inline bool ArgTyped(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, void** data, size_t* len,
+                     const char* what) {
   *data = nullptr;
   *len = 0;
-  if (info.Length() <= i || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    return ArgError(info, "expected a Uint8Array");
+  napi_typedarray_type t;
+  size_t n = 0;
+  void* p = nullptr;
+  if (info.Length() <= i || napi_get_typedarray_info(info.Env(), info[i], &t, &n, &p, nullptr, nullptr) != napi_ok ||
+      t != type) {
+    return ArgError(info, what);
   }
-  Napi::Uint8Array u8 = info[i].As<Napi::Uint8Array>();
-  *data = u8.Data();
-  *len = u8.ByteLength();
+  *data = p;
+  *len = n;
   return true;
+}
+
+// The bytes of a Uint8Array (or Buffer) argument, or false with a TypeError.
+inline bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* len) {
+  void* p;
+  bool ok = ArgTyped(info, i, napi_uint8_array, &p, len, "expected a Uint8Array");
+  *data = static_cast<uint8_t*>(p);
+  return ok;
 }
 
 // An Int32Array argument: its data and element count.
 inline bool ArgInt32Array(const Napi::CallbackInfo& info, size_t i, int32_t** data, size_t* len) {
-  *data = nullptr;
-  *len = 0;
-  if (info.Length() <= i || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    return ArgError(info, "expected an Int32Array");
-  }
-  Napi::Int32Array a = info[i].As<Napi::Int32Array>();
-  *data = a.Data();
-  *len = a.ElementLength();
-  return true;
+  void* p;
+  bool ok = ArgTyped(info, i, napi_int32_array, &p, len, "expected an Int32Array");
+  *data = static_cast<int32_t*>(p);
+  return ok;
 }
 
 // Result of a syscall: the value, or -errno.

@@ -70,9 +70,15 @@ bool Defer(napi_env env, void (*execute)(void*), void (*complete)(napi_env, void
 
 namespace {
 
+// Per environment: its tracked descriptors. The entry and its cleanup hook stay from the first
+// descriptor tracked until the environment goes (CloseUnadopted erases it): adding and removing
+// a hook per message cost two updates of Node's hook table and four allocations per message.
+struct Tracked {
+  std::set<int> fds;
+};
 struct Unadopted {
   std::mutex mu;
-  std::map<napi_env, std::set<int>> fds;
+  std::map<napi_env, Tracked> fds;
 };
 
 Unadopted& Pending() {
@@ -87,7 +93,7 @@ void CloseUnadopted(void* arg) {
     std::lock_guard<std::mutex> lock(Pending().mu);
     auto it = Pending().fds.find(env);
     if (it == Pending().fds.end()) return;
-    fds.swap(it->second);
+    fds.swap(it->second.fds);
     Pending().fds.erase(it);
   }
   for (int fd : fds) CloseFd(fd);
@@ -104,26 +110,18 @@ void TrackUnadopted(napi_env env, int fd) {
   bool first;
   {
     std::lock_guard<std::mutex> lock(Pending().mu);
-    auto& set = Pending().fds[env];
-    first = set.empty();
-    set.insert(fd);
+    auto ins = Pending().fds.try_emplace(env);
+    first = ins.second;
+    ins.first->second.fds.insert(fd);
   }
-  // One hook per env while it has entries (re-added when the set refills).
+  // One hook per environment, from its first tracked descriptor until it is torn down.
   if (first) napi_add_env_cleanup_hook(env, CloseUnadopted, env);
 }
 
 void Untrack(napi_env env, int fd) {
-  bool last = false;
-  {
-    std::lock_guard<std::mutex> lock(Pending().mu);
-    auto it = Pending().fds.find(env);
-    if (it == Pending().fds.end() || it->second.erase(fd) == 0) return;
-    if (it->second.empty()) {
-      Pending().fds.erase(it);
-      last = true;
-    }
-  }
-  if (last) napi_remove_env_cleanup_hook(env, CloseUnadopted, env);
+  std::lock_guard<std::mutex> lock(Pending().mu);
+  auto it = Pending().fds.find(env);
+  if (it != Pending().fds.end()) it->second.fds.erase(fd);
 }
 
 namespace {

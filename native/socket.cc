@@ -126,12 +126,10 @@ ssize_t SendOne(int fd, msghdr* msg, const int32_t* fds, size_t nfds) {
 // A typed array of `type` at arr[i]: its data and element count; false if it is not one.
 bool TypedAt(napi_env env, napi_value arr, uint32_t i, napi_typedarray_type type, void** data, size_t* len) {
   napi_value v;
-  bool is = false;
   napi_typedarray_type t;
-  napi_value ab;
-  size_t off;
-  return napi_get_element(env, arr, i, &v) == napi_ok && napi_is_typedarray(env, v, &is) == napi_ok && is &&
-         napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) == napi_ok && t == type;
+  // napi_invalid_arg (no exception pending) for anything that is not a typed array
+  return napi_get_element(env, arr, i, &v) == napi_ok &&
+         napi_get_typedarray_info(env, v, &t, len, data, nullptr, nullptr) == napi_ok && t == type;
 }
 
 // sendmsg(fd, data: Uint8Array, fds: Int32Array, to?: sunPath) -> bytes sent | -errno.

@@ -23,6 +23,18 @@ import { sendError, SendQueue } from './send-queue';
 import { validateFd, validateInteger } from '../kernel/validate';
 
 const P = native.pollConstants;
+const NO_FDS = new Int32Array(0);
+const ONE_FD = new Int32Array(1);
+
+/** `fds` for one synchronous sendmsg: no new typed array for the common 0 or 1 descriptor (the addon copies them). */
+function fdsArray(fds: readonly number[]): Int32Array {
+  if (fds.length === 0) return NO_FDS;
+  if (fds.length === 1) {
+    ONE_FD[0] = fds[0]!;
+    return ONE_FD;
+  }
+  return Int32Array.from(fds);
+}
 const construct = Symbol('Channel.construct');
 
 /**
@@ -186,15 +198,15 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
     try {
       const bytes = sendBytes(data, fds, this.#type);
       if (this.#closed) throw closedError('send');
-      const fdArr = Int32Array.from(fds);
       let sent = 0;
       if (this.#sendq.length === 0) {
-        const r = native.sendmsg(this.#fd, bytes, fdArr);
+        const r = native.sendmsg(this.#fd, bytes, fdsArray(fds));
         if (r >= bytes.byteLength) return Promise.resolve();
         if (r < 0 && r !== -E.EAGAIN) throw sendError(r);
         sent = Math.max(r, 0);  // a stream took a prefix (and the descriptors with it)
       }
-      const p = this.#sendq.push(data, bytes, fdArr, sent, this.#maxQueuedBytes, this.#maxQueuedFds);
+      // the queue keeps (and duplicates into) an array of its own
+      const p = this.#sendq.push(data, bytes, Int32Array.from(fds), sent, this.#maxQueuedBytes, this.#maxQueuedFds);
       this.#update();
       return p;
     } catch (err) {
