@@ -34,9 +34,11 @@ const figures = (x) => ({
   nodeNetUs: x.nodeNetUs.median,
   cPingPongUs: x.c.pingPongUs.median,
   fdsPerSec: x.fdsPerSec.median,
+  fdsPerSecPaced: x.fdsPerSecPaced?.median ?? NaN,
   cFdsPerSec: x.c.fdsPerSec.median,
   'pingPong÷net': x.pingPongUs.median / x.nodeNetUs.median,
   'pipelined÷C': x.fdsPerSec.median / x.c.fdsPerSec.median,
+  'paced÷C': (x.fdsPerSecPaced?.median ?? NaN) / x.c.fdsPerSec.median,
 });
 const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const load = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');

@@ -171,14 +171,22 @@ function report(r) {
   L.push('## 4. Channel: one fd per message', '');
   L.push('Ping-pong: one round trip, a descriptor each way (a message with one byte and one fd, echoed back); the ' +
     '"Node net" column is Node\'s own floor for a round trip on the same machine — one byte echoed over a Unix ' +
-    'stream socket with `net`, no descriptors. Pipelined: messages of one fd each, sent without waiting. The four are ' +
-    'interleaved in rounds of the same number of messages. Reproduce: `node bench/run.js --only channel`.', '');
-  L.push('| | ping-pong latency (µs) | C | ratio | Node net, no fds (µs) | ping-pong ÷ net | pipelined fds/s | C | ratio |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    'stream socket with `net`, no descriptors. Pipelined: messages of one fd each, sent without waiting for an ' +
+    'answer, by two senders: "paced" waits for `\'drain\'` as soon as the kernel pushes back (a message waits in the ' +
+    'send queue), as the C program blocks in `sendmsg()` and as a Node stream\'s writer waits when `write()` returns ' +
+    'false; "queued" waits only when the send queue is at its bound (`maxQueuedFds`, 1024), so most of its messages ' +
+    'wait in the queue, each owning a duplicate of its descriptor (`fcntl(F_DUPFD_CLOEXEC)`, closed once sent: what ' +
+    'lets `send()`\'s caller close its own at once). The five are interleaved in rounds of the same number of ' +
+    'messages. Reproduce: `node bench/run.js --only channel`.', '');
+  L.push('| | ping-pong latency (µs) | C | ratio | Node net, no fds (µs) | ping-pong ÷ net | pipelined fds/s, paced | queued | C | paced ÷ C | queued ÷ C |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [label, x] of [['parent and child on any CPU', r.channel.any], ['both pinned to one CPU', r.channel.pinned]]) {
     if (!x) continue;
+    const paced = x.fdsPerSecPaced?.median;
     L.push(`| ${label} | ${x.pingPongUs.median.toFixed(1)} | ${x.c.pingPongUs.median.toFixed(1)} | ${(x.pingPongUs.median / x.c.pingPongUs.median).toFixed(2)}× | ` +
       `${x.nodeNetUs.median.toFixed(1)} | ${(x.pingPongUs.median / x.nodeNetUs.median).toFixed(2)}× | ` +
-      `${Math.round(x.fdsPerSec.median)} | ${Math.round(x.c.fdsPerSec.median)} | ${(x.fdsPerSec.median / x.c.fdsPerSec.median).toFixed(2)}× |`);
+      `${paced === undefined ? '—' : Math.round(paced)} | ${Math.round(x.fdsPerSec.median)} | ${Math.round(x.c.fdsPerSec.median)} | ` +
+      `${paced === undefined ? '—' : `${(paced / x.c.fdsPerSec.median).toFixed(2)}×`} | ${(x.fdsPerSec.median / x.c.fdsPerSec.median).toFixed(2)}× |`);
   }
   L.push('');
   if (r.pubsub) L.push(...pubsub.report(r.pubsub, r.pubsubMachine));

@@ -117,21 +117,28 @@ async function channelOn({ quick, cBin }, pin) {
   const drain = spawnWorker(['drain'], pin);
   await drain.channel.receive();  // 'ready': the child's start-up is not part of the rate
   const nodeNet = await netEcho();
+  // one byte in a Buffer made once, as the net ping writes one (a string would be encoded per send)
+  const byte = Buffer.from('.');
   const ping = async () => {
     const reply = echo.channel.receive();
-    await echo.channel.send('.', [fd]);
-    for (const f of (await reply).fds) fs.closeSync(f);
+    await echo.channel.send(byte, [fd]);
+    (await reply).closeFds();
   };
-  const pipelined = async () => {
-    const done = drain.channel.receive();
+  // Pipelined, two senders: `queued` sends all n without waiting and waits for 'drain' only when the
+  // send queue is at its bound (maxQueuedFds: each message queued beyond what the kernel's buffer
+  // takes owns a duplicate of its descriptor); `paced` waits for 'drain' as soon as the kernel pushes
+  // back (a message waits in the queue), as the C program blocks in sendmsg() and as a Node stream's
+  // writer waits when write() returns false.
+  const pipelined = (paced) => async () => {
+    const ch = drain.channel;
+    const done = ch.receive();
     const a = process.hrtime.bigint();
     const sends = [];
     for (let i = 0; i < n; i++) {
-      // the send queue is bounded (maxQueuedFds): wait for it to drain, as a real sender would
-      if (drain.channel.queuedFds >= drain.channel.maxQueuedFds) await once(drain.channel, 'drain');
-      sends.push(drain.channel.send('.', [fd]));
+      if (paced ? ch.pendingSends > 0 : ch.queuedFds >= ch.maxQueuedFds) await once(ch, 'drain');
+      sends.push(ch.send(byte, [fd]));
     }
-    sends.push(drain.channel.send('end'));
+    sends.push(ch.send('end'));
     await Promise.all(sends);
     const got = Number((await done).data.toString());
     if (got !== n) throw new Error(`drain received ${got} of ${n}`);
@@ -147,13 +154,15 @@ async function channelOn({ quick, cBin }, pin) {
     for (let i = 0; i < n; i++) await fn();
     return Number(process.hrtime.bigint() - a) / n / 1000;
   };
-  const r = await lib.interleaved({ pingPongUs: loop(ping), nodeNetUs: loop(nodeNet.ping), fdsPerSec: pipelined, c }, rounds, 1);
+  const r = await lib.interleaved({
+    pingPongUs: loop(ping), nodeNetUs: loop(nodeNet.ping), fdsPerSec: pipelined(false), fdsPerSecPaced: pipelined(true), c,
+  }, rounds, 1);
   const cTimed = cRuns.slice(1);  // less the warm-up round
   echo.channel.close();
   drain.channel.close();
   await Promise.all([lib.exited(echo.child), lib.exited(drain.child), nodeNet.close()]);
   fs.closeSync(fd);
-  return { messages: n, rounds, pingPongUs: r.pingPongUs, nodeNetUs: r.nodeNetUs, fdsPerSec: r.fdsPerSec,
+  return { messages: n, rounds, pingPongUs: r.pingPongUs, nodeNetUs: r.nodeNetUs, fdsPerSec: r.fdsPerSec, fdsPerSecPaced: r.fdsPerSecPaced,
     c: { pingPongUs: r.c, fdsPerSec: lib.stats(cTimed.map((x) => x.fdsPerSec)) } };
 }
 

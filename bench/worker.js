@@ -16,7 +16,6 @@ const hold = process.argv.includes('--hold');
 let held = null;
 
 if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
-  const fs = require('node:fs');
   const { Channel } = require('..');
   const channel = Channel.fromParent();
   if (mode === 'memseal') {
@@ -37,17 +36,23 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
       }
     })().catch((err) => { console.error(err); process.exit(1); });
   } else if (mode === 'echo') {
+    // the message straight back; its descriptors may be closed as soon as send() returns (a send that
+    // has to wait owns duplicates), as Channel.send() documents
     channel.on('message', (msg) => {
-      const fd = msg.fds[0];
-      channel.send('.', [fd]).then(() => fs.closeSync(fd));
+      channel.send(msg.data, msg.fds).catch(() => {});
+      msg.closeFds();
     });
   } else {
     let n = 0;
     channel.send('ready');
     channel.on('message', (msg) => {
-      for (const fd of msg.fds) fs.closeSync(fd);
-      if (msg.fds.length) n++;
-      else { channel.send(String(n)); n = 0; }  // one answer per round: the parent measures several
+      if (msg.fds.length) {
+        n++;
+        msg.closeFds();
+      } else {
+        channel.send(String(n));  // one answer per round: the parent measures several
+        n = 0;
+      }
     });
   }
   channel.on('close', () => process.exit(0));
