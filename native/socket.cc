@@ -170,7 +170,8 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
 // descriptors fds[i], in order, until the kernel pushes back. results[i] = bytes
 // sent or -errno. Stops at EAGAIN (results[i] = -EAGAIN; message i and its
 // descriptors untouched, not counted) and after a stream took a prefix of a
-// message (counted: the caller sends the rest next, alone). Another error is
+// message (counted: the caller sends the rest next, alone; results[done] = -EAGAIN
+// then, when there is a next). Another error is
 // that message's alone (counted), and the next one is tried. The descriptors of
 // every counted message are the queue's own duplicates: they are closed here
 // (the kernel holds its own references to what went), so the caller forgets them.
@@ -213,6 +214,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     }
     if (r >= 0 && static_cast<size_t>(r) < len) {
       done++;
+      if (done < count) results[done] = -EAGAIN;  // the kernel took what it could: the next waits too
       break;
     }
   }
