@@ -164,8 +164,8 @@ export function recvBatch(fd: number, maxMsgs: number, maxFds: number, type: Soc
     const e = 2 + i * ENTRY;
     const nfds = batchInfo[e + 2]!;
     // a plain loop: a subarray() view and Array.from() cost more than the message's own work
-    const fds = new Array<number>(nfds);
-    for (let k = 0; k < nfds; k++) fds[k] = batchFds[fdAt + k]!;
+    const fds: number[] = [];
+    for (let k = 0; k < nfds; k++) fds.push(batchFds[fdAt + k]!);
     items[i] = decode(e, fds, maxFds, type);
     fdAt += nfds;
   }
