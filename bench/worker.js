@@ -39,7 +39,11 @@ if (mode === 'memseal' || mode === 'echo' || mode === 'drain') {
     // the message straight back; its descriptors may be closed as soon as send() returns (a send that
     // has to wait owns duplicates), as Channel.send() documents
     channel.on('message', (msg) => {
-      channel.send(msg.data, msg.fds).catch(() => {});
+      channel.send(msg.data, msg.fds).catch((err) => {
+        if (channel.closed) return;  // the parent went first: nothing to answer
+        console.error(err);  // a failed echo would leave the parent waiting: fail loudly
+        process.exit(1);
+      });
       msg.closeFds();
     });
   } else {

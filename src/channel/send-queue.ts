@@ -75,6 +75,7 @@ export class SendQueue {
     while (this.#jobs.length > 0) {
       const jobs = this.#jobs.peekFirst(FLUSH_BATCH);
       const done = native.sendBatch(socket, jobs.map((j) => j.data), jobs.map((j) => j.fds), results);
+      let partial = false;
       for (let i = 0; i < done; i++) {
         const job = jobs[i]!;
         const r = results[i]!;
@@ -82,6 +83,7 @@ export class SendQueue {
         job.fds = NO_FDS;  // closed by sendBatch: the kernel holds its own references to what went
         if (r >= 0 && r < job.data.byteLength) {
           job.data = job.data.subarray(r);  // a stream took a prefix and the descriptors with it: the rest goes next, alone
+          partial = true;  // the kernel took what it could: the rest waits for the socket
           continue;
         }
         this.#jobs.shift();
@@ -89,7 +91,7 @@ export class SendQueue {
         if (r >= 0) job.resolve();
         else job.reject(sendError(r));
       }
-      if (done < jobs.length && results[done] === -E.EAGAIN) break;
+      if (partial || (done < jobs.length && results[done] === -E.EAGAIN)) break;
     }
     const drained = had && this.#jobs.length === 0;
     if (drained) for (const finish of this.#drained.splice(0)) finish();

@@ -60,7 +60,8 @@ export function toBytes(data: unknown, expected = 'of type string or an instance
   accept: { strings?: boolean; arrayBuffers?: boolean } = {}): Buffer {
   if (typeof data === 'string' && accept.strings !== false) return Buffer.from(data, 'utf8');
   if (ArrayBuffer.isView(data)) {
-    if (Buffer.isBuffer(data)) return data;  // already one: no new view per call (a channel's send path)
+    // already a Buffer: no new view per call (a channel's send path) — but a detached one reads as empty
+    if (Buffer.isBuffer(data) && data.byteLength > 0) return data;
     return data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   }
   if (data instanceof ArrayBuffer && accept.arrayBuffers === true) return data.byteLength === 0 ? Buffer.alloc(0) : Buffer.from(data);

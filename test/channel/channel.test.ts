@@ -103,6 +103,34 @@ describe('Channel', () => {
       m.closeFds();
     });
 
+    it('a detached Buffer reads as an empty payload, sent at once or queued, and leaks no duplicate', async () => {
+      const [a, b] = pair();
+      const fd = fdLater(memfdWith('detached payload'));
+      const detached = (): Buffer => {
+        const buf = Buffer.from(new ArrayBuffer(16));
+        structuredClone(buf.buffer, { transfer: [buf.buffer] });  // detaches buf's memory
+        assert.equal(buf.byteLength, 0);
+        return buf;
+      };
+      const before = countFds();
+      await a.send(detached(), [fd]);  // straight to the kernel
+      const sends: Promise<void>[] = [];
+      while (a.pendingSends === 0) sends.push(a.send(Buffer.alloc(60000)));
+      sends.push(a.send(detached(), [fd]));  // waits in the queue with a duplicate of fd
+      const got: Message[] = [];
+      while (got.length < sends.length + 1) got.push(await b.receive());
+      await Promise.all(sends);
+      const empty = got.filter((m) => m.fds.length === 1);
+      assert.equal(empty.length, 2);
+      for (const m of empty) {
+        assert.equal(m.data.length, 0);
+        assert.equal(readFd(m.fds[0]!), 'detached payload');
+      }
+      for (const m of got) m.closeFds();
+      assert.equal(a.queuedFds, 0);
+      assert.equal(countFds(), before, 'the queue closed its duplicate once the message went');
+    });
+
     it('queues under backpressure and delivers everything in order', async () => {
       const [a, b] = pair();
       const n = 64;

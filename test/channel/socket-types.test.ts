@@ -126,37 +126,40 @@ describe('stream and datagram sockets', () => {
     });
 
     it('after the kernel takes part of a queued write, the flush waits for the socket instead of trying again at once', async () => {
-      const [client, ch] = await streamPair();
-      const saved = native.sendBatch;
-      let partials = 0;
-      let afterPartial = false;
-      let wasted = 0;  // calls made in the same flush right after a partial write, which the kernel refused
-      native.sendBatch = (sock, datas, fdss, results) => {
-        // entries this call does not write hold what earlier calls left there: make that a sent size,
-        // so the flush cannot take a stale entry for the kernel pushing back
-        results.fill(1);
-        const done = saved(sock, datas, fdss, results);
-        if (afterPartial && done === 0) wasted++;
-        const last = done - 1;
-        if (done > 0 && results[last]! >= 0 && results[last]! < datas[last]!.byteLength) {
-          partials++;
-          afterPartial = true;
-          queueMicrotask(() => { afterPartial = false; });  // the flush is one synchronous run
+      // many writes (the partial one is in the middle of a flush's batch), and a few (it is the batch's last)
+      for (const [count, size] of [[64, 65536], [11, 65536], [8, 60000]] as const) {
+        const [client, ch] = await streamPair();
+        const saved = native.sendBatch;
+        let partials = 0;
+        let afterPartial = false;
+        let wasted = 0;  // calls made in the same flush right after a partial write, which the kernel refused
+        native.sendBatch = (sock, datas, fdss, results) => {
+          // entries this call does not write hold what earlier calls left there: make that a sent size,
+          // so the flush cannot take a stale entry for the kernel pushing back
+          results.fill(1);
+          const done = saved(sock, datas, fdss, results);
+          if (afterPartial && done === 0) wasted++;
+          const last = done - 1;
+          if (done > 0 && results[last]! >= 0 && results[last]! < datas[last]!.byteLength) {
+            partials++;
+            afterPartial = true;
+            queueMicrotask(() => { afterPartial = false; });  // the flush is one synchronous run
+          }
+          return done;
+        };
+        try {
+          const chunk = Buffer.alloc(size, 7);
+          const sends: Promise<void>[] = [];
+          for (let i = 0; i < count; i++) sends.push(client.send(chunk));
+          let total = 0;
+          while (total < count * size) total += (await ch.receive()).data.length;
+          await Promise.all(sends);
+        } finally {
+          native.sendBatch = saved;
         }
-        return done;
-      };
-      try {
-        const chunk = Buffer.alloc(65536, 7);
-        const sends: Promise<void>[] = [];
-        for (let i = 0; i < 64; i++) sends.push(client.send(chunk));
-        let total = 0;
-        while (total < 64 * 65536) total += (await ch.receive()).data.length;
-        await Promise.all(sends);
-      } finally {
-        native.sendBatch = saved;
+        assert.ok(partials > 0, `some queued write of ${size} bytes was taken in part`);
+        assert.equal(wasted, 0, `${count} × ${size} B: ${wasted} of ${partials} partial writes were followed at once by a send the kernel refused`);
       }
-      assert.ok(partials > 0, 'some queued write was taken in part');
-      assert.equal(wasted, 0, `${wasted} of ${partials} partial writes were followed at once by a send the kernel refused`);
     });
   });
 
