@@ -86,27 +86,20 @@ Napi::Value UntrackFd(const Napi::CallbackInfo& info) {
 // untrackAll(fds: Int32Array) / closeAll(fds: Int32Array) -> undefined: untrack (closeAll: and
 // close) every descriptor of a message in one call into the addon, so that a worker terminated
 // between two of them cannot leave some untracked and not yet anybody's.
-Napi::Value UntrackAll(const Napi::CallbackInfo& info) {
-  int32_t* fds;
-  size_t n;
-  if (!ArgInt32Array(info, 0, &fds, &n)) return info.Env().Undefined();
-  for (size_t i = 0; i < n; i++) {
-    if (fds[i] >= 0) Untrack(info.Env(), fds[i]);
-  }
-  return info.Env().Undefined();
-}
-
-Napi::Value CloseAll(const Napi::CallbackInfo& info) {
+Napi::Value UntrackEach(const Napi::CallbackInfo& info, bool close) {
   int32_t* fds;
   size_t n;
   if (!ArgInt32Array(info, 0, &fds, &n)) return info.Env().Undefined();
   for (size_t i = 0; i < n; i++) {
     if (fds[i] < 0) continue;
     Untrack(info.Env(), fds[i]);
-    CloseFd(fds[i]);
+    if (close) CloseFd(fds[i]);
   }
   return info.Env().Undefined();
 }
+
+Napi::Value UntrackAll(const Napi::CallbackInfo& info) { return UntrackEach(info, false); }
+Napi::Value CloseAll(const Napi::CallbackInfo& info) { return UntrackEach(info, true); }
 
 // errorName(-errno) -> 'EPERM' (libuv's names, as in Node's own errors);
 // errorMessage(-errno) -> 'operation not permitted' (strerror(3), lower-cased

@@ -159,3 +159,20 @@ export function openPoll(fd: number, callback: (status: number, events: number) 
 export function closeQuietly(fd: number): void {
   native.close(fd);
 }
+
+/** @internal An empty descriptor list (never written to). */
+export const NO_FDS = new Int32Array(0);
+const ONE_FD = new Int32Array(1);
+
+/**
+ * @internal `fds` as the Int32Array a synchronous call into the addon takes, without a new typed array
+ * for 0 or 1 descriptors (a scratch array: valid until the next call, never to be kept).
+ */
+export function fdArgs(fds: readonly number[]): Int32Array {
+  if (fds.length === 0) return NO_FDS;
+  if (fds.length === 1) {
+    ONE_FD[0] = fds[0]!;
+    return ONE_FD;
+  }
+  return Int32Array.from(fds);
+}

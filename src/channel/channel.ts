@@ -8,7 +8,7 @@
 // 2.6.23, accept4 2.6.28, recvmmsg 2.6.33); SCM_MAX_FD is 253 since 2.6.38 (255 before).
 import { native, type PollHandle } from '../kernel/binding';
 import {
-  type ChannelOptions, channelOptions, closedError, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
+  type ChannelOptions, channelOptions, closedError, fdArgs, MAX_FDS, MAX_PAYLOAD, openPoll, type PeerCredentials,
   peerCredentials, prepareSocket, sendBytes, type SocketType, socketType,
 } from './channel-util';
 import { E, illegalConstructor, MemsealError, systemError } from '../kernel/errors';
@@ -23,18 +23,6 @@ import { sendError, SendQueue } from './send-queue';
 import { validateFd, validateInteger } from '../kernel/validate';
 
 const P = native.pollConstants;
-const NO_FDS = new Int32Array(0);
-const ONE_FD = new Int32Array(1);
-
-/** `fds` for one synchronous sendmsg: no new typed array for the common 0 or 1 descriptor (the addon copies them). */
-function fdsArray(fds: readonly number[]): Int32Array {
-  if (fds.length === 0) return NO_FDS;
-  if (fds.length === 1) {
-    ONE_FD[0] = fds[0]!;
-    return ONE_FD;
-  }
-  return Int32Array.from(fds);
-}
 const construct = Symbol('Channel.construct');
 
 /**
@@ -200,7 +188,7 @@ export class Channel extends TypedEventEmitter<ChannelEvents> {
       if (this.#closed) throw closedError('send');
       let sent = 0;
       if (this.#sendq.length === 0) {
-        const r = native.sendmsg(this.#fd, bytes, fdsArray(fds));
+        const r = native.sendmsg(this.#fd, bytes, fdArgs(fds));
         if (r >= bytes.byteLength) return Promise.resolve();
         if (r < 0 && r !== -E.EAGAIN) throw sendError(r);
         sent = Math.max(r, 0);  // a stream took a prefix (and the descriptors with it)

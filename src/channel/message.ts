@@ -7,7 +7,7 @@
 import { native } from '../kernel/binding';
 import { E, MemsealError, systemError } from '../kernel/errors';
 import { type EmitterEvents } from '../util/events';
-import { closeQuietly, MAX_FDS, MAX_PAYLOAD, type PeerCredentials, type SocketType } from './channel-util';
+import { closeQuietly, fdArgs, MAX_FDS, MAX_PAYLOAD, type PeerCredentials, type SocketType } from './channel-util';
 
 const K = native.channelConstants;
 
@@ -88,8 +88,7 @@ export class Message {
   /** Closes every descriptor not taken yet (all in one call into the addon: a terminated worker closes all or none). Idempotent. */
   closeFds(): void {
     const fds = this.takeFds();
-    if (fds.length === 1) closeQuietly(fds[0]!);
-    else if (fds.length > 1) native.closeAll(Int32Array.from(fds));
+    if (fds.length > 0) native.closeAll(fdArgs(fds));
   }
 
   [Symbol.dispose](): void {
@@ -132,8 +131,7 @@ export const receiveOwned: unique symbol = Symbol('memseal.receiveOwned');
  */
 export function handOver(m: Message): Message {
   // all in one call into the addon: a worker terminated here leaves every one tracked or none
-  if (m.fds.length === 1) native.untrack(m.fds[0]!);
-  else if (m.fds.length > 1) native.untrackAll(Int32Array.from(m.fds));
+  if (m.fds.length > 0) native.untrackAll(fdArgs(m.fds));
   return m;
 }
 

@@ -5,11 +5,10 @@
 // The Channel decides when to flush and what to emit; this file owns the
 // bookkeeping, and imports nothing of the Channel.
 import { native } from '../kernel/binding';
-import { closeQuietly, QUEUED_MESSAGE_OVERHEAD } from './channel-util';
+import { closeQuietly, NO_FDS, QUEUED_MESSAGE_OVERHEAD } from './channel-util';
 import { E, MemsealError, systemError, type SystemError } from '../kernel/errors';
 import { Queue } from '../util/queue';
 
-const NO_FDS = new Int32Array(0);
 // Messages per call into the addon when flushing, and where it writes each one's result.
 const FLUSH_BATCH = 64;
 const results = new Int32Array(FLUSH_BATCH);
